@@ -1,0 +1,2 @@
+//! The lazare install agent. `main.rs` only dispatches; everything lives here
+//! so tests can call it.

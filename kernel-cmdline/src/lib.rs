@@ -1,0 +1,1 @@
+//! Parse and format the Linux kernel command line (to be written).

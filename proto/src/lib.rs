@@ -1,0 +1,21 @@
+//! Types that cross a process boundary between the lazare agent and the
+//! install server (DESIGN.md "Server API" and "Plan"). Both sides depend on
+//! this crate; nothing here is ever copied into another crate.
+
+mod event;
+mod inventory;
+mod plan;
+mod sign;
+
+pub use event::{Event, MachineStatus, Next, NextAction, Phase};
+pub use inventory::{Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition};
+pub use plan::{
+    Action, DiskPolicy, HomePolicy, ImageFormat, ImageRef, Plan, PlanError, SwapPolicy,
+    TablePreference, User,
+};
+pub use sign::{PublicKey, SignError, SigningKey, SIGNATURE_HEADER};
+
+/// Size of one mebibyte; disk layouts align to it.
+pub const MIB: u64 = 1024 * 1024;
+/// Size of one gibibyte.
+pub const GIB: u64 = 1024 * MIB;

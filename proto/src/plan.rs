@@ -1,0 +1,233 @@
+//! What the server answers to a hello: the plan for one machine.
+
+use serde::{Deserialize, Serialize};
+
+/// The signed answer to `POST /api/v1/hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub machine_id: String,
+    pub hostname: String,
+    pub action: Action,
+    pub image: ImageRef,
+    pub disks: DiskPolicy,
+    pub locale: String,
+    pub keymap: String,
+    pub timezone: String,
+    #[serde(default)]
+    pub users: Vec<User>,
+    /// Add the "Reinstall from server" boot entry to the installed system.
+    #[serde(default = "yes")]
+    pub reinstall_entry: bool,
+    /// Seconds the agent shows the disk plan before writing (0 for labs).
+    #[serde(default = "default_countdown")]
+    pub countdown_secs: u32,
+    /// Server nonce: fresh per answer, so a recorded plan is recognisable
+    /// and the agent can credit it as entropy.
+    #[serde(default)]
+    pub nonce: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_countdown() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Partition, install the image, reboot.
+    Install,
+    /// Nothing to do: report and power off.
+    Inventory,
+    /// Wait and ask again later (the admin has not approved this machine).
+    Wait,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// Profile name (`standard`, `light`, `test`).
+    pub name: String,
+    /// Absolute URL or a path relative to the server base URL (`/images/x.tar.zst`).
+    pub url: String,
+    /// Lowercase hex sha256 of the compressed file.
+    pub sha256: String,
+    /// Size of the compressed file in bytes.
+    pub size: u64,
+    pub format: ImageFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageFormat {
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    #[serde(rename = "tar.zst")]
+    TarZst,
+}
+
+impl ImageFormat {
+    /// Guess from a file name's extension.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+            Some(Self::TarGz)
+        } else if name.ends_with(".tar.zst") {
+            Some(Self::TarZst)
+        } else {
+            None
+        }
+    }
+}
+
+/// How the agent may lay out the disks (the input of disk planning next to
+/// the inventory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskPolicy {
+    /// Smallest root filesystem the image needs, in bytes.
+    pub root_min: u64,
+    #[serde(default)]
+    pub home: HomePolicy,
+    #[serde(default)]
+    pub swap: SwapPolicy,
+    #[serde(default)]
+    pub table: TablePreference,
+    /// Disk names never to touch (besides removable media and the boot device,
+    /// which are never touched anyway).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl Default for DiskPolicy {
+    fn default() -> Self {
+        DiskPolicy {
+            root_min: 3 * crate::GIB,
+            home: HomePolicy::default(),
+            swap: SwapPolicy::default(),
+            table: TablePreference::default(),
+            exclude: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HomePolicy {
+    /// Keep an existing /home partition byte-for-byte; make one if none exists.
+    #[default]
+    Preserve,
+    /// Wipe everything, /home included.
+    Fresh,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "bytes")]
+pub enum SwapPolicy {
+    /// Sized from RAM.
+    #[default]
+    Auto,
+    None,
+    Fixed(u64),
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TablePreference {
+    /// GPT on UEFI; MBR on BIOS for disks up to 2 TiB (old BIOSes choke on GPT).
+    #[default]
+    Auto,
+    Gpt,
+    Mbr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    #[serde(default)]
+    pub full_name: String,
+    /// crypt(3) hash as in /etc/shadow; `None` locks the password.
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlanError {
+    #[error("the plan is for machine {got}, not this one ({want})")]
+    WrongMachine { want: String, got: String },
+    #[error("the plan's image sha256 {0:?} is not 64 hex characters")]
+    BadSha256(String),
+    #[error("the plan's hostname {0:?} is not a valid host name")]
+    BadHostname(String),
+    #[error("the plan's user name {0:?} is not a valid user name")]
+    BadUser(String),
+}
+
+impl Plan {
+    /// Checks a (signature-verified) plan before anything acts on it.
+    pub fn validate_for(&self, machine_id: &str) -> Result<(), PlanError> {
+        if self.machine_id != machine_id {
+            return Err(PlanError::WrongMachine { want: machine_id.into(), got: self.machine_id.clone() });
+        }
+        let sha = &self.image.sha256;
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(PlanError::BadSha256(sha.clone()));
+        }
+        if !valid_hostname(&self.hostname) {
+            return Err(PlanError::BadHostname(self.hostname.clone()));
+        }
+        for u in &self.users {
+            let ok = !u.name.is_empty()
+                && u.name.len() <= 32
+                && u.name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && u.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            if !ok {
+                return Err(PlanError::BadUser(u.name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// RFC 1123 host name label(s).
+pub fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_json_shape() {
+        let p: DiskPolicy = serde_json::from_str(r#"{"root_min": 1000, "swap": {"kind": "fixed", "bytes": 5}}"#).unwrap();
+        assert_eq!(p.swap, SwapPolicy::Fixed(5));
+        assert_eq!(p.home, HomePolicy::Preserve);
+        let s = serde_json::to_string(&SwapPolicy::Auto).unwrap();
+        assert_eq!(s, r#"{"kind":"auto"}"#);
+    }
+
+    #[test]
+    fn image_format_names() {
+        assert_eq!(serde_json::to_string(&ImageFormat::TarZst).unwrap(), r#""tar.zst""#);
+        assert_eq!(ImageFormat::from_file_name("x.tar.gz"), Some(ImageFormat::TarGz));
+        assert_eq!(ImageFormat::from_file_name("x.iso"), None);
+    }
+
+    #[test]
+    fn hostnames() {
+        assert!(valid_hostname("pc-042"));
+        assert!(!valid_hostname("-pc"));
+        assert!(!valid_hostname("pc_1"));
+        assert!(!valid_hostname(""));
+    }
+}

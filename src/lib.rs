@@ -1,0 +1,1 @@
+//! The `lazare` CLI as a library: build, serve, image, inspect, vm.
