@@ -1,4 +1,43 @@
+//! `lazare-agent`: PID 1 of the boot CD, and host-runnable seams
+//! (`config`, `plan`) for tests and volunteers. Logic lives in the library.
+
+use clap::{Parser, Subcommand};
+use lazare_agent::{config, init, plancli};
+
+#[derive(Parser)]
+#[command(
+    name = "lazare-agent",
+    version,
+    about = "The lazare install agent (PID 1 of the boot CD)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the configuration resolved from a kernel command line as JSON.
+    Config(config::ConfigArgs),
+    /// Print the disk layout for an inventory and a policy as JSON.
+    Plan(plancli::PlanArgs),
+    /// Run as the boot CD's init (the default when started as PID 1).
+    Init,
+}
+
 fn main() {
-    eprintln!("lazare-agent: not implemented yet");
-    std::process::exit(1);
+    // As PID 1 the kernel passes its own leftover arguments: never parse them.
+    if std::process::id() == 1 {
+        init::run();
+    }
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Some(Cmd::Config(args)) => config::run(&args),
+        Some(Cmd::Plan(args)) => plancli::run(&args),
+        Some(Cmd::Init) | None => init::run(),
+    };
+    if let Err(e) = result {
+        eprintln!("lazare-agent: {e:#}");
+        std::process::exit(1);
+    }
 }

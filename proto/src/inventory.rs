@@ -139,7 +139,10 @@ impl Inventory {
             }
             for p in &d.partitions {
                 if p.start.checked_add(p.size).is_none_or(|end| end > d.size_bytes) {
-                    return Err(InventoryError::PartitionOutside { disk: d.name.clone(), number: p.number });
+                    return Err(InventoryError::PartitionOutside {
+                        disk: d.name.clone(),
+                        number: p.number,
+                    });
                 }
             }
         }
@@ -154,7 +157,8 @@ impl Inventory {
 
 fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -166,13 +170,24 @@ mod tests {
     use super::*;
 
     fn dmi() -> Dmi {
-        Dmi { vendor: Some("QEMU".into()), product: Some("Standard PC".into()), serial: None, uuid: Some("1234".into()) }
+        Dmi {
+            vendor: Some("QEMU".into()),
+            product: Some("Standard PC".into()),
+            serial: None,
+            uuid: Some("1234".into()),
+        }
     }
 
     #[test]
     fn machine_id_ignores_nic_order_and_case() {
-        let a = Inventory::compute_machine_id(&dmi(), &["52:54:00:12:34:56".into(), "52:54:00:AA:BB:CC".into()]);
-        let b = Inventory::compute_machine_id(&dmi(), &["52:54:00:aa:bb:cc".into(), "52:54:00:12:34:56".into()]);
+        let a = Inventory::compute_machine_id(
+            &dmi(),
+            &["52:54:00:12:34:56".into(), "52:54:00:AA:BB:CC".into()],
+        );
+        let b = Inventory::compute_machine_id(
+            &dmi(),
+            &["52:54:00:aa:bb:cc".into(), "52:54:00:12:34:56".into()],
+        );
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
     }

@@ -168,7 +168,10 @@ impl Plan {
     /// Checks a (signature-verified) plan before anything acts on it.
     pub fn validate_for(&self, machine_id: &str) -> Result<(), PlanError> {
         if self.machine_id != machine_id {
-            return Err(PlanError::WrongMachine { want: machine_id.into(), got: self.machine_id.clone() });
+            return Err(PlanError::WrongMachine {
+                want: machine_id.into(),
+                got: self.machine_id.clone(),
+            });
         }
         let sha = &self.image.sha256;
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -181,7 +184,9 @@ impl Plan {
             let ok = !u.name.is_empty()
                 && u.name.len() <= 32
                 && u.name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-                && u.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+                && u.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
             if !ok {
                 return Err(PlanError::BadUser(u.name.clone()));
             }
@@ -209,7 +214,9 @@ mod tests {
 
     #[test]
     fn policy_json_shape() {
-        let p: DiskPolicy = serde_json::from_str(r#"{"root_min": 1000, "swap": {"kind": "fixed", "bytes": 5}}"#).unwrap();
+        let p: DiskPolicy =
+            serde_json::from_str(r#"{"root_min": 1000, "swap": {"kind": "fixed", "bytes": 5}}"#)
+                .unwrap();
         assert_eq!(p.swap, SwapPolicy::Fixed(5));
         assert_eq!(p.home, HomePolicy::Preserve);
         let s = serde_json::to_string(&SwapPolicy::Auto).unwrap();

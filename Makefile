@@ -1,0 +1,52 @@
+# lazare: one entry point per job. `make demo` is the newcomer's first command,
+# `make test` runs every test (CI calls it through .ci/run).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+TARGET := x86_64-unknown-linux-gnu
+AGENT := target/$(TARGET)/release/lazare-agent
+CLI := target/release/lazare
+export LAZARE_AGENT := $(CURDIR)/$(AGENT)
+
+# Debian 12 packages the builder, the tests and the demo use. xorriso is only
+# a test oracle and a benchmark peer, never a build dependency.
+DEB_PACKAGES := linux-image-amd64 isolinux syslinux-common grub-efi-amd64-bin \
+	grub-efi-amd64-signed shim-signed grub-pc-bin ovmf qemu-system-x86 \
+	qemu-utils e2fsprogs mmdebstrap dnsmasq-base xorriso socat iproute2 cpio \
+	openssl chromium zstd
+
+.PHONY: all deps build agent cli test lint fmt e2e bench demo images clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "make deps: installing$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "make deps: all Debian packages present"; fi
+
+# The agent is PID 1 of the CD: static (no program interpreter), size-optimised.
+agent:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --locked \
+		--target $(TARGET) -p lazare-agent
+
+cli:
+	$(CARGO) build --release --locked -p lazare
+
+build: agent cli
+
+test: deps build
+	$(CARGO) test --workspace --locked --release -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
