@@ -1,1 +1,11 @@
 //! The `lazare` CLI as a library: build, serve, image, inspect, vm.
+
+pub mod build;
+pub mod cli;
+pub mod image;
+pub mod initramfs;
+pub mod inspect;
+pub mod iso;
+pub mod key;
+pub mod serve;
+pub mod vm;

@@ -1,4 +1,11 @@
+//! `lazare`: thin entry point; every command lives in the library.
+
+use clap::Parser;
+
 fn main() {
-    eprintln!("lazare: not implemented yet");
-    std::process::exit(1);
+    let cli = lazare::cli::Cli::parse();
+    if let Err(e) = lazare::cli::run(cli) {
+        eprintln!("lazare: {e:#}");
+        std::process::exit(1);
+    }
 }

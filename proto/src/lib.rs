@@ -10,8 +10,8 @@ mod sign;
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
 pub use inventory::{Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition};
 pub use plan::{
-    Action, DiskPolicy, HomePolicy, ImageFormat, ImageRef, Plan, PlanError, SwapPolicy,
-    TablePreference, User,
+    Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Plan, PlanError,
+    SwapPolicy, TablePreference, User,
 };
 pub use sign::{PublicKey, SignError, SigningKey, SIGNATURE_HEADER};
 

@@ -238,3 +238,28 @@ mod tests {
         assert!(!valid_hostname(""));
     }
 }
+
+/// `<image>.json` written by `lazare image build` beside the compressed
+/// tarball; `lazare image add` copies both into the server's data dir, and
+/// the server builds [`ImageRef`]s from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageManifest {
+    /// Profile name: `standard`, `light`, `test`.
+    pub name: String,
+    /// File name of the tarball, in the same directory as the manifest.
+    pub file: String,
+    pub sha256: String,
+    /// Compressed size in bytes.
+    pub size: u64,
+    pub format: ImageFormat,
+    /// Bytes the unpacked tree occupies (the root filesystem must be larger).
+    pub installed_size: u64,
+    /// Debian suite the image was built from.
+    pub suite: String,
+    /// Default locale/keymap/timezone baked into the profile.
+    pub locale: String,
+    pub keymap: String,
+    pub timezone: String,
+    /// Unix time of the build (SOURCE_DATE_EPOCH when set).
+    pub created: u64,
+}

@@ -1,0 +1,1 @@
+//! Disk planning (being written).

@@ -1,0 +1,1 @@
+//! Initramfs writer (being written).

@@ -1,0 +1,1 @@
+//! ISO 9660 writer (being written).

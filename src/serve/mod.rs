@@ -1,0 +1,8 @@
+//! `lazare serve` (being written).
+
+#[derive(clap::Args)]
+pub struct ServeArgs {}
+
+pub fn run(_args: &ServeArgs) -> anyhow::Result<()> {
+    anyhow::bail!("`lazare serve` is not implemented yet")
+}
