@@ -51,6 +51,19 @@ pub struct Disk {
     #[serde(default = "default_sector")]
     pub sector_size: u32,
     pub partitions: Vec<Partition>,
+    /// Partition table found on the disk (`None`: none or unrecognised).
+    /// Disk planning needs it to rebuild a table around a kept /home.
+    #[serde(default)]
+    pub table: Option<PartitionTable>,
+}
+
+/// Kind of partition table on a disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionTable {
+    /// MS-DOS / MBR (`dos` in sfdisk's words).
+    Mbr,
+    Gpt,
 }
 
 fn default_sector() -> u32 {

@@ -8,7 +8,9 @@ mod plan;
 mod sign;
 
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
-pub use inventory::{Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition};
+pub use inventory::{
+    Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
+};
 pub use plan::{
     Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Plan, PlanError,
     SwapPolicy, TablePreference, User,
