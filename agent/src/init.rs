@@ -1,8 +1,269 @@
-//! PID 1 (placeholder until the agent runtime lands).
+//! PID 1 of the boot CD. It sets up the basics as a declarative list of
+//! steps (u-root libinit style, each printable), prints the banner, then
+//! runs the agent's work in a child process and reaps every process that
+//! ends (orphans are re-parented to PID 1). When the agent fails or dies it
+//! offers retry, shell, reboot or power off. It never returns: the kernel
+//! panics when PID 1 exits.
 
+use std::fmt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::screen::{self, Screen};
+use crate::{settings, sys};
+
+/// One setup step of PID 1.
+#[derive(Debug, Clone, Copy)]
+pub enum InitStep {
+    Dir(&'static str),
+    Mount {
+        src: &'static str,
+        target: &'static str,
+        fstype: &'static str,
+        flags: u64,
+        data: Option<&'static str>,
+    },
+    /// Mount only when the target directory exists (e.g. efivarfs on UEFI).
+    MountIfPresent {
+        src: &'static str,
+        target: &'static str,
+        fstype: &'static str,
+    },
+    Symlink {
+        target: &'static str,
+        link: &'static str,
+    },
+    /// Write a kernel setting; skipped when the file does not exist.
+    Write {
+        path: &'static str,
+        contents: &'static str,
+    },
+}
+
+const NOSUID_NODEV_NOEXEC: u64 = sys::MS_NOSUID | sys::MS_NODEV | sys::MS_NOEXEC;
+
+/// Everything PID 1 sets up before the agent runs.
+pub const STEPS: &[InitStep] = &[
+    InitStep::Dir("/proc"),
+    InitStep::Mount {
+        src: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+    },
+    InitStep::Dir("/sys"),
+    InitStep::Mount {
+        src: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: NOSUID_NODEV_NOEXEC,
+        data: None,
+    },
+    InitStep::Dir("/dev"),
+    InitStep::Mount {
+        src: "devtmpfs",
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: sys::MS_NOSUID,
+        data: Some("mode=0755"),
+    },
+    InitStep::Dir("/dev/pts"),
+    InitStep::Mount {
+        src: "devpts",
+        target: "/dev/pts",
+        fstype: "devpts",
+        flags: sys::MS_NOSUID | sys::MS_NOEXEC,
+        data: Some("gid=5,mode=620,ptmxmode=666"),
+    },
+    InitStep::Dir("/run"),
+    InitStep::Mount {
+        src: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: sys::MS_NOSUID | sys::MS_NODEV,
+        data: Some("mode=0755"),
+    },
+    InitStep::Dir("/tmp"),
+    InitStep::Mount {
+        src: "tmpfs",
+        target: "/tmp",
+        fstype: "tmpfs",
+        flags: sys::MS_NOSUID | sys::MS_NODEV,
+        data: Some("mode=1777"),
+    },
+    InitStep::MountIfPresent {
+        src: "efivarfs",
+        target: "/sys/firmware/efi/efivars",
+        fstype: "efivarfs",
+    },
+    // The kernel runs its module requests (fs-ext4, crypto-crc32c…) through
+    // this helper: point it at ourselves, `main` dispatches on argv[0].
+    InitStep::Dir("/sbin"),
+    InitStep::Symlink { target: "/init", link: "/sbin/modprobe" },
+    InitStep::Write { path: "/proc/sys/kernel/modprobe", contents: "/sbin/modprobe\n" },
+    // Keep kernel chatter from scribbling over the staff's screen.
+    InitStep::Write { path: "/proc/sys/kernel/printk", contents: "3 4 1 3\n" },
+];
+
+impl fmt::Display for InitStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitStep::Dir(d) => write!(f, "mkdir {d}"),
+            InitStep::Mount { src, target, fstype, data, .. } => {
+                write!(f, "mount -t {fstype} {src} {target}")?;
+                data.map_or(Ok(()), |d| write!(f, " -o {d}"))
+            }
+            InitStep::MountIfPresent { src, target, fstype } => {
+                write!(f, "mount -t {fstype} {src} {target} (if present)")
+            }
+            InitStep::Symlink { target, link } => write!(f, "ln -s {target} {link}"),
+            InitStep::Write { path, contents } => {
+                write!(f, "echo {:?} > {path}", contents.trim_end())
+            }
+        }
+    }
+}
+
+impl InitStep {
+    pub fn apply(&self) -> std::io::Result<()> {
+        match *self {
+            InitStep::Dir(d) => std::fs::create_dir_all(d),
+            InitStep::Mount { src, target, fstype, flags, data } => {
+                sys::mount(src, target, fstype, flags, data)
+            }
+            InitStep::MountIfPresent { src, target, fstype } => {
+                if Path::new(target).is_dir() && !sys::is_mounted(Path::new(target)) {
+                    sys::mount(
+                        src,
+                        target,
+                        fstype,
+                        sys::MS_NOSUID | sys::MS_NODEV | sys::MS_NOEXEC,
+                        None,
+                    )?;
+                }
+                Ok(())
+            }
+            InitStep::Symlink { target, link } => sys::symlink(target, link),
+            InitStep::Write { path, contents } => match std::fs::write(path, contents) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            },
+        }
+    }
+}
+
+/// Exit code of the agent child after it showed its own failure.
+pub const EXIT_FAILED: i32 = 2;
+
+/// PID 1's main: set up, banner, supervise. Never returns.
 pub fn run() -> ! {
-    eprintln!("lazare-agent: init is not implemented yet");
+    let errors: Vec<String> =
+        STEPS.iter().filter_map(|s| s.apply().err().map(|e| format!("{s}: {e}"))).collect();
+    let screen = Screen::open_console();
+    for s in STEPS {
+        screen.note(&s.to_string());
+    }
+    for e in &errors {
+        screen.warn(&format!("setup: {e}"));
+    }
+    if let Err(e) = crate::entropy::credit_boot_entropy() {
+        screen.warn(&format!("crediting entropy: {e} (network encryption may stall)"));
+    }
+    banner(&screen);
+    supervise(&screen)
+}
+
+/// The first lines a person (or a test on the serial console) sees.
+fn banner(screen: &Screen) {
+    match settings::load(Path::new("/")) {
+        Ok(s) => screen.line(&format!(
+            "lazare-agent {} server={} action={}",
+            env!("CARGO_PKG_VERSION"),
+            s.server.as_deref().unwrap_or("(none)"),
+            s.action.as_str()
+        )),
+        Err(e) => {
+            screen.line(&format!("lazare-agent {} config error: {e:#}", env!("CARGO_PKG_VERSION")))
+        }
+    }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    screen.line(&format!("cmdline: {}", cmdline.trim_end_matches('\n')));
+}
+
+/// Runs the agent as a child, reaps everything, handles its end.
+fn supervise(screen: &Screen) -> ! {
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        let code = match spawn_self("agent") {
+            Ok(pid) => wait_for(pid),
+            Err(e) => {
+                screen.failure(
+                    "The install program could not start.",
+                    &format!("spawning the agent: {e}"),
+                );
+                EXIT_FAILED
+            }
+        };
+        if code != EXIT_FAILED {
+            screen.failure(
+                "The install program stopped unexpectedly.",
+                &format!("agent exit status {code}"),
+            );
+        }
+        offer_choices(screen);
+    }
+}
+
+fn spawn_self(sub: &str) -> std::io::Result<u32> {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
+    let child = Command::new(exe).arg(sub).stdin(Stdio::null()).spawn()?;
+    Ok(child.id())
+}
+
+/// Reaps children until `pid` ends; returns its status code.
+fn wait_for(pid: u32) -> i32 {
+    loop {
+        match sys::wait_any() {
+            Some((p, code)) if p == pid => return code,
+            Some(_) => continue,
+            None => return -1,
+        }
+    }
+}
+
+/// Retry, shell, reboot or power off; returns when the user asks to retry.
+pub fn offer_choices(screen: &Screen) {
+    loop {
+        screen.line("Type a letter and press Enter:  r = try again   s = shell   b = restart   p = power off");
+        match screen::read_choice() {
+            Some('r') | Some('\n') => return,
+            Some('s') => run_shell(screen),
+            Some('b') => screen.failure("Could not restart.", &sys::restart().to_string()),
+            Some('p') => screen.failure("Could not power off.", &sys::power_off().to_string()),
+            Some(_) => continue,
+            None => {
+                // No keyboard to read from: wait and try again by itself.
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                return;
+            }
+        }
+    }
+}
+
+/// Runs /bin/sh on the console when the CD carries one.
+pub fn run_shell(screen: &Screen) {
+    if !Path::new("/bin/sh").exists() {
+        screen.line("This CD carries no shell (/bin/sh is missing).");
+        return;
+    }
+    screen.line("Starting a shell; type `exit` to come back.");
+    match Command::new("/bin/sh").spawn() {
+        Ok(child) if std::process::id() == 1 => {
+            wait_for(child.id());
+        }
+        Ok(mut child) => {
+            let _ = child.wait();
+        }
+        Err(e) => screen.failure("The shell did not start.", &e.to_string()),
     }
 }

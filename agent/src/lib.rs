@@ -2,5 +2,10 @@
 //! so tests can call it.
 
 pub mod config;
+pub mod entropy;
+pub mod flow;
 pub mod init;
 pub mod plancli;
+pub mod screen;
+pub mod settings;
+pub mod sys;

@@ -2,7 +2,7 @@
 //! (`config`, `plan`) for tests and volunteers. Logic lives in the library.
 
 use clap::{Parser, Subcommand};
-use lazare_agent::{config, init, plancli};
+use lazare_agent::{config, flow, init, plancli};
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +23,9 @@ enum Cmd {
     Plan(plancli::PlanArgs),
     /// Run as the boot CD's init (the default when started as PID 1).
     Init,
+    /// The agent's work (hardware, network, server); PID 1 runs it as a child.
+    #[command(hide = true)]
+    Agent,
 }
 
 fn main() {
@@ -35,6 +38,7 @@ fn main() {
         Some(Cmd::Config(args)) => config::run(&args),
         Some(Cmd::Plan(args)) => plancli::run(&args),
         Some(Cmd::Init) | None => init::run(),
+        Some(Cmd::Agent) => flow::run(),
     };
     if let Err(e) = result {
         eprintln!("lazare-agent: {e:#}");
