@@ -1,0 +1,518 @@
+//! One `ip=` value: the kernel's grammar (Documentation/admin-guide/nfs/nfsroot.rst)
+//! and dracut's (dracut.cmdline(7)), which extends it.
+//!
+//! ```text
+//! ip=<autoconf>[,<autoconf>...]                                    (Short)
+//! ip=<device>:<autoconf>[:[<mtu>][:<macaddr>]]                       (Device, dracut)
+//! ip=<client-ip>:<server-ip>:<gw-ip>:<netmask>:<hostname>:<device>:<autoconf>
+//!    [:<dns0-ip>[:<dns1-ip>[:<ntp0-ip>]]]                              (Full, kernel)
+//!    [:[<mtu>][:<macaddr>]]                                           (Full, dracut)
+//! ```
+//! IPv6 addresses are written in brackets (`[2001:db8::1]`), as dracut wants.
+//! Parsing is total over the documented forms, including ones lazare cannot
+//! carry out (rarp, ibft, dhcp6): deciding that is `resolve`'s job.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
+
+/// The `<autoconf>` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Autoconf {
+    Off,
+    None,
+    On,
+    Any,
+    Dhcp,
+    Bootp,
+    Rarp,
+    Both,
+    Dhcp6,
+    Auto6,
+    Either6,
+    Link6,
+    SingleDhcp,
+    Ibft,
+}
+
+const AUTOCONF_WORDS: [(&str, Autoconf); 14] = [
+    ("off", Autoconf::Off),
+    ("none", Autoconf::None),
+    ("on", Autoconf::On),
+    ("any", Autoconf::Any),
+    ("dhcp", Autoconf::Dhcp),
+    ("bootp", Autoconf::Bootp),
+    ("rarp", Autoconf::Rarp),
+    ("both", Autoconf::Both),
+    ("dhcp6", Autoconf::Dhcp6),
+    ("auto6", Autoconf::Auto6),
+    ("either6", Autoconf::Either6),
+    ("link6", Autoconf::Link6),
+    ("single-dhcp", Autoconf::SingleDhcp),
+    ("ibft", Autoconf::Ibft),
+];
+
+const AUTOCONF_EXPECTED: &str =
+    "expected off, none, on, any, dhcp, bootp, rarp, both, dhcp6, auto6, either6, link6, single-dhcp or ibft";
+
+impl Autoconf {
+    pub fn as_str(self) -> &'static str {
+        AUTOCONF_WORDS.iter().find(|(_, a)| *a == self).map(|(w, _)| *w).unwrap_or("?")
+    }
+
+    fn from_word(w: &str) -> Option<Autoconf> {
+        AUTOCONF_WORDS.iter().find(|(word, _)| *word == w).map(|(_, a)| *a)
+    }
+
+    /// A comma separated list (`dhcp,dhcp6`), as dracut accepts.
+    fn parse_list(s: &str) -> Option<Vec<Autoconf>> {
+        s.split(',').map(Autoconf::from_word).collect()
+    }
+}
+
+impl fmt::Display for Autoconf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A netmask, dotted (`255.255.255.0`, contiguous) or a prefix length (`24`, `64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Netmask {
+    Dotted(Ipv4Addr),
+    Prefix(u8),
+}
+
+impl Netmask {
+    /// The prefix length (a dotted mask is contiguous by construction).
+    pub fn prefix_len(self) -> u8 {
+        match self {
+            Netmask::Dotted(m) => u32::from(m).leading_ones() as u8,
+            Netmask::Prefix(p) => p,
+        }
+    }
+
+    /// The dotted IPv4 form, when the prefix fits IPv4.
+    pub fn to_ipv4(self) -> Option<Ipv4Addr> {
+        let p = u32::from(self.prefix_len());
+        (p <= 32).then(|| Ipv4Addr::from(u32::MAX.checked_shl(32 - p).unwrap_or(0)))
+    }
+}
+
+impl fmt::Display for Netmask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Netmask::Dotted(m) => write!(f, "{m}"),
+            Netmask::Prefix(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// A MAC address (`52:54:00:12:34:56`), written in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
+}
+
+/// Which spelling an `ip=` used; kept so that formatting gives the same form back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IpForm {
+    /// `ip=dhcp`, `ip=off`, `ip=dhcp,dhcp6`
+    Short,
+    /// dracut's `ip=<device>:<autoconf>[:[mtu][:mac]]`
+    Device,
+    /// the kernel's colon separated fields (with dracut's extensions)
+    Full,
+}
+
+/// One `ip=` value. Empty fields are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IpConfig {
+    pub form: IpForm,
+    pub client: Option<IpAddr>,
+    /// `<server-ip>` (dracut's `<peer>`): the NFS server for the kernel, the
+    /// install server for lazare.
+    pub server: Option<IpAddr>,
+    pub gateway: Option<IpAddr>,
+    pub netmask: Option<Netmask>,
+    pub hostname: Option<String>,
+    pub device: Option<String>,
+    /// Empty when the field is empty (the kernel then tries any protocol).
+    pub autoconf: Vec<Autoconf>,
+    /// `<dns0-ip>`, `<dns1-ip>` (empty ones skipped).
+    pub dns: Vec<IpAddr>,
+    pub ntp: Option<IpAddr>,
+    pub mtu: Option<u16>,
+    pub mac: Option<MacAddr>,
+}
+
+/// An `ip=` value that cannot be read; names the field and what it expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ip={value}: {field}: {reason}")]
+#[non_exhaustive]
+pub struct IpError {
+    /// The whole `ip=` value.
+    pub value: String,
+    /// The field of the grammar, e.g. `client-ip`, `netmask`, `autoconf`.
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// One colon separated field; `bracketed` when written as `[...]`.
+#[derive(Debug, Clone, Copy)]
+struct Field<'a> {
+    text: &'a str,
+    bracketed: bool,
+}
+
+/// Split on `:` except inside `[...]`, as dracut's `ip_to_var` does.
+fn split_fields(s: &str) -> Vec<Field<'_>> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    loop {
+        if let Some(inner) = rest.strip_prefix('[') {
+            if let Some(close) = inner.find(']') {
+                let after = &inner[close + 1..];
+                if after.is_empty() || after.starts_with(':') {
+                    out.push(Field { text: &inner[..close], bracketed: true });
+                    match after.strip_prefix(':') {
+                        Some(r) => {
+                            rest = r;
+                            continue;
+                        }
+                        None => return out,
+                    }
+                }
+            }
+        }
+        match rest.split_once(':') {
+            Some((f, r)) => {
+                out.push(Field { text: f, bracketed: false });
+                rest = r;
+            }
+            None => {
+                out.push(Field { text: rest, bracketed: false });
+                return out;
+            }
+        }
+    }
+}
+
+struct Ctx<'a> {
+    value: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: &'static str, reason: impl Into<String>) -> IpError {
+        IpError { value: self.value.to_string(), field, reason: reason.into() }
+    }
+
+    fn addr(&self, f: Field<'_>, name: &'static str) -> Result<Option<IpAddr>, IpError> {
+        if f.text.is_empty() && !f.bracketed {
+            return Ok(None);
+        }
+        let parsed = f.text.parse::<IpAddr>().ok().filter(|a| a.is_ipv6() == f.bracketed);
+        match parsed {
+            Some(a) => Ok(Some(a)),
+            None if f.bracketed => {
+                Err(self.err(name, format!("[{}] is not an IPv6 address", f.text)))
+            }
+            None => Err(self
+                .err(name, format!("{} is not an IPv4 address (IPv6 goes in brackets)", f.text))),
+        }
+    }
+
+    fn plain<'b>(&self, f: Field<'b>, name: &'static str) -> Result<&'b str, IpError> {
+        if f.bracketed {
+            return Err(
+                self.err(name, format!("[{}]: brackets are only for IPv6 addresses", f.text))
+            );
+        }
+        Ok(f.text)
+    }
+
+    fn netmask(&self, f: Field<'_>, client: Option<IpAddr>) -> Result<Option<Netmask>, IpError> {
+        let t = self.plain(f, "netmask")?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let max = if matches!(client, Some(IpAddr::V4(_))) { 32 } else { 128 };
+        if let Ok(p) = t.parse::<u8>() {
+            if p <= max && t.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(Some(Netmask::Prefix(p)));
+            }
+            return Err(self.err("netmask", format!("prefix length {t} is larger than {max}")));
+        }
+        let m: Ipv4Addr = t.parse().map_err(|_| {
+            self.err("netmask", format!("{t} is neither a dotted IPv4 netmask nor a prefix length"))
+        })?;
+        let bits = u32::from(m);
+        if bits.leading_ones() + bits.trailing_zeros() != 32 {
+            return Err(self.err("netmask", format!("{t} is not contiguous (ones then zeros)")));
+        }
+        Ok(Some(Netmask::Dotted(m)))
+    }
+
+    fn hostname(&self, f: Field<'_>) -> Result<Option<String>, IpError> {
+        let t = self.plain(f, "hostname")?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        // The kernel keeps at most 64 bytes (__NEW_UTS_LEN).
+        let ok_chars = t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        if t.len() > 64 || !ok_chars {
+            return Err(self.err(
+                "hostname",
+                format!("{t:?}: expected at most 64 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        Ok(Some(t.to_string()))
+    }
+
+    fn device(&self, f: Field<'_>) -> Result<Option<String>, IpError> {
+        let t = self.plain(f, "device")?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        // Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no '/' or blanks.
+        let bad = t.len() > 15
+            || t == "."
+            || t == ".."
+            || t.bytes().any(|b| b == b'/' || b <= b' ' || b == b',');
+        if bad {
+            return Err(self.err("device", format!("{t:?} is not a network interface name")));
+        }
+        Ok(Some(t.to_string()))
+    }
+
+    fn autoconf(&self, f: Field<'_>) -> Result<Vec<Autoconf>, IpError> {
+        let t = self.plain(f, "autoconf")?;
+        if t.is_empty() {
+            return Ok(Vec::new());
+        }
+        Autoconf::parse_list(t)
+            .ok_or_else(|| self.err("autoconf", format!("{t}: {AUTOCONF_EXPECTED}")))
+    }
+
+    fn mtu(&self, f: Field<'_>) -> Result<Option<u16>, IpError> {
+        let t = self.plain(f, "mtu")?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        match t.parse::<u16>() {
+            Ok(m) if m >= 68 && t.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(m)),
+            _ => Err(self.err("mtu", format!("{t}: expected a number from 68 to 65535"))),
+        }
+    }
+
+    /// A MAC address spread over six fields (its colons split it), or none.
+    fn mac(&self, fields: &[Field<'_>]) -> Result<Option<MacAddr>, IpError> {
+        if fields.is_empty() || (fields.len() == 1 && fields[0].text.is_empty()) {
+            return Ok(None);
+        }
+        let joined = fields.iter().map(|f| f.text).collect::<Vec<_>>().join(":");
+        let bytes: Vec<u8> = fields
+            .iter()
+            .filter(|f| !f.bracketed && f.text.len() == 2)
+            .filter(|f| f.text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter_map(|f| u8::from_str_radix(f.text, 16).ok())
+            .collect();
+        match <[u8; 6]>::try_from(bytes.as_slice()) {
+            Ok(b) if fields.len() == 6 => Ok(Some(MacAddr(b))),
+            _ => Err(self.err(
+                "macaddr",
+                format!("{joined}: expected six hex bytes like 52:54:00:12:34:56"),
+            )),
+        }
+    }
+}
+
+fn looks_numeric(f: Field<'_>) -> bool {
+    !f.bracketed && !f.text.is_empty() && f.text.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl IpConfig {
+    fn empty(form: IpForm) -> IpConfig {
+        IpConfig {
+            form,
+            client: None,
+            server: None,
+            gateway: None,
+            netmask: None,
+            hostname: None,
+            device: None,
+            autoconf: Vec::new(),
+            dns: Vec::new(),
+            ntp: None,
+            mtu: None,
+            mac: None,
+        }
+    }
+
+    fn parse_device_form(cx: &Ctx<'_>, f: &[Field<'_>]) -> Result<IpConfig, IpError> {
+        let mut ip = IpConfig::empty(IpForm::Device);
+        ip.device = cx.device(f[0])?;
+        ip.autoconf = cx.autoconf(f[1])?;
+        if ip.autoconf.is_empty() {
+            return Err(cx.err("autoconf", format!("empty: {AUTOCONF_EXPECTED}")));
+        }
+        if let Some(&m) = f.get(2) {
+            ip.mtu = cx.mtu(m)?;
+        }
+        ip.mac = cx.mac(f.get(3..).unwrap_or_default())?;
+        Ok(ip)
+    }
+
+    fn parse_full_form(cx: &Ctx<'_>, f: &[Field<'_>]) -> Result<IpConfig, IpError> {
+        let get = |i: usize| f.get(i).copied().unwrap_or(Field { text: "", bracketed: false });
+        let mut ip = IpConfig::empty(IpForm::Full);
+        ip.client = cx.addr(get(0), "client-ip")?;
+        ip.server = cx.addr(get(1), "server-ip")?;
+        ip.gateway = cx.addr(get(2), "gw-ip")?;
+        ip.netmask = cx.netmask(get(3), ip.client)?;
+        ip.hostname = cx.hostname(get(4))?;
+        ip.device = cx.device(get(5))?;
+        ip.autoconf = cx.autoconf(get(6))?;
+        let rest = f.get(7..).unwrap_or_default();
+        Self::parse_full_tail(cx, rest, &mut ip)?;
+        Ok(ip)
+    }
+
+    /// After `<autoconf>`: the kernel's `dns0:dns1:ntp0`, or dracut's
+    /// `[mtu][:macaddr]` (a number, or an empty field before six MAC fields).
+    fn parse_full_tail(cx: &Ctx<'_>, rest: &[Field<'_>], ip: &mut IpConfig) -> Result<(), IpError> {
+        let dracut_mac = rest.len() == 7 && rest[0].text.is_empty() && !rest[0].bracketed;
+        if rest.first().is_some_and(|&f| looks_numeric(f)) || dracut_mac {
+            ip.mtu = cx.mtu(rest[0])?;
+            ip.mac = cx.mac(&rest[1..])?;
+            return Ok(());
+        }
+        if rest.len() > 3 {
+            return Err(cx.err("ntp0-ip", "too many fields: expected at most <dns0-ip>:<dns1-ip>:<ntp0-ip> or [<mtu>][:<macaddr>] after <autoconf>"));
+        }
+        let get = |i: usize| rest.get(i).copied().unwrap_or(Field { text: "", bracketed: false });
+        ip.dns = [cx.addr(get(0), "dns0-ip")?, cx.addr(get(1), "dns1-ip")?]
+            .into_iter()
+            .flatten()
+            .collect();
+        ip.ntp = cx.addr(get(2), "ntp0-ip")?;
+        Ok(())
+    }
+
+    /// The server field, when this `ip=` names one (FAI's `ip=:SERVER:::::dhcp`).
+    pub fn server(&self) -> Option<IpAddr> {
+        self.server
+    }
+}
+
+impl FromStr for IpConfig {
+    type Err = IpError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let cx = Ctx { value: s };
+        if s.is_empty() {
+            return Err(cx.err(
+                "autoconf",
+                format!("empty value: {AUTOCONF_EXPECTED}, or the colon separated fields"),
+            ));
+        }
+        let f = split_fields(s);
+        if f.len() == 1 && !f[0].bracketed {
+            if let Some(list) = Autoconf::parse_list(s) {
+                let mut ip = IpConfig::empty(IpForm::Short);
+                ip.autoconf = list;
+                return Ok(ip);
+            }
+            if s.parse::<Ipv4Addr>().is_err() {
+                return Err(cx.err(
+                    "autoconf",
+                    format!("{s}: {AUTOCONF_EXPECTED}, or <client-ip>:<server-ip>:..."),
+                ));
+            }
+        }
+        // dracut's `<device>:<autoconf>`: the first field is not an address, or
+        // is empty and the second is an autoconf word (never an address).
+        let first_is_addr = f[0].bracketed || f[0].text.parse::<IpAddr>().is_ok();
+        let second_is_word =
+            f.len() > 1 && !f[1].bracketed && Autoconf::parse_list(f[1].text).is_some();
+        let device_form = (!f[0].text.is_empty() && !first_is_addr)
+            || (f[0].text.is_empty() && !f[0].bracketed && second_is_word);
+        if device_form && f.len() >= 2 {
+            Self::parse_device_form(&cx, &f)
+        } else if device_form {
+            Err(cx.err("autoconf", format!("{s}: {AUTOCONF_EXPECTED}")))
+        } else {
+            Self::parse_full_form(&cx, &f)
+        }
+    }
+}
+
+fn addr_field(a: &Option<IpAddr>) -> String {
+    match a {
+        Some(IpAddr::V6(v6)) => format!("[{v6}]"),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => String::new(),
+    }
+}
+
+fn opt<T: fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+fn autoconf_list(a: &[Autoconf]) -> String {
+    a.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",")
+}
+
+impl IpConfig {
+    fn full_fields(&self) -> Vec<String> {
+        let mut f = vec![
+            addr_field(&self.client),
+            addr_field(&self.server),
+            addr_field(&self.gateway),
+            opt(&self.netmask),
+            opt(&self.hostname),
+            opt(&self.device),
+            autoconf_list(&self.autoconf),
+        ];
+        if self.mtu.is_some() || self.mac.is_some() {
+            f.push(opt(&self.mtu));
+            f.push(opt(&self.mac));
+        } else {
+            let dns = |i: usize| addr_field(&self.dns.get(i).copied());
+            f.extend([dns(0), dns(1), addr_field(&self.ntp)]);
+        }
+        while f.len() > 2 && f.last().is_some_and(String::is_empty) {
+            f.pop();
+        }
+        // A lone client address, or two empty fields (`:`), still reads as Full.
+        if f.len() == 2 && f[1].is_empty() && !f[0].is_empty() {
+            f.pop();
+        }
+        f
+    }
+}
+
+impl fmt::Display for IpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.form {
+            IpForm::Short => f.write_str(&autoconf_list(&self.autoconf)),
+            IpForm::Device => {
+                write!(f, "{}:{}", opt(&self.device), autoconf_list(&self.autoconf))?;
+                match (&self.mtu, &self.mac) {
+                    (_, Some(mac)) => write!(f, ":{}:{mac}", opt(&self.mtu)),
+                    (Some(mtu), None) => write!(f, ":{mtu}"),
+                    (None, None) => Ok(()),
+                }
+            }
+            IpForm::Full => f.write_str(&self.full_fields().join(":")),
+        }
+    }
+}
