@@ -1,1 +1,320 @@
-//! Initramfs writer (being written).
+//! The initramfs of the boot CD: `/init` = the static agent, the kernel
+//! modules an old or new PC needs for its network and disks, the few host
+//! tools the install runs (mke2fs, mkfs.fat) with their shared libraries, and
+//! the baked configuration under `/etc/lazare/`.
+//!
+//! The archive is cpio newc compressed with gzip, byte-for-byte reproducible:
+//! entries sorted, every parent directory present, uid/gid 0, inode numbers
+//! sequential, every mtime set to `spec.mtime` (SOURCE_DATE_EPOCH), and a
+//! gzip header without time or name.
+
+mod cpio;
+mod elf;
+mod gzip;
+mod modules;
+mod tree;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use cpio::CpioEntry;
+pub use elf::{elf_closure, CarriedFile, LibSearch};
+pub use modules::{resolve_modules, ModuleSelection};
+
+/// What an old or new PC needs to reach its network and its disks, and to read
+/// the CD or USB stick it booted from. Names use the kernel's `-`/`_`
+/// equivalence; names that are aliases (e.g. `iso9660`) resolve through
+/// `modules.alias`. A trailing `*` selects every module whose name starts with
+/// the prefix (`pata_*`). Names absent from a kernel are reported, not fatal.
+pub const DEFAULT_MODULES: &[&str] = &[
+    // NICs, from the ISA-era PCI cards of donated PCs to today's onboard chips.
+    "8139too",
+    "8139cp",
+    "e100",
+    "e1000",
+    "e1000e",
+    "igb",
+    "r8169",
+    "tg3",
+    "bnx2",
+    "forcedeth",
+    "sis900",
+    "via-rhine",
+    "pcnet32",
+    "ne2k-pci",
+    "virtio_net",
+    "skge",
+    "sky2",
+    "atl1",
+    "atl1c",
+    "atl1e",
+    "alx",
+    "b44",
+    "3c59x",
+    "natsemi",
+    "af_packet",
+    // Disk and CD controllers.
+    "ata_piix",
+    "pata_*",
+    "ata_generic",
+    "ahci",
+    "sd_mod",
+    "sr_mod",
+    "cdrom",
+    "virtio_blk",
+    "virtio_scsi",
+    "virtio_pci",
+    "nvme",
+    "mptspi",
+    "mptsas",
+    "sym53c8xx",
+    // USB sticks, USB CD drives and USB keyboards (to answer the agent).
+    "usb-storage",
+    "uas",
+    "ehci-hcd",
+    "ehci-pci",
+    "ohci-hcd",
+    "ohci-pci",
+    "uhci-hcd",
+    "xhci-hcd",
+    "xhci-pci",
+    "usbhid",
+    "hid-generic",
+    // Filesystems; ext4 needs crc32c, which qemu's CPU model may lack in hardware.
+    "ext4",
+    "iso9660",
+    "vfat",
+    "nls_cp437",
+    "nls_iso8859-1",
+    "nls_utf8",
+    "crc32c_generic",
+    "loop",
+];
+
+/// Host tools the install runs, carried when present (mkfs.fat only when
+/// dosfstools is installed).
+pub const DEFAULT_TOOLS: &[&str] = &["/usr/sbin/mke2fs", "/usr/sbin/mkfs.fat"];
+
+/// The tools of [`DEFAULT_TOOLS`] that exist on this host.
+pub fn default_tools() -> Vec<PathBuf> {
+    DEFAULT_TOOLS.iter().map(PathBuf::from).filter(|p| p.exists()).collect()
+}
+
+/// Everything that goes into the initramfs.
+#[derive(Debug, Clone)]
+pub struct InitramfsSpec {
+    /// The static `lazare-agent`; becomes `/init` (mode 0755).
+    pub agent: PathBuf,
+    /// `/lib/modules/<release>` of the kernel going on the CD.
+    pub modules_dir: PathBuf,
+    /// Module names wanted ([`DEFAULT_MODULES`] by default).
+    pub modules: Vec<String>,
+    /// Host executables carried at the same absolute path with their
+    /// interpreter and shared libraries ([`default_tools`] by default).
+    pub tools: Vec<PathBuf>,
+    /// Files written as given, e.g. `/etc/lazare/cmdline`.
+    pub files: Vec<ExtraFile>,
+    /// SOURCE_DATE_EPOCH: the mtime of every entry.
+    pub mtime: u64,
+}
+
+impl InitramfsSpec {
+    /// A spec with the default modules and tools and no extra files.
+    pub fn new(agent: impl Into<PathBuf>, modules_dir: impl Into<PathBuf>, mtime: u64) -> Self {
+        Self {
+            agent: agent.into(),
+            modules_dir: modules_dir.into(),
+            modules: DEFAULT_MODULES.iter().map(|s| s.to_string()).collect(),
+            tools: default_tools(),
+            files: Vec::new(),
+            mtime,
+        }
+    }
+}
+
+/// A file given by the caller, e.g. `/etc/lazare/server.pub`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// Absolute path inside the initramfs.
+    pub path: String,
+    pub data: Vec<u8>,
+    /// Permission bits, e.g. 0o644.
+    pub mode: u32,
+}
+
+/// One entry of the written archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// Absolute path inside the initramfs, e.g. `/init`.
+    pub path: String,
+    /// Data size in bytes (the target length for a symlink).
+    pub size: u64,
+    /// Full st_mode (file type and permissions).
+    pub mode: u32,
+}
+
+/// What [`write_initramfs`] wrote.
+#[derive(Debug, Clone, Default)]
+pub struct InitramfsReport {
+    pub entries: Vec<EntryInfo>,
+    /// Module names carried as `.ko` files, sorted, `_` spelling.
+    pub modules: Vec<String>,
+    /// Requested names that are built into the kernel (nothing to carry).
+    pub builtin_modules: Vec<String>,
+    /// Requested names neither found as a module, an alias nor a builtin.
+    pub missing_modules: Vec<String>,
+    /// Where the shared libraries and interpreters of the tools were put.
+    pub libraries: Vec<PathBuf>,
+    pub uncompressed_bytes: u64,
+    pub compressed_bytes: u64,
+}
+
+/// The long steps, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Reading module files: `done`/`total` modules.
+    Modules,
+    /// Reading tools and libraries: `done`/`total` files.
+    Tools,
+    /// Compressing: `done`/`total` uncompressed bytes.
+    Compress,
+}
+
+/// A progress report: `done` of `total` units of `phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Errors of the initramfs writer and reader; each names the file involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitramfsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the initramfs: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("{path} line {line}: {message}")]
+    ModulesFile { path: PathBuf, line: usize, message: String },
+    #[error("decompressing module {path}: {message}")]
+    Decompress { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Elf { path: PathBuf, message: String },
+    #[error("shared library {library} needed by {needed_by} not found in {searched}")]
+    LibraryNotFound { library: String, needed_by: PathBuf, searched: String },
+    #[error("initramfs path {path:?}: {reason}")]
+    BadPath { path: String, reason: String },
+    #[error("{path}: {size} bytes is too large for a cpio newc entry (4 GiB max)")]
+    TooLarge { path: String, size: u64 },
+    #[error("malformed initramfs at byte {offset}: {message}")]
+    Archive { offset: u64, message: String },
+    #[error("kernel {path}: {message}")]
+    Kernel { path: PathBuf, message: String },
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, InitramfsError> {
+    std::fs::read(path).map_err(|source| InitramfsError::Read { path: path.to_path_buf(), source })
+}
+
+/// Writes the gzip-compressed initramfs described by `spec` to `out`.
+///
+/// Missing module names are listed in the report, not an error: the caller
+/// decides whether to refuse them.
+pub fn write_initramfs(
+    spec: &InitramfsSpec,
+    mut out: impl Write,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<InitramfsReport, InitramfsError> {
+    let mut tree = tree::Tree::new();
+    tree::add_skeleton(&mut tree)?;
+    tree.add_file("/init", read_file(&spec.agent)?, 0o755)?;
+    let selection = modules::resolve_modules(&spec.modules_dir, &spec.modules)?;
+    modules::add_to_tree(&mut tree, &spec.modules_dir, &selection, progress)?;
+    let libraries = tree::add_tools(&mut tree, &spec.tools, &LibSearch::host(), progress)?;
+    for file in &spec.files {
+        tree.add_file(&file.path, file.data.clone(), file.mode & 0o7777)?;
+    }
+    let (archive, entries) = tree.to_cpio(spec.mtime)?;
+    let compressed_bytes = gzip::compress(&archive, gzip::DEFAULT_LEVEL, &mut out, progress)?;
+    out.flush().map_err(InitramfsError::Write)?;
+    Ok(InitramfsReport {
+        entries,
+        modules: selection.modules.keys().cloned().collect(),
+        builtin_modules: selection.builtin,
+        missing_modules: selection.missing,
+        libraries,
+        uncompressed_bytes: archive.len() as u64,
+        compressed_bytes,
+    })
+}
+
+/// Reads an initramfs (raw newc, gzip, or several such segments one after the
+/// other as the kernel accepts them) into its entries, paths made absolute.
+pub fn read_initramfs(data: &[u8]) -> Result<Vec<CpioEntry>, InitramfsError> {
+    cpio::read_segments(data)
+}
+
+/// The release (`uname -r`) of a kernel image: from the bzImage header's
+/// version string, else from a `vmlinuz-<release>` file name.
+pub fn kernel_release_of(kernel: &Path) -> Result<String, InitramfsError> {
+    let data = read_file(kernel)?;
+    if let Some(release) = bzimage_release(&data) {
+        return Ok(release);
+    }
+    let name = kernel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.strip_prefix("vmlinuz-").filter(|r| !r.is_empty()).map(str::to_string).ok_or_else(|| {
+        InitramfsError::Kernel {
+            path: kernel.to_path_buf(),
+            message: "no version string in the bzImage header and no vmlinuz-<release> name".into(),
+        }
+    })
+}
+
+/// The x86 boot protocol: "HdrS" at 0x202, and from version 2.00 a pointer at
+/// 0x20e to a NUL-terminated version string, relative to 0x200.
+fn bzimage_release(data: &[u8]) -> Option<String> {
+    if data.get(0x202..0x206)? != b"HdrS" {
+        return None;
+    }
+    let ptr = u16::from_le_bytes([*data.get(0x20e)?, *data.get(0x20f)?]) as usize;
+    if ptr == 0 {
+        return None;
+    }
+    let text = data.get(0x200 + ptr..)?;
+    let end = text.iter().position(|&b| b == 0)?;
+    let version = std::str::from_utf8(&text[..end]).ok()?;
+    version.split_whitespace().next().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_from_bzimage_header() {
+        let mut data = vec![0u8; 0x400];
+        data[0x202..0x206].copy_from_slice(b"HdrS");
+        data[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+        let version = b"6.1.0-56-amd64 (debian-kernel@lists.debian.org) #1 SMP\0";
+        data[0x300..0x300 + version.len()].copy_from_slice(version);
+        assert_eq!(bzimage_release(&data).as_deref(), Some("6.1.0-56-amd64"));
+    }
+
+    #[test]
+    fn release_from_file_name_when_header_is_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vmlinuz-5.10.0-9-686");
+        std::fs::write(&path, b"not a bzImage").unwrap();
+        assert_eq!(kernel_release_of(&path).unwrap(), "5.10.0-9-686");
+        let bad = dir.path().join("kernel");
+        std::fs::write(&bad, b"x").unwrap();
+        assert!(matches!(kernel_release_of(&bad), Err(InitramfsError::Kernel { .. })));
+    }
+}

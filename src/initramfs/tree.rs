@@ -1,0 +1,273 @@
+//! The initramfs as an in-memory tree, turned into a reproducible cpio newc
+//! archive: entries sorted by path (a parent sorts before its children since
+//! it is their prefix), parents created, uid/gid 0, inodes numbered in order.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::elf::{elf_closure, CarriedFile, LibSearch};
+use super::{read_file, EntryInfo, InitramfsError, Phase, Progress};
+
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const S_IFCHR: u32 = 0o020000;
+
+#[derive(Debug)]
+enum Node {
+    Dir { perm: u32 },
+    File { data: Vec<u8>, perm: u32 },
+    Symlink { target: String },
+    CharDev { perm: u32, major: u32, minor: u32 },
+}
+
+/// Paths are stored relative (`dev/console`), as the kernel and gen_init_cpio
+/// write them; the report shows them absolute.
+#[derive(Debug, Default)]
+pub(crate) struct Tree {
+    nodes: BTreeMap<String, Node>,
+}
+
+/// Checks an absolute initramfs path and returns it relative, without `.`,
+/// `..`, empty components or a trailing slash.
+fn relative(path: &str) -> Result<String, InitramfsError> {
+    let bad = |reason: &str| InitramfsError::BadPath {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = path.strip_prefix('/').ok_or_else(|| bad("not absolute"))?;
+    if rest.is_empty() {
+        return Err(bad("is the root"));
+    }
+    if rest.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(bad("has an empty, `.` or `..` component"));
+    }
+    if rest.contains('\0') {
+        return Err(bad("contains a NUL byte"));
+    }
+    Ok(rest.to_string())
+}
+
+impl Tree {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Inserts a node after creating its parents; two different nodes at the
+    /// same path are an error (a caller's file must not silently replace a
+    /// library or `/init`).
+    fn insert(&mut self, path: &str, node: Node) -> Result<(), InitramfsError> {
+        let rel = relative(path)?;
+        let mut parent = String::new();
+        for component in rel.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(component);
+            match self.nodes.get(&parent) {
+                None => {
+                    self.nodes.insert(parent.clone(), Node::Dir { perm: 0o755 });
+                }
+                Some(Node::Dir { .. }) => {}
+                Some(_) => {
+                    return Err(InitramfsError::BadPath {
+                        path: path.to_string(),
+                        reason: format!("its parent /{parent} is not a directory"),
+                    })
+                }
+            }
+        }
+        match (self.nodes.get(&rel), &node) {
+            (None, _) => {}
+            (Some(Node::Dir { .. }), Node::Dir { .. }) => {}
+            (Some(_), _) => {
+                return Err(InitramfsError::BadPath {
+                    path: path.to_string(),
+                    reason: "given twice".to_string(),
+                })
+            }
+        }
+        self.nodes.insert(rel, node);
+        Ok(())
+    }
+
+    pub(crate) fn contains(&self, path: &str) -> bool {
+        relative(path).is_ok_and(|rel| self.nodes.contains_key(&rel))
+    }
+
+    pub(crate) fn add_dir(&mut self, path: &str) -> Result<(), InitramfsError> {
+        self.insert(path, Node::Dir { perm: 0o755 })
+    }
+
+    pub(crate) fn add_file(
+        &mut self,
+        path: &str,
+        data: Vec<u8>,
+        perm: u32,
+    ) -> Result<(), InitramfsError> {
+        self.insert(path, Node::File { data, perm: perm & 0o7777 })
+    }
+
+    pub(crate) fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), InitramfsError> {
+        self.insert(path, Node::Symlink { target: target.to_string() })
+    }
+
+    fn add_char_dev(&mut self, path: &str, major: u32, minor: u32) -> Result<(), InitramfsError> {
+        self.insert(path, Node::CharDev { perm: 0o600, major, minor })
+    }
+
+    /// Serialises the tree as cpio newc (with the trailer) and lists it.
+    pub(crate) fn to_cpio(&self, mtime: u64) -> Result<(Vec<u8>, Vec<EntryInfo>), InitramfsError> {
+        // newc stores mtime in 32 bits; later dates clamp rather than wrap.
+        let mtime = u32::try_from(mtime).unwrap_or(u32::MAX);
+        let mut out = Vec::with_capacity(self.data_size() + self.nodes.len() * 160);
+        let mut entries = Vec::with_capacity(self.nodes.len());
+        for (index, (path, node)) in self.nodes.iter().enumerate() {
+            let (mode, data, rdev, nlink): (u32, &[u8], (u32, u32), u32) = match node {
+                Node::Dir { perm } => (S_IFDIR | perm, &[], (0, 0), 2),
+                Node::File { data, perm } => (S_IFREG | perm, data, (0, 0), 1),
+                Node::Symlink { target } => (S_IFLNK | 0o777, target.as_bytes(), (0, 0), 1),
+                Node::CharDev { perm, major, minor } => (S_IFCHR | perm, &[], (*major, *minor), 1),
+            };
+            let size = u32::try_from(data.len()).map_err(|_| InitramfsError::TooLarge {
+                path: format!("/{path}"),
+                size: data.len() as u64,
+            })?;
+            let header = ::cpio::newc::Builder::new(path)
+                .ino(index as u32 + 1)
+                .mode(mode)
+                .uid(0)
+                .gid(0)
+                .nlink(nlink)
+                .mtime(mtime)
+                .rdev_major(rdev.0)
+                .rdev_minor(rdev.1);
+            super::cpio::write_entry(&mut out, header, data)?;
+            entries.push(EntryInfo { path: format!("/{path}"), size: size.into(), mode });
+        }
+        ::cpio::newc::trailer(&mut out).map_err(InitramfsError::Write)?;
+        Ok((out, entries))
+    }
+
+    fn data_size(&self) -> usize {
+        self.nodes
+            .values()
+            .map(|n| match n {
+                Node::File { data, .. } => data.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+/// The directories and device nodes PID 1 needs before it mounts devtmpfs:
+/// the kernel opens `/dev/console` for PID 1's stdio before running `/init`.
+pub(crate) fn add_skeleton(tree: &mut Tree) -> Result<(), InitramfsError> {
+    for dir in ["/proc", "/sys", "/dev", "/run", "/tmp", "/mnt", "/etc/lazare", "/root"] {
+        tree.add_dir(dir)?;
+    }
+    tree.add_char_dev("/dev/console", 5, 1)?;
+    tree.add_char_dev("/dev/null", 1, 3)?;
+    // mke2fs checks whether the target is mounted through /etc/mtab.
+    tree.add_symlink("/etc/mtab", "/proc/self/mounts")?;
+    Ok(())
+}
+
+/// Carries each tool at its host path with its interpreter and libraries;
+/// for mke2fs also `mkfs.ext4` and `/etc/mke2fs.conf`. Returns where the
+/// libraries and interpreters went.
+pub(crate) fn add_tools(
+    tree: &mut Tree,
+    tools: &[PathBuf],
+    search: &LibSearch,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<PathBuf>, InitramfsError> {
+    if tools.is_empty() {
+        return Ok(Vec::new());
+    }
+    let libraries = elf_closure(tools, search)?;
+    let own = tools.iter().map(|t| CarriedFile { source: t.clone(), dest: t.clone() });
+    let all: Vec<CarriedFile> = own.chain(libraries.iter().cloned()).collect();
+    let total = all.len() as u64;
+    for (done, file) in all.iter().enumerate() {
+        add_host_file(tree, &file.source, &file.dest)?;
+        progress(Progress { phase: Phase::Tools, done: done as u64 + 1, total });
+    }
+    for tool in tools {
+        if tool.file_name().is_some_and(|n| n == "mke2fs") {
+            add_mke2fs_extras(tree, tool)?;
+        }
+    }
+    Ok(libraries.into_iter().map(|l| l.dest).collect())
+}
+
+/// A host file (symlinks followed) at `dest`; mode normalised to 0755 when
+/// any execute bit is set, else 0644, so host umasks do not leak in.
+fn add_host_file(tree: &mut Tree, source: &Path, dest: &Path) -> Result<(), InitramfsError> {
+    let text = dest.to_str().ok_or_else(|| InitramfsError::BadPath {
+        path: dest.display().to_string(),
+        reason: "not UTF-8".into(),
+    })?;
+    if tree.contains(text) {
+        return Ok(());
+    }
+    let data = read_file(source)?;
+    let meta = std::fs::metadata(source).map_err(|source_err| InitramfsError::Read {
+        path: source.to_path_buf(),
+        source: source_err,
+    })?;
+    let perm = if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    };
+    tree.add_file(text, data, perm)
+}
+
+fn add_mke2fs_extras(tree: &mut Tree, mke2fs: &Path) -> Result<(), InitramfsError> {
+    let link = mke2fs.with_file_name("mkfs.ext4");
+    if let Some(link) = link.to_str() {
+        if !tree.contains(link) {
+            tree.add_symlink(link, "mke2fs")?;
+        }
+    }
+    let conf = Path::new("/etc/mke2fs.conf");
+    if conf.exists() && !tree.contains("/etc/mke2fs.conf") {
+        tree.add_file("/etc/mke2fs.conf", read_file(conf)?, 0o644)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_checked() {
+        assert_eq!(relative("/etc/lazare/cmdline").unwrap(), "etc/lazare/cmdline");
+        for bad in ["etc/x", "/", "/a//b", "/a/../b", "/a/./b", "/a/"] {
+            assert!(relative(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn parents_are_created_and_sorted_first() {
+        let mut tree = Tree::new();
+        tree.add_file("/a/b/c", b"x".to_vec(), 0o644).unwrap();
+        tree.add_file("/a-b", b"y".to_vec(), 0o644).unwrap();
+        let (_, entries) = tree.to_cpio(0).unwrap();
+        let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/a", "/a-b", "/a/b", "/a/b/c"]);
+        assert_eq!(entries[0].mode, S_IFDIR | 0o755);
+    }
+
+    #[test]
+    fn a_path_given_twice_is_refused() {
+        let mut tree = Tree::new();
+        tree.add_file("/init", b"x".to_vec(), 0o755).unwrap();
+        let err = tree.add_file("/init", b"y".to_vec(), 0o644).unwrap_err();
+        assert!(err.to_string().contains("/init"), "{err}");
+        let err = tree.add_file("/init/x", b"y".to_vec(), 0o644).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+}
