@@ -14,6 +14,8 @@ DEB_PACKAGES := linux-image-amd64 isolinux syslinux-common grub-efi-amd64-bin \
 	grub-efi-amd64-signed shim-signed grub-pc-bin ovmf qemu-system-x86 \
 	qemu-utils e2fsprogs mmdebstrap dnsmasq-base xorriso socat iproute2 cpio \
 	openssl chromium zstd
+# mkfs.fat for the ESP, carried in the initramfs with its libraries.
+DEB_PACKAGES += dosfstools
 
 .PHONY: all deps build agent cli test lint fmt e2e bench demo images clean
 
