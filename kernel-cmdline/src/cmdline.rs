@@ -137,7 +137,8 @@ fn candidates(p: &Param) -> Vec<String> {
 /// A token that the kernel reads back as `p`: `last` says nothing follows it,
 /// which allows spellings that run to the end of the line.
 fn encode(p: &Param, last: bool) -> Option<String> {
-    candidates(p).into_iter().find(|tok| {
+    // An empty token would vanish between blanks.
+    candidates(p).into_iter().filter(|tok| !tok.is_empty()).find(|tok| {
         let probe = if last { tok.clone() } else { format!("{tok} x") };
         let (got, rest) = next_arg(&probe);
         got == *p && rest == if last { "" } else { "x" }

@@ -66,9 +66,36 @@ impl Autoconf {
         AUTOCONF_WORDS.iter().find(|(word, _)| *word == w).map(|(_, a)| *a)
     }
 
-    /// A comma separated list (`dhcp,dhcp6`), as dracut accepts.
-    fn parse_list(s: &str) -> Option<Vec<Autoconf>> {
-        s.split(',').map(Autoconf::from_word).collect()
+    /// A comma separated list (`dhcp,dhcp6`), as dracut accepts, or the
+    /// kernel's `dhcp,<client-id-type>,<client-id-value>`.
+    fn parse_field(s: &str) -> Option<(Vec<Autoconf>, Option<ClientId>)> {
+        if let Some(list) = s.split(',').map(Autoconf::from_word).collect::<Option<Vec<_>>>() {
+            return Some((list, None));
+        }
+        let (kind, value) = s.strip_prefix("dhcp,")?.split_once(',')?;
+        let kind = match kind.strip_prefix("0x") {
+            Some(hex) if !hex.is_empty() && hex.len() <= 2 => u8::from_str_radix(hex, 16).ok()?,
+            Some(_) => return None,
+            None if kind.len() > 1 && kind.starts_with('0') => return None,
+            None => kind.parse::<u8>().ok().filter(|_| kind.bytes().all(|b| b.is_ascii_digit()))?,
+        };
+        (!value.is_empty())
+            .then(|| (vec![Autoconf::Dhcp], Some(ClientId { kind, value: value.to_string() })))
+    }
+}
+
+/// The kernel's DHCP client identifier, `ip=dhcp,<type>,<value>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ClientId {
+    /// The identifier type (RFC 2132 option 61; 0 = not a hardware address).
+    #[serde(rename = "type")]
+    pub kind: u8,
+    pub value: String,
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dhcp,{},{}", self.kind, self.value)
     }
 }
 
@@ -141,12 +168,16 @@ pub struct IpConfig {
     /// `<server-ip>` (dracut's `<peer>`): the NFS server for the kernel, the
     /// install server for lazare.
     pub server: Option<IpAddr>,
+    /// dracut's `<peer>/<prefix>` for point-to-point links.
+    pub server_prefix: Option<u8>,
     pub gateway: Option<IpAddr>,
     pub netmask: Option<Netmask>,
     pub hostname: Option<String>,
     pub device: Option<String>,
     /// Empty when the field is empty (the kernel then tries any protocol).
     pub autoconf: Vec<Autoconf>,
+    /// `dhcp,<type>,<value>`: the DHCP client identifier (autoconf is `[Dhcp]`).
+    pub client_id: Option<ClientId>,
     /// `<dns0-ip>`, `<dns1-ip>` (empty ones skipped).
     pub dns: Vec<IpAddr>,
     pub ntp: Option<IpAddr>,
@@ -166,11 +197,13 @@ pub struct IpError {
     pub reason: String,
 }
 
-/// One colon separated field; `bracketed` when written as `[...]`.
-#[derive(Debug, Clone, Copy)]
+/// One colon separated field; `bracketed` when written as `[...]`, and then
+/// `suffix` is what follows the `]` (dracut's `[<peer>]/<prefix>`).
+#[derive(Debug, Clone, Copy, Default)]
 struct Field<'a> {
     text: &'a str,
     bracketed: bool,
+    suffix: &'a str,
 }
 
 /// Split on `:` except inside `[...]`, as dracut's `ip_to_var` does.
@@ -181,8 +214,11 @@ fn split_fields(s: &str) -> Vec<Field<'_>> {
         if let Some(inner) = rest.strip_prefix('[') {
             if let Some(close) = inner.find(']') {
                 let after = &inner[close + 1..];
-                if after.is_empty() || after.starts_with(':') {
-                    out.push(Field { text: &inner[..close], bracketed: true });
+                let end = after.find(':').unwrap_or(after.len());
+                let suffix = &after[..end];
+                let after = &after[end..];
+                if suffix.is_empty() || is_prefix_suffix(suffix) {
+                    out.push(Field { text: &inner[..close], bracketed: true, suffix });
                     match after.strip_prefix(':') {
                         Some(r) => {
                             rest = r;
@@ -195,15 +231,19 @@ fn split_fields(s: &str) -> Vec<Field<'_>> {
         }
         match rest.split_once(':') {
             Some((f, r)) => {
-                out.push(Field { text: f, bracketed: false });
+                out.push(Field { text: f, ..Field::default() });
                 rest = r;
             }
             None => {
-                out.push(Field { text: rest, bracketed: false });
+                out.push(Field { text: rest, ..Field::default() });
                 return out;
             }
         }
     }
+}
+
+fn is_prefix_suffix(s: &str) -> bool {
+    s.strip_prefix('/').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 struct Ctx<'a> {
@@ -216,6 +256,12 @@ impl Ctx<'_> {
     }
 
     fn addr(&self, f: Field<'_>, name: &'static str) -> Result<Option<IpAddr>, IpError> {
+        if !f.suffix.is_empty() {
+            return Err(self.err(
+                name,
+                format!("[{}]{}: only <server-ip> (peer) takes a /prefix", f.text, f.suffix),
+            ));
+        }
         if f.text.is_empty() && !f.bracketed {
             return Ok(None);
         }
@@ -227,6 +273,31 @@ impl Ctx<'_> {
             }
             None => Err(self
                 .err(name, format!("{} is not an IPv4 address (IPv6 goes in brackets)", f.text))),
+        }
+    }
+
+    /// dracut's `<peer>`: an address, optionally followed by `/<prefix>`.
+    fn peer(&self, f: Field<'_>) -> Result<(Option<IpAddr>, Option<u8>), IpError> {
+        let (addr_text, prefix) = if f.bracketed {
+            (f.text, f.suffix.strip_prefix('/'))
+        } else {
+            match f.text.split_once('/') {
+                Some((a, p)) => (a, Some(p)),
+                None => (f.text, None),
+            }
+        };
+        let addr =
+            self.addr(Field { text: addr_text, bracketed: f.bracketed, suffix: "" }, "server-ip")?;
+        let Some(p) = prefix else { return Ok((addr, None)) };
+        let max = if matches!(addr, Some(IpAddr::V4(_))) { 32 } else { 128 };
+        match p.parse::<u8>() {
+            Ok(n) if addr.is_some() && n <= max && p.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok((addr, Some(n)))
+            }
+            _ => Err(self.err(
+                "server-ip",
+                format!("/{p}: expected an address followed by a prefix length up to {max}"),
+            )),
         }
     }
 
@@ -293,13 +364,16 @@ impl Ctx<'_> {
         Ok(Some(t.to_string()))
     }
 
-    fn autoconf(&self, f: Field<'_>) -> Result<Vec<Autoconf>, IpError> {
+    fn autoconf(&self, f: Field<'_>, ip: &mut IpConfig) -> Result<(), IpError> {
         let t = self.plain(f, "autoconf")?;
         if t.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        Autoconf::parse_list(t)
-            .ok_or_else(|| self.err("autoconf", format!("{t}: {AUTOCONF_EXPECTED}")))
+        let (list, id) = Autoconf::parse_field(t)
+            .ok_or_else(|| self.err("autoconf", format!("{t}: {AUTOCONF_EXPECTED}")))?;
+        ip.autoconf = list;
+        ip.client_id = id;
+        Ok(())
     }
 
     fn mtu(&self, f: Field<'_>) -> Result<Option<u16>, IpError> {
@@ -335,6 +409,12 @@ impl Ctx<'_> {
     }
 }
 
+/// Digits and dots: meant as an IPv4 address (so `300.1.2.3` is a bad
+/// address, not an interface name).
+fn looks_like_ipv4(t: &str) -> bool {
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
 fn looks_numeric(f: Field<'_>) -> bool {
     !f.bracketed && !f.text.is_empty() && f.text.bytes().all(|b| b.is_ascii_digit())
 }
@@ -345,11 +425,13 @@ impl IpConfig {
             form,
             client: None,
             server: None,
+            server_prefix: None,
             gateway: None,
             netmask: None,
             hostname: None,
             device: None,
             autoconf: Vec::new(),
+            client_id: None,
             dns: Vec::new(),
             ntp: None,
             mtu: None,
@@ -360,7 +442,7 @@ impl IpConfig {
     fn parse_device_form(cx: &Ctx<'_>, f: &[Field<'_>]) -> Result<IpConfig, IpError> {
         let mut ip = IpConfig::empty(IpForm::Device);
         ip.device = cx.device(f[0])?;
-        ip.autoconf = cx.autoconf(f[1])?;
+        cx.autoconf(f[1], &mut ip)?;
         if ip.autoconf.is_empty() {
             return Err(cx.err("autoconf", format!("empty: {AUTOCONF_EXPECTED}")));
         }
@@ -372,15 +454,15 @@ impl IpConfig {
     }
 
     fn parse_full_form(cx: &Ctx<'_>, f: &[Field<'_>]) -> Result<IpConfig, IpError> {
-        let get = |i: usize| f.get(i).copied().unwrap_or(Field { text: "", bracketed: false });
+        let get = |i: usize| f.get(i).copied().unwrap_or_default();
         let mut ip = IpConfig::empty(IpForm::Full);
         ip.client = cx.addr(get(0), "client-ip")?;
-        ip.server = cx.addr(get(1), "server-ip")?;
+        (ip.server, ip.server_prefix) = cx.peer(get(1))?;
         ip.gateway = cx.addr(get(2), "gw-ip")?;
         ip.netmask = cx.netmask(get(3), ip.client)?;
         ip.hostname = cx.hostname(get(4))?;
         ip.device = cx.device(get(5))?;
-        ip.autoconf = cx.autoconf(get(6))?;
+        cx.autoconf(get(6), &mut ip)?;
         let rest = f.get(7..).unwrap_or_default();
         Self::parse_full_tail(cx, rest, &mut ip)?;
         Ok(ip)
@@ -398,7 +480,7 @@ impl IpConfig {
         if rest.len() > 3 {
             return Err(cx.err("ntp0-ip", "too many fields: expected at most <dns0-ip>:<dns1-ip>:<ntp0-ip> or [<mtu>][:<macaddr>] after <autoconf>"));
         }
-        let get = |i: usize| rest.get(i).copied().unwrap_or(Field { text: "", bracketed: false });
+        let get = |i: usize| rest.get(i).copied().unwrap_or_default();
         ip.dns = [cx.addr(get(0), "dns0-ip")?, cx.addr(get(1), "dns1-ip")?]
             .into_iter()
             .flatten()
@@ -424,27 +506,26 @@ impl FromStr for IpConfig {
                 format!("empty value: {AUTOCONF_EXPECTED}, or the colon separated fields"),
             ));
         }
-        let f = split_fields(s);
-        if f.len() == 1 && !f[0].bracketed {
-            if let Some(list) = Autoconf::parse_list(s) {
-                let mut ip = IpConfig::empty(IpForm::Short);
-                ip.autoconf = list;
-                return Ok(ip);
-            }
-            if s.parse::<Ipv4Addr>().is_err() {
-                return Err(cx.err(
-                    "autoconf",
-                    format!("{s}: {AUTOCONF_EXPECTED}, or <client-ip>:<server-ip>:..."),
-                ));
-            }
+        // The kernel tries the whole value as <autoconf> first, so a client
+        // id may contain colons here.
+        if let Some((list, id)) = Autoconf::parse_field(s) {
+            let mut ip = IpConfig::empty(IpForm::Short);
+            ip.autoconf = list;
+            ip.client_id = id;
+            return Ok(ip);
         }
-        // dracut's `<device>:<autoconf>`: the first field is not an address, or
-        // is empty and the second is an autoconf word (never an address).
-        let first_is_addr = f[0].bracketed || f[0].text.parse::<IpAddr>().is_ok();
+        let f = split_fields(s);
+        // dracut's `<device>:<autoconf>`: the first field is a name, not an
+        // address, or is empty and the second is an autoconf word (never an address).
+        let first_is_addr = f[0].bracketed || looks_like_ipv4(f[0].text);
         let second_is_word =
-            f.len() > 1 && !f[1].bracketed && Autoconf::parse_list(f[1].text).is_some();
+            f.len() > 1 && !f[1].bracketed && Autoconf::parse_field(f[1].text).is_some();
         let device_form = (!f[0].text.is_empty() && !first_is_addr)
             || (f[0].text.is_empty() && !f[0].bracketed && second_is_word);
+        if f.len() == 1 && device_form {
+            let expected = "or <client-ip>:<server-ip>:... or <device>:<autoconf>";
+            return Err(cx.err("autoconf", format!("{s}: {AUTOCONF_EXPECTED}, {expected}")));
+        }
         if device_form && f.len() >= 2 {
             Self::parse_device_form(&cx, &f)
         } else if device_form {
@@ -467,20 +548,26 @@ fn opt<T: fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
-fn autoconf_list(a: &[Autoconf]) -> String {
-    a.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",")
+impl IpConfig {
+    fn autoconf_text(&self) -> String {
+        match &self.client_id {
+            Some(id) => id.to_string(),
+            None => self.autoconf.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(","),
+        }
+    }
 }
 
 impl IpConfig {
     fn full_fields(&self) -> Vec<String> {
         let mut f = vec![
             addr_field(&self.client),
-            addr_field(&self.server),
+            addr_field(&self.server)
+                + &self.server_prefix.map(|p| format!("/{p}")).unwrap_or_default(),
             addr_field(&self.gateway),
             opt(&self.netmask),
             opt(&self.hostname),
             opt(&self.device),
-            autoconf_list(&self.autoconf),
+            self.autoconf_text(),
         ];
         if self.mtu.is_some() || self.mac.is_some() {
             f.push(opt(&self.mtu));
@@ -503,9 +590,9 @@ impl IpConfig {
 impl fmt::Display for IpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.form {
-            IpForm::Short => f.write_str(&autoconf_list(&self.autoconf)),
+            IpForm::Short => f.write_str(&self.autoconf_text()),
             IpForm::Device => {
-                write!(f, "{}:{}", opt(&self.device), autoconf_list(&self.autoconf))?;
+                write!(f, "{}:{}", opt(&self.device), self.autoconf_text())?;
                 match (&self.mtu, &self.mac) {
                     (_, Some(mac)) => write!(f, ":{}:{mac}", opt(&self.mtu)),
                     (Some(mtu), None) => write!(f, ":{mtu}"),

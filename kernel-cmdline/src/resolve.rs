@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::cmdline::{keys_equal, Cmdline, Param};
-use crate::ip::{Autoconf, IpConfig, IpError, MacAddr};
+use crate::ip::{Autoconf, ClientId, IpConfig, IpError, MacAddr};
 use crate::lazare::{
     Action, Host, Insecure, Retries, Scheme, Server, ServerKey, ServerUrl, ValueError,
     DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_RETRIES, KEY_SERVER, KNOWN_KEYS,
@@ -69,6 +69,8 @@ pub struct NetworkConfig {
     pub mtu: Option<u16>,
     #[serde(serialize_with = "ser_mac")]
     pub mac: Option<MacAddr>,
+    /// The kernel's `ip=dhcp,<type>,<value>` DHCP client identifier.
+    pub client_id: Option<ClientId>,
     /// The `ip=` value this came from; `None` for the default.
     pub source: Option<String>,
 }
@@ -94,6 +96,7 @@ impl NetworkConfig {
             ntp: None,
             mtu: None,
             mac: None,
+            client_id: None,
             source: None,
         }
     }
@@ -300,6 +303,7 @@ fn network_entry(value: &str, ip: &IpConfig) -> Result<NetworkConfig, ConfigErro
     net.ntp = ip.ntp;
     net.mtu = ip.mtu;
     net.mac = ip.mac;
+    net.client_id = ip.client_id.clone();
     net.source = Some(value.to_string());
     match (want, ip.client) {
         // An explicit DHCP word wins over a client address, as in dracut.
