@@ -16,6 +16,8 @@ DEB_PACKAGES := linux-image-amd64 isolinux syslinux-common grub-efi-amd64-bin \
 	openssl chromium zstd
 # mkfs.fat for the ESP, carried in the initramfs with its libraries.
 DEB_PACKAGES += dosfstools
+# sfdisk: the independent oracle the partition-table tests check against.
+DEB_PACKAGES += fdisk
 
 .PHONY: all deps build agent cli test lint fmt e2e bench demo images clean
 

@@ -1,8 +1,747 @@
-//! `lazare vm` (being written).
+//! Boot an ISO (or disks) in qemu: the harness every VM test uses, and the
+//! `lazare vm` command that lets a volunteer try a CD before burning it.
+//!
+//! Rules the harness enforces (see `/work/shared/FINDINGS.md`): TCG only
+//! (`-enable-kvm` hangs on the build machines), user networking with
+//! `restrict=on` so the guest can reach nothing but the optional guestfwd to
+//! 127.0.0.1, and every qemu wrapped in coreutils `timeout` so a test that
+//! dies without running `Drop` still cannot leave a VM behind for long.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const OVMF_DIR: &str = "/usr/share/OVMF";
+
+/// What the firmware boots first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootFrom {
+    /// The ISO as a CD-ROM (El Torito).
+    Cdrom,
+    /// The ISO as a raw hard disk, like a `dd`-written stick (isohybrid MBR/GPT).
+    Disk,
+    /// The ISO as a USB mass-storage stick on an xHCI controller.
+    Usb,
+}
+
+/// How a disk is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskInterface {
+    Ide,
+    Sata,
+    Virtio,
+    /// virtio-scsi.
+    Scsi,
+}
+
+/// A target disk for the guest. Writes go to the file (use a scratch qcow2).
+#[derive(Clone, Debug)]
+pub struct DiskSpec {
+    pub path: PathBuf,
+    pub interface: DiskInterface,
+    /// qemu format name: "qcow2" or "raw".
+    pub format: String,
+}
+
+impl DiskSpec {
+    /// A disk whose format is guessed from its extension (`.qcow2` or raw).
+    pub fn new(path: impl Into<PathBuf>, interface: DiskInterface) -> Self {
+        let path = path.into();
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("qcow2") => "qcow2",
+            _ => "raw",
+        };
+        DiskSpec { path, interface, format: format.into() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    /// i440FX + PIIX: an old PC with IDE.
+    Pc,
+    /// Q35 + ICH9 (AHCI): a newer PC.
+    Q35,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS.
+    Bios,
+    /// OVMF without Secure Boot.
+    Uefi,
+    /// OVMF with Secure Boot enforced and Microsoft keys enrolled (forces Q35 + SMM).
+    UefiSecureBoot,
+}
+
+/// Everything that describes one VM run.
+#[derive(Clone, Debug)]
+pub struct VmSpec {
+    pub iso: Option<PathBuf>,
+    pub boot_from: BootFrom,
+    pub disks: Vec<DiskSpec>,
+    pub memory_mb: u32,
+    pub machine: Machine,
+    pub firmware: Firmware,
+    /// qemu NIC device ("e1000", "rtl8139", "virtio-net-pci", "pcnet", ...), or
+    /// "none" for a PC without a network card.
+    pub nic_model: String,
+    /// Guest 10.0.2.100:PORT is forwarded to 127.0.0.1:PORT (one socat per connection).
+    pub guestfwd_port: Option<u16>,
+    /// Everything the guest writes on its first serial port is appended here.
+    pub serial_log: PathBuf,
+    /// Also copy the serial output to our stdout (for `lazare vm`).
+    pub echo_serial: bool,
+    /// Exit instead of rebooting (the agent reboots at the end of an install).
+    pub no_reboot: bool,
+    /// Hard limit after which `timeout` kills qemu even if our process died.
+    pub max_runtime: Duration,
+    pub extra_args: Vec<String>,
+}
+
+impl VmSpec {
+    /// A 512 MB SeaBIOS PC with an e1000 NIC booting `iso` as a CD.
+    pub fn new(iso: Option<PathBuf>, serial_log: impl Into<PathBuf>) -> Self {
+        VmSpec {
+            iso,
+            boot_from: BootFrom::Cdrom,
+            disks: Vec::new(),
+            memory_mb: 512,
+            machine: Machine::Pc,
+            firmware: Firmware::Bios,
+            nic_model: "e1000".into(),
+            guestfwd_port: None,
+            serial_log: serial_log.into(),
+            echo_serial: false,
+            no_reboot: true,
+            max_runtime: Duration::from_secs(900),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// Errors of the VM harness.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VmError {
+    #[error("starting qemu: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("firmware file {0} is missing (install the ovmf package)")]
+    MissingFirmware(PathBuf),
+    #[error("{0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("qemu did not open its serial socket: {0}")]
+    SerialSocket(String),
+    #[error("timed out after {secs} s waiting for {pattern:?} on the serial console; last output:\n{tail}")]
+    Timeout { pattern: String, secs: u64, tail: String },
+    #[error("qemu exited ({status}) before {pattern:?} appeared; last output:\n{tail}")]
+    Exited { status: String, pattern: String, tail: String },
+    #[error("qemu monitor: {0}")]
+    Monitor(#[source] std::io::Error),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("invalid regex {0:?}")]
+    Regex(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
+    let context = context.into();
+    move |source| VmError::Io { context, source }
+}
+
+/// What `wait_for` looks for: a plain substring or a regex.
+#[derive(Clone, Debug)]
+pub enum Pattern {
+    Text(String),
+    Regex(regex::Regex),
+}
+
+impl Pattern {
+    /// A regex pattern; errors name the bad expression.
+    pub fn regex(re: &str) -> Result<Self, VmError> {
+        regex::Regex::new(re).map(Pattern::Regex).map_err(|_| VmError::Regex(re.into()))
+    }
+    fn find(&self, hay: &str) -> Option<(usize, usize)> {
+        match self {
+            Pattern::Text(t) => hay.find(t.as_str()).map(|i| (i, i + t.len())),
+            Pattern::Regex(r) => r.find(hay).map(|m| (m.start(), m.end())),
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            Pattern::Text(t) => t.clone(),
+            Pattern::Regex(r) => format!("/{}/", r.as_str()),
+        }
+    }
+}
+
+impl From<&str> for Pattern {
+    fn from(s: &str) -> Self {
+        Pattern::Text(s.into())
+    }
+}
+impl From<String> for Pattern {
+    fn from(s: String) -> Self {
+        Pattern::Text(s)
+    }
+}
+impl From<regex::Regex> for Pattern {
+    fn from(r: regex::Regex) -> Self {
+        Pattern::Regex(r)
+    }
+}
+
+/// A running qemu. Dropping it kills qemu.
+pub struct Vm {
+    child: Child,
+    qemu_pid_file: PathBuf,
+    monitor_path: PathBuf,
+    serial: Option<UnixStream>,
+    /// Serial output so far (also in `spec.serial_log`), with `\r` removed.
+    output: Arc<Mutex<String>>,
+    /// `wait_for` searches from here; moved only by `mark()`.
+    cursor: usize,
+    stderr_path: PathBuf,
+    // Held for its Drop: the monitor socket, OVMF vars copy and socat script live here.
+    _dir: tempfile::TempDir,
+}
+
+impl Vm {
+    /// Start qemu as described by `spec` and connect to its serial port.
+    pub fn start(spec: &VmSpec) -> Result<Vm, VmError> {
+        let dir = tempfile::Builder::new()
+            .prefix("lazare-vm-")
+            .tempdir()
+            .map_err(io_err("creating a temp dir"))?;
+        let args = qemu_args(spec, dir.path())?;
+        let stderr_path = dir.path().join("qemu.stderr");
+        let stderr = std::fs::File::create(&stderr_path).map_err(io_err("creating qemu.stderr"))?;
+        let mut cmd = Command::new("timeout");
+        // --foreground: qemu stays in our process group so Ctrl-C in `lazare vm` reaches it.
+        cmd.args(["--foreground", "--kill-after=5"])
+            .arg(format!("{}s", spec.max_runtime.as_secs().max(1)))
+            .arg("qemu-system-x86_64")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        let child = cmd.spawn().map_err(VmError::Spawn)?;
+        let mut vm = Vm {
+            child,
+            qemu_pid_file: dir.path().join("qemu.pid"),
+            monitor_path: dir.path().join("monitor.sock"),
+            serial: None,
+            output: Arc::new(Mutex::new(String::new())),
+            cursor: 0,
+            stderr_path,
+            _dir: dir,
+        };
+        vm.connect_serial(spec)?;
+        Ok(vm)
+    }
+
+    /// qemu waits (`wait=on`) for this connection before starting the guest, so no
+    /// early output is lost; a thread then copies the serial stream to the log.
+    fn connect_serial(&mut self, spec: &VmSpec) -> Result<(), VmError> {
+        let sock = self._dir.path().join("serial.sock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            match UnixStream::connect(&sock) {
+                Ok(s) => break s,
+                Err(e) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        return Err(VmError::SerialSocket(format!(
+                            "qemu exited ({status}): {}",
+                            self.stderr()
+                        )));
+                    }
+                    if Instant::now() > deadline {
+                        return Err(VmError::SerialSocket(e.to_string()));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.serial_log)
+            .map_err(io_err(format!("opening {}", spec.serial_log.display())))?;
+        let mut reader = stream.try_clone().map_err(io_err("cloning the serial socket"))?;
+        let output = Arc::clone(&self.output);
+        let echo = spec.echo_serial;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = log.write_all(&buf[..n]);
+                if echo {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+                output.lock().unwrap_or_else(|p| p.into_inner()).push_str(&text);
+            }
+        });
+        self.serial = Some(stream);
+        Ok(())
+    }
+
+    /// Serial output so far (`\r` removed).
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// From now on `wait_for` only looks at output that arrives after this call.
+    pub fn mark(&mut self) {
+        self.cursor = self.output.lock().unwrap_or_else(|p| p.into_inner()).len();
+    }
+
+    /// Wait until a complete serial line (after the last `mark()`) matches
+    /// `pattern`; return that line. Fails early if qemu exits.
+    pub fn wait_for(
+        &mut self,
+        pattern: impl Into<Pattern>,
+        timeout: Duration,
+    ) -> Result<String, VmError> {
+        let pattern = pattern.into();
+        self.poll(&pattern, timeout, |text, p| {
+            let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            complete.lines().find(|l| p.find(l).is_some()).map(str::to_owned)
+        })
+    }
+
+    /// Like `wait_for` but also matches an unfinished last line (a prompt);
+    /// returns the matched text itself.
+    pub fn wait_for_text(
+        &mut self,
+        pattern: impl Into<Pattern>,
+        timeout: Duration,
+    ) -> Result<String, VmError> {
+        let pattern = pattern.into();
+        self.poll(&pattern, timeout, |text, p| p.find(text).map(|(a, b)| text[a..b].to_owned()))
+    }
+
+    fn poll(
+        &mut self,
+        pattern: &Pattern,
+        timeout: Duration,
+        matcher: impl Fn(&str, &Pattern) -> Option<String>,
+    ) -> Result<String, VmError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let exited = self.child.try_wait().map_err(io_err("waiting for qemu"))?;
+            if exited.is_some() {
+                // Let the reader thread drain what qemu wrote last.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let text = self.output();
+            let tail = text.get(self.cursor..).unwrap_or("");
+            if let Some(found) = matcher(tail, pattern) {
+                return Ok(found);
+            }
+            if let Some(status) = exited {
+                return Err(VmError::Exited {
+                    status: status.to_string(),
+                    pattern: pattern.describe(),
+                    tail: last_lines(&format!("{text}{}", self.stderr()), 30),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(VmError::Timeout {
+                    pattern: pattern.describe(),
+                    secs: timeout.as_secs(),
+                    tail: last_lines(&text, 30),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Type `text` on the guest's serial console.
+    pub fn send(&mut self, text: &str) -> Result<(), VmError> {
+        let s =
+            self.serial.as_mut().ok_or_else(|| VmError::SerialSocket("not connected".into()))?;
+        s.write_all(text.as_bytes()).map_err(io_err("writing to the serial console"))
+    }
+
+    /// Wait for qemu to exit (e.g. the guest powered off, or rebooted with `no_reboot`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, VmError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().map_err(io_err("waiting for qemu"))? {
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                return Err(VmError::Timeout {
+                    pattern: "qemu exit".into(),
+                    secs: timeout.as_secs(),
+                    tail: last_lines(&self.output(), 30),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Run one human monitor command (e.g. `set_link n0 off`) and return its output.
+    pub fn monitor(&self, command: &str) -> Result<String, VmError> {
+        let mut s = UnixStream::connect(&self.monitor_path).map_err(VmError::Monitor)?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).map_err(VmError::Monitor)?;
+        let mut r = BufReader::new(s.try_clone().map_err(VmError::Monitor)?);
+        read_until_prompt(&mut r)?;
+        s.write_all(format!("{command}\n").as_bytes()).map_err(VmError::Monitor)?;
+        let out = read_until_prompt(&mut r)?;
+        // The monitor echoes the command (with terminal escapes) on the first line.
+        Ok(out.lines().skip(1).collect::<Vec<_>>().join("\n"))
+    }
+
+    /// qemu's own PID (not the `timeout` wrapper's).
+    pub fn qemu_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.qemu_pid_file).ok()?.trim().parse().ok()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(pid) = self.qemu_pid().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        // `timeout` reaps qemu and exits by itself; kill it only if it lingers.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_until_prompt(r: &mut impl BufRead) -> Result<String, VmError> {
+    let mut out = Vec::new();
+    while !out.ends_with(b"(qemu) ") {
+        let mut byte = [0u8; 1];
+        match r.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => out.push(byte[0]),
+            Err(e) => return Err(VmError::Monitor(e)),
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).replace('\r', ""))
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The qemu command line for `spec`; `dir` holds the sockets and scratch files.
+fn qemu_args(spec: &VmSpec, dir: &Path) -> Result<Vec<String>, VmError> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    let secure = spec.firmware == Firmware::UefiSecureBoot;
+    let machine = match (spec.machine, secure) {
+        (_, true) => "q35,smm=on",
+        (Machine::Q35, false) => "q35",
+        (Machine::Pc, false) => "pc",
+    };
+    // TCG only: -enable-kvm hangs on the machines this runs on.
+    push(&["-machine", &format!("{machine},accel=tcg"), "-m", &spec.memory_mb.to_string()]);
+    push(&["-display", "none", "-nodefaults", "-vga", "std", "-boot", "menu=off"]);
+    let sock = dir.join("serial.sock");
+    let mon = dir.join("monitor.sock");
+    push(&["-chardev", &format!("socket,id=ser0,path={},server=on,wait=on", sock.display())]);
+    push(&["-serial", "chardev:ser0"]);
+    push(&["-monitor", &format!("unix:{},server=on,wait=off", mon.display())]);
+    push(&["-pidfile", &dir.join("qemu.pid").display().to_string()]);
+    if spec.no_reboot {
+        push(&["-no-reboot"]);
+    }
+    a.extend(firmware_args(spec.firmware, dir)?);
+    if let Some(iso) = &spec.iso {
+        a.extend(iso_args(iso, spec.boot_from)?);
+    }
+    a.extend(disk_args(&spec.disks, spec.machine, secure)?);
+    a.extend(net_args(spec, dir)?);
+    a.extend(spec.extra_args.iter().cloned());
+    Ok(a)
+}
+
+fn firmware_args(fw: Firmware, dir: &Path) -> Result<Vec<String>, VmError> {
+    let (code, vars) = match fw {
+        Firmware::Bios => return Ok(Vec::new()),
+        Firmware::Uefi => ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"),
+        Firmware::UefiSecureBoot => ("OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.ms.fd"),
+    };
+    let code = Path::new(OVMF_DIR).join(code);
+    let vars_src = Path::new(OVMF_DIR).join(vars);
+    for f in [&code, &vars_src] {
+        if !f.exists() {
+            return Err(VmError::MissingFirmware(f.clone()));
+        }
+    }
+    // The guest writes its NVRAM: give it a private copy.
+    let vars = dir.join("OVMF_VARS.fd");
+    std::fs::copy(&vars_src, &vars).map_err(io_err(format!("copying {}", vars_src.display())))?;
+    let mut a = vec![
+        "-drive".to_string(),
+        format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()),
+        "-drive".into(),
+        format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+    ];
+    if fw == Firmware::UefiSecureBoot {
+        a.extend(["-global".into(), "driver=cfi.pflash01,property=secure,value=on".into()]);
+    }
+    Ok(a)
+}
+
+fn iso_args(iso: &Path, boot: BootFrom) -> Result<Vec<String>, VmError> {
+    if !iso.exists() {
+        return Err(VmError::MissingFile(iso.to_path_buf()));
+    }
+    let file = iso.display();
+    Ok(match boot {
+        BootFrom::Cdrom => vec![
+            "-drive".into(),
+            format!("if=none,id=boot0,media=cdrom,readonly=on,format=raw,file={file}"),
+            "-device".into(),
+            "ide-cd,drive=boot0,bootindex=0".into(),
+        ],
+        // snapshot=on: the guest may write to its "stick" but never to our ISO.
+        BootFrom::Disk => vec![
+            "-drive".into(),
+            format!("if=none,id=boot0,snapshot=on,format=raw,file={file}"),
+            "-device".into(),
+            "ide-hd,drive=boot0,bootindex=0".into(),
+        ],
+        BootFrom::Usb => vec![
+            "-device".into(),
+            "qemu-xhci,id=xhci".into(),
+            "-drive".into(),
+            format!("if=none,id=boot0,snapshot=on,format=raw,file={file}"),
+            "-device".into(),
+            "usb-storage,bus=xhci.0,drive=boot0,removable=on,bootindex=0".into(),
+        ],
+    })
+}
+
+fn disk_args(disks: &[DiskSpec], machine: Machine, secure: bool) -> Result<Vec<String>, VmError> {
+    let mut a = Vec::new();
+    let q35 = machine == Machine::Q35 || secure;
+    let (mut ahci, mut scsi) = (false, false);
+    for (i, d) in disks.iter().enumerate() {
+        if !d.path.exists() {
+            return Err(VmError::MissingFile(d.path.clone()));
+        }
+        let id = format!("disk{i}");
+        a.push("-drive".into());
+        a.push(format!("if=none,id={id},format={},file={}", d.format, d.path.display()));
+        let dev = match d.interface {
+            DiskInterface::Ide => format!("ide-hd,drive={id}"),
+            DiskInterface::Sata if q35 => format!("ide-hd,drive={id}"),
+            DiskInterface::Sata => {
+                if !ahci {
+                    a.extend(["-device".into(), "ahci,id=ahci0".into()]);
+                    ahci = true;
+                }
+                format!("ide-hd,drive={id},bus=ahci0.{i}")
+            }
+            DiskInterface::Virtio => format!("virtio-blk-pci,drive={id}"),
+            DiskInterface::Scsi => {
+                if !scsi {
+                    a.extend(["-device".into(), "virtio-scsi-pci,id=scsi0".into()]);
+                    scsi = true;
+                }
+                format!("scsi-hd,drive={id},bus=scsi0.0")
+            }
+        };
+        a.extend(["-device".into(), dev]);
+    }
+    Ok(a)
+}
+
+fn net_args(spec: &VmSpec, dir: &Path) -> Result<Vec<String>, VmError> {
+    if spec.nic_model == "none" {
+        return Ok(Vec::new());
+    }
+    let mut netdev = "user,id=n0,restrict=on".to_string();
+    if let Some(port) = spec.guestfwd_port {
+        // qemu hands the cmd: string to a shell with its own comma parsing: a
+        // script keeps the socat arguments intact.
+        let script = dir.join(format!("fwd-{port}.sh"));
+        std::fs::write(&script, format!("#!/bin/sh\nexec socat - TCP:127.0.0.1:{port}\n"))
+            .map_err(io_err("writing the guestfwd script"))?;
+        set_executable(&script)?;
+        netdev.push_str(&format!(",guestfwd=tcp:10.0.2.100:{port}-cmd:{}", script.display()));
+    }
+    Ok(vec!["-netdev".into(), netdev, "-device".into(), format!("{},netdev=n0", spec.nic_model)])
+}
+
+fn set_executable(path: &Path) -> Result<(), VmError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(io_err(format!("chmod {}", path.display())))
+}
+
+/// `lazare vm`: boot an ISO in qemu and stream its serial console here.
 #[derive(clap::Args)]
-pub struct VmArgs {}
+pub struct VmArgs {
+    /// The ISO to boot.
+    #[arg(long)]
+    pub iso: Option<PathBuf>,
+    /// A target disk (qcow2 or raw image; repeatable). Create one with `qemu-img create -f qcow2 d.qcow2 8G`.
+    #[arg(long)]
+    pub disk: Vec<PathBuf>,
+    /// How target disks are attached.
+    #[arg(long, value_enum, default_value = "sata")]
+    pub disk_interface: DiskIfArg,
+    /// Guest RAM in MB (GRUB under UEFI needs at least 512).
+    #[arg(long, default_value_t = 512)]
+    pub memory: u32,
+    /// Boot with UEFI (OVMF) instead of BIOS (SeaBIOS).
+    #[arg(long)]
+    pub uefi: bool,
+    /// UEFI with Secure Boot enforced (Microsoft keys enrolled).
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// Boot the ISO as a USB stick / raw disk instead of a CD.
+    #[arg(long)]
+    pub usb: bool,
+    /// Forward guest 10.0.2.100:PORT to the install server on 127.0.0.1:PORT.
+    #[arg(long)]
+    pub server_port: Option<u16>,
+    /// NIC model: e1000, rtl8139, virtio-net-pci, pcnet, ne2k_pci, none.
+    #[arg(long, default_value = "e1000")]
+    pub nic: String,
+    /// Emulate a newer PC (Q35, AHCI) instead of i440FX.
+    #[arg(long)]
+    pub q35: bool,
+    /// Keep the serial log here (default: a temp file).
+    #[arg(long)]
+    pub serial_log: Option<PathBuf>,
+}
 
-pub fn run(_args: &VmArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`lazare vm` is not implemented yet")
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DiskIfArg {
+    Ide,
+    Sata,
+    Virtio,
+    Scsi,
+}
+
+pub fn run(args: &VmArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let tmp_log;
+    let log = match &args.serial_log {
+        Some(p) => p.clone(),
+        None => {
+            tmp_log = tempfile::NamedTempFile::new().context("creating a serial log")?;
+            tmp_log.path().to_path_buf()
+        }
+    };
+    let iface = match args.disk_interface {
+        DiskIfArg::Ide => DiskInterface::Ide,
+        DiskIfArg::Sata => DiskInterface::Sata,
+        DiskIfArg::Virtio => DiskInterface::Virtio,
+        DiskIfArg::Scsi => DiskInterface::Scsi,
+    };
+    let mut spec = VmSpec::new(args.iso.clone(), log);
+    spec.boot_from = if args.usb { BootFrom::Disk } else { BootFrom::Cdrom };
+    spec.disks = args.disk.iter().map(|d| DiskSpec::new(d, iface)).collect();
+    spec.memory_mb = args.memory;
+    spec.machine = if args.q35 { Machine::Q35 } else { Machine::Pc };
+    spec.firmware = match (args.uefi, args.secure_boot) {
+        (_, true) => Firmware::UefiSecureBoot,
+        (true, false) => Firmware::Uefi,
+        _ => Firmware::Bios,
+    };
+    spec.nic_model = args.nic.clone();
+    spec.guestfwd_port = args.server_port;
+    spec.echo_serial = true;
+    spec.max_runtime = Duration::from_secs(24 * 3600);
+    eprintln!("lazare vm: booting (TCG, no KVM: expect ~10 s to the kernel); Ctrl-C stops the VM");
+    let mut vm = Vm::start(&spec).context("starting the VM")?;
+    let status = vm.wait_exit(Duration::from_secs(24 * 3600)).context("running the VM")?;
+    eprintln!("lazare vm: qemu exited ({status})");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_are_tcg_restricted_and_forward_only_to_localhost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = VmSpec::new(None, dir.path().join("log"));
+        spec.guestfwd_port = Some(8470);
+        spec.firmware = Firmware::UefiSecureBoot;
+        let a = qemu_args(&spec, dir.path()).unwrap().join(" ");
+        assert!(a.contains("q35,smm=on,accel=tcg"), "{a}");
+        assert!(!a.contains("kvm"), "{a}");
+        assert!(a.contains("user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8470-cmd:"), "{a}");
+        assert!(
+            a.contains("OVMF_CODE_4M.secboot.fd") && a.contains("property=secure,value=on"),
+            "{a}"
+        );
+        let script = std::fs::read_to_string(dir.path().join("fwd-8470.sh")).unwrap();
+        assert!(script.contains("socat - TCP:127.0.0.1:8470"), "{script}");
+    }
+
+    /// The harness itself, on the host kernel booted directly: serial capture,
+    /// regex waits, the monitor, and Drop killing qemu.
+    #[test]
+    fn boots_host_kernel_and_sees_its_command_line() {
+        let Some(kernel) = newest_host_kernel() else {
+            panic!("no /boot/vmlinuz-* on this machine (install linux-image-amd64)");
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
+        spec.memory_mb = 256;
+        spec.extra_args = vec![
+            "-kernel".into(),
+            kernel.display().to_string(),
+            "-append".into(),
+            "console=ttyS0 lazare.harness=probe panic=-1".into(),
+        ];
+        let mut vm = Vm::start(&spec).unwrap();
+        let line = vm
+            .wait_for(
+                Pattern::regex(r"Command line: .*lazare\.harness").unwrap(),
+                Duration::from_secs(180),
+            )
+            .unwrap();
+        assert!(line.ends_with("console=ttyS0 lazare.harness=probe panic=-1"), "{line}");
+        let info = vm.monitor("info status").unwrap();
+        assert!(info.contains("running"), "{info}");
+        let pid = vm.qemu_pid().expect("qemu pid file");
+        let log = std::fs::read_to_string(&spec.serial_log).unwrap();
+        assert!(log.contains("lazare.harness=probe"));
+        drop(vm);
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "qemu {pid} survived Drop");
+    }
+
+    fn newest_host_kernel() -> Option<PathBuf> {
+        let mut k: Vec<PathBuf> = std::fs::read_dir("/boot")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+            .collect();
+        k.sort();
+        k.pop()
+    }
+
+    #[test]
+    fn missing_iso_is_named() {
+        let err = iso_args(Path::new("/nonexistent/x.iso"), BootFrom::Cdrom).unwrap_err();
+        assert_eq!(err.to_string(), "/nonexistent/x.iso does not exist");
+    }
 }

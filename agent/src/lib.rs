@@ -5,6 +5,7 @@ pub mod config;
 pub mod entropy;
 pub mod flow;
 pub mod init;
+pub mod install;
 pub mod plancli;
 pub mod screen;
 pub mod settings;

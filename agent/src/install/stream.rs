@@ -1,0 +1,288 @@
+//! Image streaming: download → sha256 → decompress → untar, concurrently and
+//! in constant memory. A download thread feeds a bounded channel of 64 KiB
+//! chunks (16 deep: at most ~1 MiB in flight, whatever the image size, so it
+//! runs in 256 MB of RAM); the calling thread decompresses and unpacks. A
+//! network cut is resumed with `Range: bytes=N-` and the hash continues
+//! where it stopped; a server that ignores Range is read again from the
+//! start, skipping what was already unpacked.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::Duration;
+
+use lazare_proto::{ImageFormat, ImageRef};
+use sha2::{Digest, Sha256};
+
+use super::untar;
+
+const CHUNK: usize = 64 * 1024;
+const DEPTH: usize = 16;
+
+/// Where bytes come from: HTTP in the agent (see [`UreqFetch`]); anything
+/// that can start a body at an offset.
+pub trait Fetch: Send + Sync {
+    /// GETs `url` starting at byte `offset`. Returns the offset the body
+    /// really starts at: `offset` when the server honoured the Range, 0 when
+    /// it sent the whole file.
+    fn get(&self, url: &str, offset: u64) -> io::Result<(u64, Box<dyn Read + Send>)>;
+}
+
+/// Plain-HTTP fetcher on ureq with timeouts, so a dead link is noticed.
+pub struct UreqFetch {
+    agent: ureq::Agent,
+}
+
+impl Default for UreqFetch {
+    fn default() -> Self {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(30))
+            .build();
+        UreqFetch { agent }
+    }
+}
+
+impl Fetch for UreqFetch {
+    fn get(&self, url: &str, offset: u64) -> io::Result<(u64, Box<dyn Read + Send>)> {
+        let mut req = self.agent.get(url);
+        if offset > 0 {
+            req = req.set("Range", &format!("bytes={offset}-"));
+        }
+        let resp = req.call().map_err(|e| io::Error::other(format!("GET {url}: {e}")))?;
+        let start = if resp.status() == 206 { offset } else { 0 };
+        Ok((start, Box::new(resp.into_reader())))
+    }
+}
+
+/// What the pipeline tells its caller as it goes.
+pub trait Progress {
+    /// Percent of the compressed image received and unpacked.
+    fn percent(&self, pct: u8);
+    /// A recoverable problem (network cut, retry).
+    fn warn(&self, line: &str);
+}
+
+/// Why streaming failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    #[error("downloading the image failed after {tries} tries: {last}")]
+    Download { tries: u32, last: String },
+    #[error("the server sent more than the {0} bytes the plan announced")]
+    TooLong(u64),
+    #[error("the image's sha256 is {got}, the signed plan says {want}: refusing it")]
+    Sha256Mismatch { want: String, got: String },
+    #[error("unpacking the image failed: {0}")]
+    Unpack(#[source] io::Error),
+}
+
+/// Retry policy for network cuts.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub tries: u32,
+    pub first_wait: Duration,
+}
+
+impl Default for Retry {
+    /// ~10 minutes of backoff in all: a switch rebooting or a cable
+    /// re-plugged is survived, a server gone for the day is reported.
+    fn default() -> Self {
+        Retry { tries: 20, first_wait: Duration::from_secs(1) }
+    }
+}
+
+enum Msg {
+    Data(Vec<u8>),
+    Warn(String),
+    /// Download finished: the hex sha256 of all bytes, or why it failed.
+    Done(Result<String, StreamError>),
+}
+
+/// Streams `image` from `url` into the directory `root`. Returns the
+/// verified sha256. On `Sha256Mismatch` the tree in `root` must be treated
+/// as hostile: the caller makes the target unbootable.
+pub fn stream(
+    fetch: &dyn Fetch,
+    url: &str,
+    image: &ImageRef,
+    root: &Path,
+    retry: Retry,
+    progress: &dyn Progress,
+) -> Result<String, StreamError> {
+    let (tx, rx) = sync_channel::<Msg>(DEPTH);
+    std::thread::scope(|s| {
+        let size = image.size;
+        s.spawn(move || {
+            let done = download(fetch, url, size, retry, &tx);
+            let _ = tx.send(Msg::Done(done));
+        });
+        let mut reader = ChannelReader::new(rx, image.size, progress);
+        let unpacked = unpack(&mut reader, image.format, root);
+        // Hash the whole file even past the tar's end-of-archive blocks.
+        let drained = unpacked.and_then(|()| io::copy(&mut reader, &mut io::sink()).map(drop));
+        let outcome = reader.outcome.take();
+        // Dropping the reader drops the receiver: the download thread stops.
+        drop(reader);
+        match (outcome, drained) {
+            (Some(Err(e)), _) => Err(e),
+            (_, Err(e)) => Err(StreamError::Unpack(e)),
+            (Some(Ok(got)), Ok(())) if got == image.sha256.to_ascii_lowercase() => Ok(got),
+            (Some(Ok(got)), Ok(())) => {
+                Err(StreamError::Sha256Mismatch { want: image.sha256.clone(), got })
+            }
+            (None, Ok(())) => Err(StreamError::Unpack(io::Error::other("download ended silently"))),
+        }
+    })
+}
+
+fn unpack(reader: &mut dyn Read, format: ImageFormat, root: &Path) -> io::Result<()> {
+    let reader = io::BufReader::with_capacity(CHUNK, reader);
+    match format {
+        ImageFormat::TarZst => {
+            let mut dec = zstd::stream::read::Decoder::with_buffer(reader)?;
+            untar::unpack(&mut dec, root)?;
+            io::copy(&mut dec, &mut io::sink()).map(drop)
+        }
+        ImageFormat::TarGz => {
+            let mut dec = flate2::bufread::MultiGzDecoder::new(reader);
+            untar::unpack(&mut dec, root)?;
+            io::copy(&mut dec, &mut io::sink()).map(drop)
+        }
+    }
+}
+
+/// Downloads `size` bytes, resuming after cuts; sends chunks and returns the
+/// sha256 of exactly the file's bytes.
+fn download(
+    fetch: &dyn Fetch,
+    url: &str,
+    size: u64,
+    retry: Retry,
+    tx: &SyncSender<Msg>,
+) -> Result<String, StreamError> {
+    let mut hash = Sha256::new();
+    let mut have = 0u64;
+    let mut failures = 0u32;
+    let mut wait = retry.first_wait;
+    loop {
+        let err = match fetch.get(url, have) {
+            Ok((start, body)) => match copy_body(body, start, &mut have, size, &mut hash, tx) {
+                Ok(true) => return Ok(hex(&hash.finalize())),
+                Ok(false) => format!("connection closed at byte {have} of {size}"),
+                Err(Stop::Receiver) => return Err(StreamError::Unpack(io::Error::other("unpacking stopped"))),
+                Err(Stop::TooLong) => return Err(StreamError::TooLong(size)),
+                Err(Stop::Io(e)) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        failures += 1;
+        if failures >= retry.tries {
+            return Err(StreamError::Download { tries: failures, last: err });
+        }
+        let line = format!("network problem ({err}); retrying in {}s from byte {have}", wait.as_secs());
+        if tx.send(Msg::Warn(line)).is_err() {
+            return Err(StreamError::Unpack(io::Error::other("unpacking stopped")));
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
+
+enum Stop {
+    Receiver,
+    TooLong,
+    Io(io::Error),
+}
+
+/// Copies one response body. `start` is where the body begins in the file:
+/// bytes before `have` were already sent and are skipped. Ok(true) when the
+/// whole file is in, Ok(false) when the body ended early.
+fn copy_body(
+    mut body: Box<dyn Read + Send>,
+    start: u64,
+    have: &mut u64,
+    size: u64,
+    hash: &mut Sha256,
+    tx: &SyncSender<Msg>,
+) -> Result<bool, Stop> {
+    let mut pos = start;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(*have == size),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Stop::Io(e)),
+        };
+        buf.truncate(n);
+        let end = pos + n as u64;
+        if end > *have {
+            let fresh = buf.split_off((*have - pos) as usize);
+            if *have + fresh.len() as u64 > size {
+                return Err(Stop::TooLong);
+            }
+            hash.update(&fresh);
+            *have += fresh.len() as u64;
+            tx.send(Msg::Data(fresh)).map_err(|_| Stop::Receiver)?;
+        }
+        pos = end;
+    }
+}
+
+/// The unpack side of the channel as a `Read`.
+struct ChannelReader<'a> {
+    rx: Receiver<Msg>,
+    buf: Vec<u8>,
+    at: usize,
+    got: u64,
+    size: u64,
+    last_pct: Option<u8>,
+    progress: &'a dyn Progress,
+    outcome: Option<Result<String, StreamError>>,
+}
+
+impl<'a> ChannelReader<'a> {
+    fn new(rx: Receiver<Msg>, size: u64, progress: &'a dyn Progress) -> Self {
+        ChannelReader { rx, buf: Vec::new(), at: 0, got: 0, size, last_pct: None, progress, outcome: None }
+    }
+}
+
+impl Read for ChannelReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.buf.len() {
+            if self.outcome.is_some() {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Msg::Data(d)) => {
+                    self.got += d.len() as u64;
+                    self.buf = d;
+                    self.at = 0;
+                    let pct = (self.got * 100).checked_div(self.size).unwrap_or(100).min(100) as u8;
+                    if self.last_pct != Some(pct) {
+                        self.last_pct = Some(pct);
+                        self.progress.percent(pct);
+                    }
+                }
+                Ok(Msg::Warn(w)) => self.progress.warn(&w),
+                Ok(Msg::Done(r)) => {
+                    let failed = r.is_err();
+                    self.outcome = Some(r);
+                    if failed {
+                        return Err(io::Error::other("the download failed"));
+                    }
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
