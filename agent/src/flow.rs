@@ -4,9 +4,15 @@
 //! [`crate::init::EXIT_FAILED`] so PID 1 offers retry/shell/reboot.
 
 use std::path::Path;
+use std::time::Duration;
 
+use lazare_proto::{Event, Inventory, Phase, PublicKey};
+
+use crate::config::{self, Action};
+use crate::hw::coldplug;
+use crate::hw::modules::ProbeOpts;
 use crate::screen::Screen;
-use crate::settings::{self, Settings};
+use crate::{http, inventory, net, verify};
 
 /// A failure with a sentence for the person at the PC.
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +41,173 @@ pub fn run() -> ! {
 }
 
 fn work(screen: &Screen) -> Result<(), Failure> {
-    let settings: Settings = settings::load(Path::new("/"))
+    let cfg = config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE))
         .map_err(|e| Failure::new("The CD's settings are wrong; the CD must be rebuilt.", e))?;
-    screen.note(&format!("settings: {settings:?}"));
+    screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
+    find_hardware(screen)?;
+    let net = with_retries(screen, cfg.retries, "Connecting to the network", |_| {
+        net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(NO_NETWORK, e))
+    })?;
+    screen.note(&format!("network: {}", serde_json::to_string(&net).unwrap_or_default()));
+    if cfg.action == Action::Rescue {
+        crate::init::run_shell(screen);
+        return Ok(());
+    }
+    let base = server_base(&cfg.server, &net)?;
+    let server = http::Server::new(http::agent(net.dns.clone()), &base);
+    let step = screen.step("Looking at this computer");
+    let inv = inventory::collect(Path::new("/"));
+    step.done("done");
+    let answer = with_retries(
+        screen,
+        cfg.retries,
+        &format!("Contacting the install server {base}"),
+        |_| server.hello(&inv).map_err(|e| Failure::new(NO_SERVER, e)),
+    )?;
+    if let Some(date) = &answer.date {
+        if let Some(t) = http::fix_clock(date, BUILD_FLOOR) {
+            screen.note(&format!("clock was wrong; set to {t} from the server's Date header"));
+        }
+    }
+    let events = Events { server: &server, machine_id: &inv.machine_id, screen };
+    events.send(Phase::Hello, &format!("hello from agent {}", env!("CARGO_PKG_VERSION")));
+    match cfg.action {
+        Action::Inventory => report_and_power_off(screen, &events, &inv),
+        _ => {
+            let key = server_key(&cfg)?;
+            let plan = verify::plan(&answer, key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
+            events.send(
+                Phase::Plan,
+                &format!("plan verified: {} on {}", plan.image.name, plan.hostname),
+            );
+            Err(Failure::new(
+                "Waiting for the install step: this agent cannot install yet.",
+                "the install step is not wired into the agent yet",
+            ))
+        }
+    }
+}
+
+const NO_NETWORK: &str =
+    "This computer could not connect to the network. Check that the network cable is plugged in.";
+const NO_SERVER: &str = "This computer could not reach the install server.";
+
+/// A clock before this (2026-01-01, before this agent was written) is
+/// certainly wrong: the RTC battery of an old PC died.
+const BUILD_FLOOR: u64 = 1_767_225_600;
+
+/// The server public key `lazare build --key` bakes in.
+pub const BAKED_KEY: &str = "/etc/lazare/server.pub";
+
+fn find_hardware(screen: &Screen) -> Result<(), Failure> {
+    let step = screen.step("Finding hardware");
+    let opts = ProbeOpts { root: "/".into(), kver: crate::sys::kernel_release() };
+    let report = coldplug::coldplug(&opts).map_err(|e| {
+        Failure::new("This CD does not match its own kernel; the CD must be rebuilt.", e)
+    })?;
+    step.done(&format!("done ({} drivers)", report.loaded.len()));
+    screen.note(&format!("modules loaded: {}", report.loaded.join(" ")));
+    for (m, e) in &report.failed {
+        screen.note(&format!("module {m} failed: {e}"));
+    }
+    for id in &report.unsupported_nics {
+        screen.warn(&format!("This CD has no driver for the network card with PCI id {id}."));
+    }
+    Ok(())
+}
+
+/// Runs `f` until it works, waiting longer after each failure (2 s … 60 s),
+/// at most `retries` extra times when set.
+fn with_retries<T>(
+    screen: &Screen,
+    retries: Option<u32>,
+    words: &str,
+    mut f: impl FnMut(u32) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let mut attempt = 0u32;
+    loop {
+        let step = screen.step(words);
+        match f(attempt) {
+            Ok(v) => {
+                step.done("done");
+                return Ok(v);
+            }
+            Err(e) => {
+                step.skipped("not yet");
+                screen.failure(&e.plain, &e.detail);
+                if retries.is_some_and(|r| attempt >= r) {
+                    return Err(e);
+                }
+                let wait = (2u64 << attempt.min(5)).min(60);
+                screen.line(&format!("Trying again in {wait} seconds..."));
+                std::thread::sleep(Duration::from_secs(wait));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// The server's base URL: the configured one, or from the DHCP lease
+/// (option 66, else next-server) for `lazare.server=dhcp`.
+fn server_base(server: &config::Server, net: &net::NetState) -> Result<String, Failure> {
+    match server {
+        config::Server::Dhcp => {
+            let lease = net.lease.as_ref();
+            let host = lease
+                .and_then(|l| l.tftp_server.clone())
+                .or_else(|| lease.and_then(|l| l.next_server).map(|a| a.to_string()));
+            host.map(|h| format!("http://{h}:{}", config::DEFAULT_SERVER_PORT)).ok_or_else(|| {
+                Failure::new(NO_SERVER, "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)")
+            })
+        }
+        other => Ok(other.to_string()),
+    }
+}
+
+/// The key plans must be signed with: `lazare.key=` or the baked file.
+fn server_key(cfg: &config::AgentConfig) -> Result<Option<PublicKey>, Failure> {
+    let text = match &cfg.key {
+        Some(k) => Some(k.to_string()),
+        None => std::fs::read_to_string(BAKED_KEY).ok(),
+    };
+    text.map(|t| t.trim().parse::<PublicKey>()).transpose().map_err(|e| {
+        Failure::new("The server key on this CD is damaged; the CD must be rebuilt.", e)
+    })
+}
+
+/// Best-effort progress events to the server (a lost event stops nothing).
+struct Events<'a> {
+    server: &'a http::Server,
+    machine_id: &'a str,
+    screen: &'a Screen,
+}
+
+impl Events<'_> {
+    fn send(&self, phase: Phase, message: &str) {
+        let ev = Event { phase, percent: None, message: message.to_string() };
+        if let Err(e) = self.server.event(self.machine_id, &ev) {
+            self.screen.note(&format!("event not sent: {e}"));
+        }
+    }
+
+    fn upload_log(&self) {
+        if let Err(e) = self.server.log(self.machine_id, &self.screen.log_text()) {
+            self.screen.note(&format!("log not uploaded: {e}"));
+        }
+    }
+}
+
+fn report_and_power_off(screen: &Screen, events: &Events, inv: &Inventory) -> Result<(), Failure> {
+    screen.line("");
+    for l in inventory::summary(inv) {
+        screen.line(&l);
+    }
+    screen.line("");
+    screen.line("The server has this computer's details. Powering off.");
+    events.upload_log();
+    std::thread::sleep(Duration::from_secs(2));
     Err(Failure::new(
-        "This CD's agent cannot continue yet.",
-        "hardware detection is not implemented yet in this build",
+        "Could not power off; you may switch the computer off.",
+        crate::sys::power_off(),
     ))
 }

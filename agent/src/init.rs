@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::screen::{self, Screen};
-use crate::{settings, sys};
+use crate::{config, sys};
 
 /// One setup step of PID 1.
 #[derive(Debug, Clone, Copy)]
@@ -176,12 +176,12 @@ pub fn run() -> ! {
 
 /// The first lines a person (or a test on the serial console) sees.
 fn banner(screen: &Screen) {
-    match settings::load(Path::new("/")) {
-        Ok(s) => screen.line(&format!(
+    match config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE)) {
+        Ok(c) => screen.line(&format!(
             "lazare-agent {} server={} action={}",
             env!("CARGO_PKG_VERSION"),
-            s.server.as_deref().unwrap_or("(none)"),
-            s.action.as_str()
+            c.server,
+            c.action.as_str()
         )),
         Err(e) => {
             screen.line(&format!("lazare-agent {} config error: {e:#}", env!("CARGO_PKG_VERSION")))

@@ -4,9 +4,14 @@
 pub mod config;
 pub mod entropy;
 pub mod flow;
+pub mod hw;
 pub mod init;
+pub mod inventory;
+pub mod net;
 pub mod install;
 pub mod plancli;
 pub mod screen;
-pub mod settings;
 pub mod sys;
+pub mod target;
+pub mod http;
+pub mod verify;

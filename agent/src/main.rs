@@ -29,6 +29,11 @@ enum Cmd {
 }
 
 fn main() {
+    // The kernel runs /sbin/modprobe (a link to us) for its module requests.
+    let args: Vec<String> = std::env::args().collect();
+    if args.first().is_some_and(|a| a.rsplit('/').next() == Some("modprobe")) {
+        std::process::exit(lazare_agent::hw::coldplug::modprobe_main(&args));
+    }
     // As PID 1 the kernel passes its own leftover arguments: never parse them.
     if std::process::id() == 1 {
         init::run();

@@ -224,14 +224,19 @@ pub fn permanent_mac(name: &str) -> Option<[u8; 6]> {
     (pa.size == 6 && mac != [0; 6]).then_some(mac)
 }
 
-/// Binds a socket to one network interface (SO_BINDTODEVICE) and allows
-/// broadcasts on it: what a DHCP client needs before it has an address.
-pub fn bind_to_device(sock: &impl AsFd, name: &str) -> io::Result<()> {
-    use nix::sys::socket::{setsockopt, sockopt};
-    setsockopt(sock, sockopt::BindToDevice, &std::ffi::OsString::from(name))?;
-    setsockopt(sock, sockopt::Broadcast, &true)?;
-    setsockopt(sock, sockopt::ReuseAddr, &true)?;
-    Ok(())
+/// A UDP socket on port 68 bound to one interface (SO_BINDTODEVICE) with
+/// broadcasts allowed: what a DHCP client needs before it has an address.
+/// SO_REUSEADDR comes before bind so every NIC can have its own.
+pub fn dhcp_socket(iface: &str) -> io::Result<std::net::UdpSocket> {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let fd = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::BindToDevice, &std::ffi::OsString::from(iface))?;
+    setsockopt(&fd, sockopt::Broadcast, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrIn::new(0, 0, 0, 0, 68))?;
+    Ok(std::net::UdpSocket::from(fd))
 }
 
 /// Creates a symlink `link` → `target`; an existing one is left alone.

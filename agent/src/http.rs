@@ -1,0 +1,133 @@
+//! Talking to the install server (DESIGN.md "Server API"): ureq with rustls
+//! (no OpenSSL in a static binary) and our own resolver (no glibc NSS).
+
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use lazare_proto::{Event, Inventory, SIGNATURE_HEADER};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    #[error("{url}: the server answered {status}: {body}")]
+    Status { url: String, status: u16, body: String },
+    #[error("{url}: {message}")]
+    Transport { url: String, message: String },
+    #[error("{url}: reading the answer: {source}")]
+    Read { url: String, source: std::io::Error },
+}
+
+/// The raw answer to a hello: the plan's exact bytes and its signature.
+#[derive(Debug, Clone)]
+pub struct SignedAnswer {
+    pub body: Vec<u8>,
+    pub signature: Option<String>,
+    /// The `Date` header, to fix a wrong clock.
+    pub date: Option<String>,
+}
+
+/// An HTTP agent that resolves names through `dns` (the lease's servers).
+pub fn agent(dns: Vec<Ipv4Addr>) -> ureq::Agent {
+    let resolver = move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
+        // Literal addresses never need a lookup.
+        if let Ok(addrs) = netloc.parse::<SocketAddr>() {
+            return Ok(vec![addrs]);
+        }
+        let (host, port) = netloc
+            .rsplit_once(':')
+            .ok_or_else(|| std::io::Error::other(format!("no port in {netloc}")))?;
+        let port: u16 = port.parse().map_err(std::io::Error::other)?;
+        if host == "localhost" {
+            return ("127.0.0.1", port).to_socket_addrs().map(Iterator::collect);
+        }
+        let id = (std::process::id() as u16) ^ (port.rotate_left(7));
+        let ips = crate::net::dns::resolve(host, &dns, id).map_err(std::io::Error::other)?;
+        Ok(ips.into_iter().map(|ip| SocketAddr::from((ip, port))).collect())
+    };
+    ureq::AgentBuilder::new()
+        .resolver(resolver)
+        .timeout_connect(Duration::from_secs(10))
+        .timeout_read(Duration::from_secs(60))
+        .user_agent(concat!("lazare-agent/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The install server at `base` (`http://10.0.2.100:8470`).
+#[derive(Clone)]
+pub struct Server {
+    pub agent: ureq::Agent,
+    pub base: String,
+}
+
+impl Server {
+    pub fn new(agent: ureq::Agent, base: &str) -> Server {
+        Server { agent, base: base.trim_end_matches('/').to_string() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_string();
+        }
+        format!("{}{}", self.base, path)
+    }
+
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<ureq::Response, HttpError> {
+        let url = self.url(path);
+        match self.agent.post(&url).set("Content-Type", content_type).send_bytes(body) {
+            Ok(r) => Ok(r),
+            Err(ureq::Error::Status(status, r)) => {
+                let body = r.into_string().unwrap_or_default().chars().take(300).collect();
+                Err(HttpError::Status { url, status, body })
+            }
+            Err(e) => Err(HttpError::Transport { url, message: e.to_string() }),
+        }
+    }
+
+    /// `POST /api/v1/hello` with the inventory; returns the signed plan bytes.
+    pub fn hello(&self, inv: &Inventory) -> Result<SignedAnswer, HttpError> {
+        let json = serde_json::to_vec(inv).unwrap_or_default();
+        let r = self.post("/api/v1/hello", "application/json", &json)?;
+        let signature = r.header(SIGNATURE_HEADER).map(str::to_string);
+        let date = r.header("Date").map(str::to_string);
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut r.into_reader(), &mut body)
+            .map_err(|source| HttpError::Read { url: self.url("/api/v1/hello"), source })?;
+        Ok(SignedAnswer { body, signature, date })
+    }
+
+    /// `POST /api/v1/machines/{id}/events`.
+    pub fn event(&self, machine_id: &str, event: &Event) -> Result<(), HttpError> {
+        let json = serde_json::to_vec(event).unwrap_or_default();
+        self.post(&format!("/api/v1/machines/{machine_id}/events"), "application/json", &json)
+            .map(drop)
+    }
+
+    /// `POST /api/v1/machines/{id}/log` with the whole log so far.
+    pub fn log(&self, machine_id: &str, text: &str) -> Result<(), HttpError> {
+        self.post(
+            &format!("/api/v1/machines/{machine_id}/log"),
+            "text/plain; charset=utf-8",
+            text.as_bytes(),
+        )
+        .map(drop)
+    }
+}
+
+/// Sets the clock from an HTTP `Date` header when the clock is before
+/// `floor` (the agent's build time): TLS certificates need a sane clock.
+/// Returns the new time when it changed the clock.
+pub fn fix_clock(date: &str, floor: u64) -> Option<u64> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    if now >= floor {
+        return None;
+    }
+    let server =
+        httpdate::parse_http_date(date).ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    crate::sys::set_clock(server as i64).ok()?;
+    Some(server)
+}

@@ -1,0 +1,111 @@
+//! Plan verification: a plan only counts when its `Lazare-Signature`
+//! verifies with the server key baked into the CD, over the exact bytes
+//! received, and it names this machine. A rogue DHCP server or a man in
+//! the middle cannot make the agent touch a disk.
+
+use lazare_proto::{Plan, PublicKey, SignError};
+
+use crate::flow::Failure;
+use crate::http::SignedAnswer;
+use crate::screen::Screen;
+
+const REFUSED: &str = "The answer from the install server is not signed by the server this CD belongs to: nothing will be written to the disks.";
+
+/// Checks the signature (unless `insecure`, then warns in red), parses the
+/// plan and checks it is for `machine_id`.
+pub fn plan(
+    answer: &SignedAnswer,
+    key: Option<&PublicKey>,
+    insecure: bool,
+    machine_id: &str,
+    screen: &Screen,
+) -> Result<Plan, Failure> {
+    match check(answer, key) {
+        Ok(()) => screen.note("plan signature verified with the baked server key"),
+        Err(e) if insecure => {
+            screen.warn(&format!(
+                "lazare.insecure: using a plan whose signature was not verified ({e})"
+            ));
+        }
+        Err(e) => return Err(Failure::new(REFUSED, e)),
+    }
+    let plan: Plan = serde_json::from_slice(&answer.body).map_err(|e| {
+        Failure::new(
+            "The install server sent an answer this CD does not understand.",
+            format!("parsing the plan: {e}"),
+        )
+    })?;
+    plan.validate_for(machine_id).map_err(|e| {
+        Failure::new(
+            "The install server sent a plan for another computer: nothing will be written.",
+            e,
+        )
+    })?;
+    Ok(plan)
+}
+
+/// The signature check alone.
+pub fn check(answer: &SignedAnswer, key: Option<&PublicKey>) -> Result<(), VerifyError> {
+    let key = key.ok_or(VerifyError::NoKey)?;
+    let sig = answer.signature.as_deref().ok_or(VerifyError::Sign(SignError::Missing))?;
+    key.verify(&answer.body, sig).map_err(VerifyError::Sign)
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    #[error("this CD carries no server key (/etc/lazare/server.pub or lazare.key=), so no plan can be trusted")]
+    NoKey,
+    #[error(transparent)]
+    Sign(SignError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lazare_proto::SigningKey;
+
+    fn answer(body: &[u8], signature: Option<String>) -> SignedAnswer {
+        SignedAnswer { body: body.to_vec(), signature, date: None }
+    }
+
+    #[test]
+    fn good_signature_passes_and_tampering_fails() {
+        let k = SigningKey::from_bytes(&[3; 32]);
+        let body = br#"{"hostname":"pc1"}"#;
+        let public = k.public();
+        assert_eq!(check(&answer(body, Some(k.sign(body))), Some(&public)), Ok(()));
+        assert_eq!(
+            check(&answer(br#"{"hostname":"pc2"}"#, Some(k.sign(body))), Some(&public)),
+            Err(VerifyError::Sign(SignError::Mismatch))
+        );
+    }
+
+    #[test]
+    fn unsigned_or_other_key_or_no_key_is_refused() {
+        let k = SigningKey::from_bytes(&[3; 32]);
+        let rogue = SigningKey::from_bytes(&[4; 32]);
+        let body = b"{}";
+        let public = k.public();
+        assert_eq!(
+            check(&answer(body, None), Some(&public)),
+            Err(VerifyError::Sign(SignError::Missing))
+        );
+        assert_eq!(
+            check(&answer(body, Some(rogue.sign(body))), Some(&public)),
+            Err(VerifyError::Sign(SignError::Mismatch))
+        );
+        assert_eq!(check(&answer(body, Some(k.sign(body))), None), Err(VerifyError::NoKey));
+    }
+
+    #[test]
+    fn refused_plan_is_a_failure_unless_insecure() {
+        let screen = Screen::stderr();
+        let e = plan(&answer(b"{}", None), None, false, "x", &screen).unwrap_err();
+        assert!(e.plain.contains("nothing will be written"));
+        // Insecure gets past the signature, then the body must still parse.
+        let e = plan(&answer(b"{}", None), None, true, "x", &screen).unwrap_err();
+        assert!(e.detail.contains("parsing the plan"), "{}", e.detail);
+        assert!(screen.log_text().contains("WARNING: lazare.insecure"));
+    }
+}
