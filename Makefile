@@ -13,7 +13,7 @@ export LAZARE_AGENT := $(CURDIR)/$(AGENT)
 DEB_PACKAGES := linux-image-amd64 isolinux syslinux-common grub-efi-amd64-bin \
 	grub-efi-amd64-signed shim-signed grub-pc-bin ovmf qemu-system-x86 \
 	qemu-utils e2fsprogs mmdebstrap dnsmasq-base xorriso socat iproute2 cpio \
-	openssl chromium zstd
+	openssl chromium chromium-driver zstd
 # mkfs.fat for the ESP, carried in the initramfs with its libraries.
 DEB_PACKAGES += dosfstools
 # sfdisk: the independent oracle the partition-table tests check against.

@@ -11,6 +11,7 @@ pub use event::{Event, MachineStatus, Next, NextAction, Phase};
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
 };
+pub use plan::valid_hostname;
 pub use plan::{
     Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Plan, PlanError,
     SwapPolicy, TablePreference, User,

@@ -1,8 +1,156 @@
-//! `lazare serve` (being written).
+//! `lazare serve`: the install server. API v1 for the agents (DESIGN.md
+//! "Server API"), the dashboard, and the images, from one data directory.
+
+mod api;
+mod config;
+mod dashboard;
+pub mod datadir;
+mod plan;
+mod store;
+
+use anyhow::{Context, Result};
+use api::ApiError;
+use config::Rules;
+use datadir::{DataDir, DB_FILE, RULES_FILE, TOKEN_FILE};
+use lazare_proto::SigningKey;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use store::Store;
+
+/// The project's default port: the agent assumes it when a URL has none.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8470";
 
 #[derive(clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Directory for the signing key, admin token, rules (lazare.toml),
+    /// database and images (created on first start).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Address and port to listen on.
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+}
 
-pub fn run(_args: &ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`lazare serve` is not implemented yet")
+/// Everything a request handler needs.
+pub struct Server {
+    data: DataDir,
+    store: Store,
+    rules: Rules,
+    key: SigningKey,
+    token_digest: [u8; 32],
+    templates: minijinja::Environment<'static>,
+}
+
+impl Server {
+    fn check_token(&self, token: &str) -> Result<(), ApiError> {
+        if token.trim().is_empty() {
+            return Err(ApiError::NoToken);
+        }
+        // Digests, not the secrets, are compared: no early exit on the token.
+        if datadir::token_digest(token) == self.token_digest {
+            Ok(())
+        } else {
+            Err(ApiError::WrongToken)
+        }
+    }
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &ServeArgs) -> Result<()> {
+    let data = DataDir::new(&args.data);
+    data.create()?;
+    let (key, new_key) = data.load_or_create_key()?;
+    let (token, new_token) = data.load_or_create_token()?;
+    let rules = Rules::load_or_create(&data.path(RULES_FILE))?;
+    let store = Store::open(&data.path(DB_FILE))?;
+    let templates = dashboard::templates().context("loading the dashboard templates")?;
+    let public = key.public();
+    let server = Arc::new(Server {
+        store,
+        rules,
+        key,
+        token_digest: datadir::token_digest(&token),
+        templates,
+        data: data.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr().context("reading the listening address")?;
+    print_banner(&data, addr, &public, new_key, new_token.then_some(token.as_str()));
+    axum::serve(listener, app(server))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    println!("lazare serve: stopped");
+    Ok(())
+}
+
+fn app(server: Arc<Server>) -> axum::Router {
+    let images = tower_http::services::ServeDir::new(server.data.images());
+    axum::Router::new()
+        .merge(api::router())
+        .merge(dashboard::router())
+        // ServeDir answers Range requests (206) and refuses paths leaving the directory.
+        .nest_service("/images", images)
+        .fallback(|| async {
+            let status = axum::http::StatusCode::NOT_FOUND;
+            ApiError::Body { status, reason: "no such page or API call".into() }
+        })
+        // Routes without their own limit (dashboard forms, admin calls) get a small one.
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(server)
+}
+
+fn print_banner(
+    data: &DataDir,
+    addr: SocketAddr,
+    public: &lazare_proto::PublicKey,
+    new_key: bool,
+    new_token: Option<&str>,
+) {
+    let shown = if addr.ip().is_unspecified() {
+        format!("http://<this server's address>:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    println!("lazare serve: data in {}", data.root.display());
+    if new_key {
+        println!("new signing key created in {}", data.root.display());
+    }
+    println!("listening on http://{addr}");
+    println!("dashboard: {shown}/");
+    println!("public key: {public}");
+    match new_token {
+        Some(token) => println!(
+            "admin token (shown once, kept in {}): {token}",
+            data.path(TOKEN_FILE).display()
+        ),
+        None => println!("admin token: in {}", data.path(TOKEN_FILE).display()),
+    }
+    println!("rules: {}", data.path(RULES_FILE).display());
+    println!("images: {}", data.images().display());
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lazare: warning: cannot watch SIGTERM: {e}");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

@@ -1,0 +1,229 @@
+//! The rules a volunteer edits in `DATA/lazare.toml`: which image a PC gets,
+//! its host name, locale, users and disk policy.
+
+use anyhow::{bail, Context, Result};
+use lazare_proto::{valid_hostname, Action, DiskPolicy, Firmware, Inventory, User, MIB};
+use serde::Deserialize;
+use std::path::Path;
+
+/// Written on first start; the comments are the documentation.
+pub const DEFAULT_RULES: &str = r#"# lazare install server rules. Edit, then restart `lazare serve`.
+
+# Host name of each PC. {n} is the order in which the server first saw the PC
+# ({n:03} pads it to 3 digits: pc-001); {id} is the start of its machine id.
+hostname = "pc-{n:03}"
+
+locale = "fr_FR.UTF-8"
+keymap = "fr"
+timezone = "Europe/Paris"
+
+# Seconds the PC shows its disk plan before it writes anything (0: at once).
+countdown_secs = 10
+
+# Add a "Reinstall from server" entry to the installed system's boot menu.
+reinstall_entry = true
+
+# What a PC does after hello: "install", "inventory" (report, power off) or
+# "wait" (ask again later).
+action = "install"
+
+# Image rules, first match wins. A rule may test ram_below_mib and firmware
+# ("bios" or "uefi"); a rule without tests matches every PC. The profile is
+# the image name given to `lazare image build --profile NAME`.
+[[image]]
+profile = "light"
+ram_below_mib = 512
+
+[[image]]
+profile = "standard"
+
+# How the agent may lay out the disks.
+[disks]
+root_min = 3221225472     # bytes (3 GiB); raised to fit the image if needed
+home = "preserve"         # "preserve": keep an existing /home; "fresh": wipe it
+swap = { kind = "auto" }  # or { kind = "none" }, { kind = "fixed", bytes = N }
+table = "auto"            # "auto", "gpt" or "mbr"
+exclude = []              # disk names never to touch, e.g. ["sdb"]
+
+# Accounts created on every PC. password_hash is a crypt(3) hash
+# (`openssl passwd -6`); without one the password is locked.
+[[user]]
+name = "utilisateur"
+full_name = "Utilisateur"
+admin = false
+"#;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    pub hostname: String,
+    pub locale: String,
+    pub keymap: String,
+    pub timezone: String,
+    #[serde(default = "default_countdown")]
+    pub countdown_secs: u32,
+    #[serde(default = "yes")]
+    pub reinstall_entry: bool,
+    #[serde(default = "install")]
+    pub action: Action,
+    #[serde(rename = "image")]
+    pub images: Vec<ImageRule>,
+    #[serde(default)]
+    pub disks: DiskPolicy,
+    #[serde(default, rename = "user")]
+    pub users: Vec<User>,
+}
+
+fn default_countdown() -> u32 {
+    10
+}
+fn yes() -> bool {
+    true
+}
+fn install() -> Action {
+    Action::Install
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRule {
+    pub profile: String,
+    pub ram_below_mib: Option<u64>,
+    pub firmware: Option<Firmware>,
+}
+
+impl ImageRule {
+    fn matches(&self, inv: &Inventory) -> bool {
+        self.ram_below_mib.is_none_or(|mib| inv.memory_bytes < mib * MIB)
+            && self.firmware.is_none_or(|f| f == inv.firmware)
+    }
+}
+
+impl Rules {
+    /// Reads `path`, writing [`DEFAULT_RULES`] there first if it is missing.
+    pub fn load_or_create(path: &Path) -> Result<Rules> {
+        if !path.exists() {
+            std::fs::write(path, DEFAULT_RULES)
+                .with_context(|| format!("writing the default rules to {}", path.display()))?;
+        }
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Rules::parse(&text).with_context(|| format!("checking the rules in {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Rules> {
+        let rules: Rules = toml::from_str(text).context("parsing TOML")?;
+        rules.check()?;
+        Ok(rules)
+    }
+
+    /// Refuses rules that would produce plans the agent rejects, at start
+    /// rather than at the first hello.
+    fn check(&self) -> Result<()> {
+        if self.images.is_empty() {
+            bail!("no [[image]] rule: add at least one, e.g. profile = \"standard\"");
+        }
+        for n in [1, 999_999] {
+            let h = self.hostname_for(n, &"0".repeat(64))?;
+            if !valid_hostname(&h) {
+                bail!("hostname pattern {:?} gives {h:?}, not a valid host name", self.hostname);
+            }
+        }
+        for u in &self.users {
+            let ok = !u.name.is_empty()
+                && u.name.len() <= 32
+                && u.name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && u.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !ok {
+                bail!("user name {:?} is not a valid Linux user name", u.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The image profile the first matching rule names.
+    pub fn pick_profile(&self, inv: &Inventory) -> Option<&str> {
+        self.images.iter().find(|r| r.matches(inv)).map(|r| r.profile.as_str())
+    }
+
+    /// Renders the host name pattern: `{n}`, `{n:0W}`, `{id}`.
+    pub fn hostname_for(&self, n: u64, machine_id: &str) -> Result<String> {
+        let mut out = String::new();
+        let mut rest = self.hostname.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = rest[open..]
+                .find('}')
+                .with_context(|| format!("unclosed '{{' in hostname {:?}", self.hostname))?;
+            let field = &rest[open + 1..open + close];
+            match field {
+                "n" => out.push_str(&n.to_string()),
+                "id" => out.push_str(&machine_id[..machine_id.len().min(8)]),
+                _ => match field.strip_prefix("n:0").map(str::parse::<usize>) {
+                    Some(Ok(width)) if width <= 10 => out.push_str(&format!("{n:0width$}")),
+                    _ => bail!(
+                        "unknown field {{{field}}} in hostname {:?}: use {{n}}, {{n:03}} or {{id}}",
+                        self.hostname
+                    ),
+                },
+            }
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        Ok(out.to_ascii_lowercase())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lazare_proto::Dmi;
+
+    fn inv(mib: u64) -> Inventory {
+        Inventory {
+            machine_id: "a".repeat(64),
+            memory_bytes: mib * MIB,
+            cpus: 1,
+            cpu_model: "Pentium III".into(),
+            firmware: Firmware::Bios,
+            dmi: Dmi::default(),
+            disks: vec![],
+            nics: vec![],
+            boot_device: None,
+            agent_version: String::new(),
+        }
+    }
+
+    #[test]
+    fn default_rules_pick_light_below_512_mib() {
+        let r = Rules::parse(DEFAULT_RULES).unwrap();
+        assert_eq!(r.pick_profile(&inv(256)), Some("light"));
+        assert_eq!(r.pick_profile(&inv(511)), Some("light"));
+        assert_eq!(r.pick_profile(&inv(512)), Some("standard"));
+        assert_eq!(r.pick_profile(&inv(4096)), Some("standard"));
+        assert_eq!(r.locale, "fr_FR.UTF-8");
+        assert_eq!(r.users[0].name, "utilisateur");
+    }
+
+    #[test]
+    fn hostname_patterns() {
+        let mut r = Rules::parse(DEFAULT_RULES).unwrap();
+        assert_eq!(r.hostname_for(7, &"ab".repeat(32)).unwrap(), "pc-007");
+        assert_eq!(r.hostname_for(1234, "").unwrap(), "pc-1234");
+        r.hostname = "Salle2-{n}-{id}".into();
+        assert_eq!(r.hostname_for(5, &"ab".repeat(32)).unwrap(), "salle2-5-abababab");
+        r.hostname = "pc-{x}".into();
+        assert!(r.hostname_for(1, "").is_err());
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_the_reason() {
+        let bad_host = DEFAULT_RULES.replace("pc-{n:03}", "pc_{n}");
+        let e = format!("{:#}", Rules::parse(&bad_host).unwrap_err());
+        assert!(e.contains("not a valid host name"), "{e}");
+        let typo = DEFAULT_RULES.replace("ram_below_mib", "ram_below");
+        assert!(Rules::parse(&typo).is_err());
+    }
+}

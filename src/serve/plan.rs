@@ -1,0 +1,185 @@
+//! From an inventory and the rules to a plan: pick the image profile, find
+//! its manifest in `DATA/images/`, fill in host name, locale, disks, users.
+
+use super::config::Rules;
+use lazare_proto::{ImageManifest, ImageRef, Inventory, Plan, MIB};
+use std::path::Path;
+
+/// Why no plan could be made; answered 503 so the agent retries later.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NoPlan {
+    #[error("no [[image]] rule in lazare.toml matches this PC ({ram} MiB RAM)")]
+    NoRule { ram: u64 },
+    #[error(
+        "image {profile:?} is not on this server (no manifest naming it in {dir}): build it with \
+         `lazare image build --profile {profile} --output OUT`, then add it with \
+         `lazare image add --data DATA OUT/<image file>`"
+    )]
+    MissingImage { profile: String, dir: String },
+}
+
+/// The newest usable manifest for `profile` in `dir`. Manifests whose
+/// tarball is missing or has another size are skipped with a warning: the
+/// agent would fail its sha256 check on them after wiping the disk.
+pub fn find_image(dir: &Path, profile: &str) -> Result<ImageManifest, NoPlan> {
+    let missing =
+        || NoPlan::MissingImage { profile: profile.to_string(), dir: dir.display().to_string() };
+    let entries = std::fs::read_dir(dir).map_err(|_| missing())?;
+    let mut best: Option<ImageManifest> = None;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Some(m) = read_manifest(&path) else { continue };
+        if m.name != profile || !usable(dir, &m, &path) {
+            continue;
+        }
+        let newer = best.as_ref().is_none_or(|b| (m.created, &m.file) > (b.created, &b.file));
+        if newer {
+            best = Some(m);
+        }
+    }
+    best.ok_or_else(missing)
+}
+
+fn read_manifest(path: &Path) -> Option<ImageManifest> {
+    let text = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&text) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            eprintln!("lazare: warning: {} is not an image manifest: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn usable(dir: &Path, m: &ImageManifest, manifest: &Path) -> bool {
+    // Served as /images/<file>: a plain file name, nothing to escape or traverse.
+    let plain = !m.file.is_empty()
+        && !m.file.starts_with('.')
+        && m.file.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b));
+    if !plain {
+        eprintln!("lazare: warning: {}: file name {:?} refused", manifest.display(), m.file);
+        return false;
+    }
+    match std::fs::metadata(dir.join(&m.file)) {
+        Ok(meta) if meta.is_file() && meta.len() == m.size => true,
+        Ok(meta) => {
+            eprintln!(
+                "lazare: warning: {}: {} is {} bytes, the manifest says {}",
+                manifest.display(),
+                m.file,
+                meta.len(),
+                m.size
+            );
+            false
+        }
+        Err(_) => {
+            eprintln!("lazare: warning: {}: {} is missing", manifest.display(), m.file);
+            false
+        }
+    }
+}
+
+/// The plan for one machine. `seq` numbers the host name, `nonce` is fresh.
+pub fn build_plan(
+    rules: &Rules,
+    inv: &Inventory,
+    seq: u64,
+    image: &ImageManifest,
+    nonce: String,
+) -> anyhow::Result<Plan> {
+    let mut disks = rules.disks.clone();
+    // The unpacked tree plus a quarter for logs, updates and the user's
+    // first files, rounded up to whole MiB.
+    let needed = (image.installed_size + image.installed_size / 4).div_ceil(MIB) * MIB;
+    disks.root_min = disks.root_min.max(needed);
+    Ok(Plan {
+        machine_id: inv.machine_id.clone(),
+        hostname: rules.hostname_for(seq, &inv.machine_id)?,
+        action: rules.action,
+        image: ImageRef {
+            name: image.name.clone(),
+            url: format!("/images/{}", image.file),
+            sha256: image.sha256.clone(),
+            size: image.size,
+            format: image.format,
+        },
+        disks,
+        locale: rules.locale.clone(),
+        keymap: rules.keymap.clone(),
+        timezone: rules.timezone.clone(),
+        users: rules.users.clone(),
+        reinstall_entry: rules.reinstall_entry,
+        countdown_secs: rules.countdown_secs,
+        nonce,
+    })
+}
+
+/// 16 random bytes in hex.
+pub fn nonce() -> anyhow::Result<String> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("drawing a nonce: {e}"))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lazare_proto::ImageFormat;
+
+    fn manifest(name: &str, file: &str, size: u64, created: u64) -> ImageManifest {
+        ImageManifest {
+            name: name.into(),
+            file: file.into(),
+            sha256: "0".repeat(64),
+            size,
+            format: ImageFormat::TarZst,
+            installed_size: 10 * lazare_proto::GIB,
+            suite: "bookworm".into(),
+            locale: "fr_FR.UTF-8".into(),
+            keymap: "fr".into(),
+            timezone: "Europe/Paris".into(),
+            created,
+        }
+    }
+
+    fn put(dir: &Path, m: &ImageManifest, bytes: usize) {
+        std::fs::write(dir.join(&m.file), vec![0u8; bytes]).unwrap();
+        std::fs::write(dir.join(format!("{}.json", m.file)), serde_json::to_vec(m).unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn newest_complete_image_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        put(dir.path(), &manifest("light", "light-1.tar.zst", 3, 100), 3);
+        put(dir.path(), &manifest("light", "light-2.tar.zst", 4, 200), 4);
+        // Newer but truncated: skipped.
+        put(dir.path(), &manifest("light", "light-3.tar.zst", 9, 300), 5);
+        put(dir.path(), &manifest("standard", "std.tar.zst", 1, 999), 1);
+        assert_eq!(find_image(dir.path(), "light").unwrap().file, "light-2.tar.zst");
+        let err = find_image(dir.path(), "test").unwrap_err().to_string();
+        assert!(err.contains("lazare image add"), "{err}");
+    }
+
+    #[test]
+    fn root_grows_to_fit_the_image() {
+        let rules = Rules::parse(super::super::config::DEFAULT_RULES).unwrap();
+        let inv: Inventory = serde_json::from_value(serde_json::json!({
+            "machine_id": "b".repeat(64), "memory_bytes": 1u64 << 30, "cpus": 1,
+            "cpu_model": "x", "firmware": "bios", "dmi": {}, "disks": [], "nics": [],
+            "boot_device": null
+        }))
+        .unwrap();
+        let m = manifest("standard", "s.tar.zst", 1, 1);
+        let plan = build_plan(&rules, &inv, 42, &m, nonce().unwrap()).unwrap();
+        assert_eq!(plan.hostname, "pc-042");
+        assert_eq!(plan.image.url, "/images/s.tar.zst");
+        assert!(plan.disks.root_min >= m.installed_size + m.installed_size / 4);
+        assert_eq!(plan.nonce.len(), 32);
+        plan.validate_for(&inv.machine_id).unwrap();
+    }
+}
