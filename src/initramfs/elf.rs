@@ -9,6 +9,7 @@
 //! directory instead of its host path.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use object::elf::{FileHeader64, DT_NEEDED, DT_RPATH, DT_RUNPATH};
@@ -222,6 +223,7 @@ pub fn elf_closure(
     let mut carried: BTreeMap<PathBuf, CarriedFile> = BTreeMap::new();
     let mut queue: VecDeque<PathBuf> = tools.iter().cloned().collect();
     let mut seen: Vec<PathBuf> = Vec::new();
+    let mut interpreters: Vec<PathBuf> = Vec::new();
     while let Some(object) = queue.pop_front() {
         if seen.contains(&object) {
             continue;
@@ -231,9 +233,17 @@ pub fn elf_closure(
         let mut wanted = Vec::new();
         if let Some(interp) = &deps.interpreter {
             let path = PathBuf::from(interp);
+            if !interpreters.contains(&path) {
+                interpreters.push(path.clone());
+            }
             wanted.push(CarriedFile { source: path.clone(), dest: path });
         }
         for name in &deps.needed {
+            // libc names ld-linux-x86-64.so.2 as NEEDED: ld.so satisfies it
+            // with itself (matched by soname), no second copy is loaded.
+            if interpreters.iter().any(|i| i.file_name() == Some(OsStr::new(name))) {
+                continue;
+            }
             wanted.push(find_library(name, &object, &deps, search)?);
         }
         for file in wanted {

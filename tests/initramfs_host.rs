@@ -1,0 +1,215 @@
+//! The initramfs writer on this host's real kernel modules and tools: the
+//! default module set with its dependencies, mke2fs and mkfs.fat with their
+//! libraries found by ELF dependency resolution (checked against ldd and by
+//! running them chrooted inside the extracted image), and the size and build
+//! time of the default initramfs (printed; never asserted).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use lazare::initramfs::{
+    default_tools, elf_closure, kernel_release_of, read_initramfs, write_initramfs, CpioEntry,
+    InitramfsSpec, LibSearch, DEFAULT_MODULES,
+};
+
+/// The kernel the tests use: the first release under /lib/modules.
+fn modules_dir() -> PathBuf {
+    let mut releases: Vec<PathBuf> =
+        std::fs::read_dir("/lib/modules").unwrap().map(|e| e.unwrap().path()).collect();
+    releases.sort();
+    releases.into_iter().next().expect("no kernel under /lib/modules (make deps)")
+}
+
+fn normalize(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// modules.dep read independently of the library: name → dependency names.
+fn real_deps(dir: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let text = std::fs::read_to_string(dir.join("modules.dep")).unwrap();
+    let name = |p: &str| normalize(p.rsplit('/').next().unwrap().split(".ko").next().unwrap());
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(m, deps)| (name(m), deps.split_whitespace().map(name).collect()))
+        .collect()
+}
+
+fn default_spec(agent: &Path) -> InitramfsSpec {
+    InitramfsSpec::new(agent, modules_dir(), 1_700_000_000)
+}
+
+fn stand_in_agent(dir: &Path) -> PathBuf {
+    let agent = dir.join("lazare-agent");
+    std::fs::write(&agent, vec![0x7f; 2 << 20]).unwrap();
+    agent
+}
+
+#[test]
+fn default_set_on_the_real_kernel_is_closed_under_modules_dep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = default_spec(&stand_in_agent(tmp.path()));
+    let mut out = Vec::new();
+    let report = write_initramfs(&spec, &mut out, &mut |_| {}).unwrap();
+    let carried: BTreeSet<&str> = report.modules.iter().map(String::as_str).collect();
+    for needed in ["e1000", "e1000e", "r8169", "8139too", "ata_piix", "ahci", "sd_mod", "sr_mod"] {
+        assert!(carried.contains(needed), "{needed} not carried");
+    }
+    for needed in ["ext4", "isofs", "vfat", "crc32c_generic", "virtio_net", "usb_storage"] {
+        assert!(carried.contains(needed), "{needed} not carried");
+    }
+    // ext4's softdep `pre: crypto-crc32c` is an alias of crc32c_generic and
+    // crc32c_intel: both come along.
+    assert!(carried.contains("crc32c_intel"));
+    let deps = real_deps(&spec.modules_dir);
+    for module in &carried {
+        for dep in &deps[*module] {
+            assert!(carried.contains(dep.as_str()), "{module} needs {dep}, not carried");
+        }
+    }
+    assert!(carried.iter().any(|m| m.starts_with("pata_")));
+    // af_packet is built into Debian's kernel: present, nothing to carry.
+    assert!(report.builtin_modules.contains(&"af_packet".to_string()));
+
+    // The trimmed modules.alias only names carried modules.
+    let entries = read_initramfs(&out).unwrap();
+    let release = spec.modules_dir.file_name().unwrap().to_str().unwrap().to_string();
+    let alias = find(&entries, &format!("/lib/modules/{release}/modules.alias"));
+    let alias = String::from_utf8(alias.data.clone()).unwrap();
+    for line in alias.lines().filter(|l| l.starts_with("alias ")) {
+        let module = line.split_whitespace().nth(2).unwrap();
+        assert!(carried.contains(normalize(module).as_str()), "{line}");
+    }
+    assert!(alias.contains(" e1000\n"), "no e1000 alias");
+    let full = std::fs::metadata(spec.modules_dir.join("modules.alias")).unwrap().len();
+    println!(
+        "modules: {} carried, {} builtin, missing {:?}; modules.alias {} of {full} bytes",
+        report.modules.len(),
+        report.builtin_modules.len(),
+        report.missing_modules,
+        alias.len()
+    );
+    // Modules are copied as they are: the appended signature stays.
+    let ko = find(
+        &entries,
+        &format!("/lib/modules/{release}/kernel/drivers/net/ethernet/intel/e1000/e1000.ko"),
+    );
+    let host =
+        std::fs::read(spec.modules_dir.join("kernel/drivers/net/ethernet/intel/e1000/e1000.ko"));
+    assert_eq!(ko.data, host.unwrap());
+}
+
+fn find<'a>(entries: &'a [CpioEntry], path: &str) -> &'a CpioEntry {
+    entries.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("{path} missing"))
+}
+
+/// The libraries ldd (glibc's own resolver) reports for a program.
+fn ldd(program: &Path) -> BTreeSet<PathBuf> {
+    let out = Command::new("ldd").arg(program).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+#[test]
+fn mke2fs_libraries_match_ldd() {
+    let mke2fs = PathBuf::from("/usr/sbin/mke2fs");
+    let carried = elf_closure(std::slice::from_ref(&mke2fs), &LibSearch::host()).unwrap();
+    let dests: BTreeSet<PathBuf> = carried.iter().map(|c| c.dest.clone()).collect();
+    let expected = ldd(&mke2fs);
+    assert!(expected.len() >= 6, "ldd found too little: {expected:?}");
+    assert_eq!(dests, expected, "ELF closure differs from ldd");
+    assert!(dests.contains(Path::new("/lib64/ld-linux-x86-64.so.2")));
+    assert!(dests.iter().any(|d| d.ends_with("libext2fs.so.2")));
+}
+
+/// Extracts the image with GNU cpio and runs the carried mke2fs and
+/// mkfs.fat chrooted in it: only the files of the image are visible, so a
+/// missing library or interpreter makes them fail.
+#[test]
+fn carried_tools_run_inside_the_extracted_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = default_spec(&stand_in_agent(tmp.path()));
+    let image = tmp.path().join("initrd.img");
+    write_initramfs(&spec, std::fs::File::create(&image).unwrap(), &mut |_| {}).unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -dc {} | cpio -idm --quiet", image.display()))
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(root.join("etc/mke2fs.conf").is_file());
+    std::fs::write(root.join("tmp/disk.img"), vec![0u8; 8 << 20]).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("chroot").arg(&root).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?} in the image: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["/usr/sbin/mkfs.ext4", "-F", "-q", "-L", "lazare", "/tmp/disk.img"]);
+    let probe = Command::new("blkid").arg(root.join("tmp/disk.img")).output().unwrap();
+    let probe = String::from_utf8_lossy(&probe.stdout);
+    assert!(probe.contains("TYPE=\"ext4\"") && probe.contains("LABEL=\"lazare\""), "{probe}");
+    if default_tools().iter().any(|t| t.ends_with("mkfs.fat")) {
+        run(&["/usr/sbin/mkfs.fat", "-n", "ESP", "/tmp/disk.img"]);
+    } else {
+        panic!("mkfs.fat is not installed: apt-get install dosfstools (make deps)");
+    }
+}
+
+#[test]
+fn release_of_the_installed_kernel() {
+    let dir = modules_dir();
+    let release = dir.file_name().unwrap().to_str().unwrap();
+    let kernel = PathBuf::from(format!("/boot/vmlinuz-{release}"));
+    assert_eq!(kernel_release_of(&kernel).unwrap(), release);
+    // From the bzImage header, not the name.
+    let renamed = tempfile::tempdir().unwrap();
+    let copy = renamed.path().join("bzImage");
+    std::fs::copy(&kernel, &copy).unwrap();
+    assert_eq!(kernel_release_of(&copy).unwrap(), release);
+}
+
+/// Size and build time of the default initramfs (figures, not assertions).
+#[test]
+fn default_initramfs_figures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = default_spec(&stand_in_agent(tmp.path()));
+    assert_eq!(spec.modules.len(), DEFAULT_MODULES.len());
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let report = write_initramfs(&spec, &mut out, &mut |_| {}).unwrap();
+    let elapsed = start.elapsed();
+    let start = Instant::now();
+    let again = write_initramfs(&spec, Vec::new(), &mut |_| {}).unwrap();
+    assert_eq!(again.compressed_bytes, out.len() as u64);
+    println!(
+        "default initramfs ({} with a 2 MiB stand-in agent): {} entries, {} modules, \
+         {} bytes uncompressed, {} bytes gzip; built in {:.2?} (again {:.2?})",
+        spec.modules_dir.display(),
+        report.entries.len(),
+        report.modules.len(),
+        report.uncompressed_bytes,
+        report.compressed_bytes,
+        elapsed,
+        start.elapsed()
+    );
+    let mut largest = report.entries.clone();
+    largest.sort_by_key(|e| std::cmp::Reverse(e.size));
+    for e in largest.iter().take(12) {
+        println!("  {:>9} {}", e.size, e.path);
+    }
+}
