@@ -46,7 +46,13 @@ fn serve(body: Vec<u8>, mode: Mode) -> Server {
     Server { url, requests }
 }
 
-fn answer(mut s: TcpStream, body: &[u8], mode: Mode, i: usize, log: &Mutex<Vec<String>>) -> std::io::Result<()> {
+fn answer(
+    mut s: TcpStream,
+    body: &[u8],
+    mode: Mode,
+    i: usize,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     let mut r = BufReader::new(s.try_clone()?);
     let mut range = None;
     loop {
@@ -130,7 +136,13 @@ fn gz(tar: &[u8]) -> Vec<u8> {
 
 fn image(body: &[u8], format: ImageFormat) -> ImageRef {
     let sha: String = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
-    ImageRef { name: "test".into(), url: "/images/test".into(), sha256: sha, size: body.len() as u64, format }
+    ImageRef {
+        name: "test".into(),
+        url: "/images/test".into(),
+        sha256: sha,
+        size: body.len() as u64,
+        format,
+    }
 }
 
 #[derive(Default)]
@@ -167,7 +179,11 @@ fn check_tree(root: &Path) {
     assert_eq!(std::fs::metadata(root.join("var/big.bin")).unwrap().len(), 3 << 20);
 }
 
-fn run(body: Vec<u8>, format: ImageFormat, mode: Mode) -> (Result<String, StreamError>, Server, Seen, tempfile::TempDir) {
+fn run(
+    body: Vec<u8>,
+    format: ImageFormat,
+    mode: Mode,
+) -> (Result<String, StreamError>, Server, Seen, tempfile::TempDir) {
     let img = image(&body, format);
     let server = serve(body, mode);
     let dir = tempfile::tempdir().unwrap();
@@ -223,7 +239,8 @@ fn a_wrong_sha256_is_refused() {
     img.sha256 = "0".repeat(64);
     let server = serve(body, Mode::Good);
     let dir = tempfile::tempdir().unwrap();
-    let e = stream(&UreqFetch::default(), &server.url, &img, dir.path(), quick(), &Seen::default()).unwrap_err();
+    let e = stream(&UreqFetch::default(), &server.url, &img, dir.path(), quick(), &Seen::default())
+        .unwrap_err();
     assert!(matches!(e, StreamError::Sha256Mismatch { .. }), "{e}");
     assert!(e.to_string().contains("refusing"));
 }
@@ -235,7 +252,8 @@ fn a_server_gone_for_good_is_reported_after_the_retries() {
     drop(l);
     let img = image(b"x", ImageFormat::TarZst);
     let dir = tempfile::tempdir().unwrap();
-    let e = stream(&UreqFetch::default(), &url, &img, dir.path(), quick(), &Seen::default()).unwrap_err();
+    let e = stream(&UreqFetch::default(), &url, &img, dir.path(), quick(), &Seen::default())
+        .unwrap_err();
     assert!(matches!(e, StreamError::Download { tries: 5, .. }), "{e}");
 }
 
@@ -246,6 +264,7 @@ fn a_longer_body_than_announced_is_refused() {
     img.size -= 100;
     let server = serve(body, Mode::Good);
     let dir = tempfile::tempdir().unwrap();
-    let e = stream(&UreqFetch::default(), &server.url, &img, dir.path(), quick(), &Seen::default()).unwrap_err();
+    let e = stream(&UreqFetch::default(), &server.url, &img, dir.path(), quick(), &Seen::default())
+        .unwrap_err();
     assert!(matches!(e, StreamError::TooLong(_)), "{e}");
 }

@@ -105,7 +105,14 @@ pub fn run(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
         mount_all(ctx, &made)?;
         r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.image.name));
         let progress = DownloadProgress { r };
-        let sha = stream::stream(ctx.fetch, ctx.image_url, &ctx.plan.image, ctx.target, ctx.retry, &progress)?;
+        let sha = stream::stream(
+            ctx.fetch,
+            ctx.image_url,
+            &ctx.plan.image,
+            ctx.target,
+            ctx.retry,
+            &progress,
+        )?;
         r.log(&format!("image sha256 {sha} matches the signed plan"));
         r.event(Phase::Configure, None, "configuring the installed system");
         configure(ctx, &made)?;
@@ -156,7 +163,11 @@ pub fn partition(ctx: &InstallCtx) -> Result<(), InstallError> {
 }
 
 fn open_rw(path: &Path) -> Result<File, InstallError> {
-    OpenOptions::new().read(true).write(true).open(path).map_err(|e| InstallError::Open(path.into(), e))
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| InstallError::Open(path.into(), e))
 }
 
 /// BLKRRPART, retried while udev-less probing still holds the disk (EBUSY).
@@ -202,7 +213,8 @@ pub fn make_filesystems(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
             ctx.reporter.log(&format!("made {} on {} ({uuid})", m.fs.name(), device.display()));
             uuid
         };
-        let (disk, number, role, fs, mount) = (d.name.clone(), p.number, p.role, m.fs, m.target.clone());
+        let (disk, number, role, fs, mount) =
+            (d.name.clone(), p.number, p.role, m.fs, m.target.clone());
         made.push(Made { disk, number, role, fs, uuid, device, mount });
     }
     Ok(made)
@@ -232,7 +244,8 @@ fn mount_all(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     // `mounts` is sorted "/" first, parents before children.
     for m in made.iter().filter(|m| m.fs != Fs::Swap) {
         let target = ctx.target.join(m.mount.trim_start_matches('/'));
-        let err = |source| InstallError::Mount { dev: m.device.clone(), target: target.clone(), source };
+        let err =
+            |source| InstallError::Mount { dev: m.device.clone(), target: target.clone(), source };
         std::fs::create_dir_all(&target).map_err(err)?;
         nix::mount::mount(
             Some(&m.device),
@@ -288,7 +301,12 @@ pub fn disarm(dev: &Path, layout: &Layout) -> io::Result<()> {
 /// The end of a successful install: tell the server, upload the log, eject
 /// the CD, reboot. `boot_device` is the inventory's (`sr0`); only `sr*`
 /// drives are ejected. Returns only if the reboot failed.
-pub fn finish(reporter: &dyn Reporter, upload_log: &dyn Fn(), dev: &Path, boot_device: Option<&str>) -> io::Error {
+pub fn finish(
+    reporter: &dyn Reporter,
+    upload_log: &dyn Fn(),
+    dev: &Path,
+    boot_device: Option<&str>,
+) -> io::Error {
     reporter.event(Phase::Installed, Some(100), "installed; restarting into the new system");
     upload_log();
     if let Some(cd) = boot_device.filter(|d| d.starts_with("sr")) {

@@ -26,7 +26,9 @@ fn disk_line(d: &DiskLayout) -> String {
     }
     head.push(')');
     let what = match &d.action {
-        DiskAction::Untouched { reason } => return format!("{head}: kept as is ({})", why(*reason)),
+        DiskAction::Untouched { reason } => {
+            return format!("{head}: kept as is ({})", why(*reason))
+        }
         DiskAction::NewTable { .. } => "will be ERASED",
         DiskAction::KeepTable { .. } => "partly rewritten, your files are kept",
     };

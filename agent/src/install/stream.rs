@@ -170,7 +170,9 @@ fn download(
             Ok((start, body)) => match copy_body(body, start, &mut have, size, &mut hash, tx) {
                 Ok(true) => return Ok(hex(&hash.finalize())),
                 Ok(false) => format!("connection closed at byte {have} of {size}"),
-                Err(Stop::Receiver) => return Err(StreamError::Unpack(io::Error::other("unpacking stopped"))),
+                Err(Stop::Receiver) => {
+                    return Err(StreamError::Unpack(io::Error::other("unpacking stopped")))
+                }
                 Err(Stop::TooLong) => return Err(StreamError::TooLong(size)),
                 Err(Stop::Io(e)) => e.to_string(),
             },
@@ -180,7 +182,8 @@ fn download(
         if failures >= retry.tries {
             return Err(StreamError::Download { tries: failures, last: err });
         }
-        let line = format!("network problem ({err}); retrying in {}s from byte {have}", wait.as_secs());
+        let line =
+            format!("network problem ({err}); retrying in {}s from byte {have}", wait.as_secs());
         if tx.send(Msg::Warn(line)).is_err() {
             return Err(StreamError::Unpack(io::Error::other("unpacking stopped")));
         }
@@ -244,7 +247,16 @@ struct ChannelReader<'a> {
 
 impl<'a> ChannelReader<'a> {
     fn new(rx: Receiver<Msg>, size: u64, progress: &'a dyn Progress) -> Self {
-        ChannelReader { rx, buf: Vec::new(), at: 0, got: 0, size, last_pct: None, progress, outcome: None }
+        ChannelReader {
+            rx,
+            buf: Vec::new(),
+            at: 0,
+            got: 0,
+            size,
+            last_pct: None,
+            progress,
+            outcome: None,
+        }
     }
 }
 

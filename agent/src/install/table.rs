@@ -123,11 +123,17 @@ fn mbr(f: &mut File, disk: &DiskLayout, keep: bool) -> Result<(), TableError> {
         MBR::new_from(f, ss, random_bytes::<4>()?).map_err(werr)?
     };
     for p in disk.partitions.iter().filter(|p| !p.preserve) {
-        let lba = |b: u64| u32::try_from(b / u64::from(ss)).map_err(|_| io::Error::other("beyond MBR"));
+        let lba =
+            |b: u64| u32::try_from(b / u64::from(ss)).map_err(|_| io::Error::other("beyond MBR"));
         let (start, sectors) = (lba(p.start)?, lba(p.size)?);
+        // CHS in the usual 255-head, 63-sector translation; past cylinder
+        // 1023 the conventional "use LBA" maximum.
         let chs = |l: u32| {
-            CHS::from_lba_exact(l, m.cylinders, m.heads, m.sectors)
-                .unwrap_or(CHS { cylinder: 1023, head: 254, sector: 63 })
+            CHS::from_lba_exact(l, 1024, 255, 63).unwrap_or(CHS {
+                cylinder: 1023,
+                head: 254,
+                sector: 63,
+            })
         };
         m[p.number as usize] = MBRPartitionEntry {
             // Old BIOSes want an active partition; GRUB's boot code ignores it.
