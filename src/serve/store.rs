@@ -225,9 +225,24 @@ impl Store {
     }
 
     /// Appends a chunk of install log; `false` when the machine is unknown.
+    /// An agent may also re-send its whole log so far: when the upload
+    /// starts with what this install already stored, only the rest is kept.
     pub fn add_log(&self, id: &str, text: &str, now: i64) -> Result<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction().context("starting a transaction")?;
+        let stored: String = tx
+            .query_row(
+                "SELECT COALESCE(group_concat(l.text, '' ORDER BY l.id), '') FROM logs l
+                 JOIN machines m ON m.id = l.machine AND m.install = l.install
+                 WHERE l.machine = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .context("reading the stored log")?;
+        let text = match text.strip_prefix(stored.as_str()) {
+            Some(rest) if !stored.is_empty() => rest,
+            _ => text,
+        };
         let n = tx
             .execute(
                 "INSERT INTO logs (machine, install, time, text)
@@ -406,5 +421,60 @@ pub fn human_bytes(n: u64) -> String {
         format!("{:.1} GiB", n as f64 / GIB)
     } else {
         format!("{} MiB", n / lazare_proto::MIB)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inv() -> Inventory {
+        serde_json::from_value(serde_json::json!({
+            "machine_id": "c".repeat(64), "memory_bytes": 1u64 << 30, "cpus": 2,
+            "cpu_model": "Athlon", "firmware": "uefi", "dmi": {}, "nics": [],
+            "disks": [{"name": "sda", "size_bytes": 8u64 << 30, "model": null, "serial": null,
+                       "removable": false, "rotational": false, "partitions": []}],
+            "boot_device": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn logs_append_chunks_and_absorb_resent_whole_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let id = inv().machine_id;
+        assert!(!s.add_log(&id, "x", 1).unwrap(), "unknown machine");
+        s.hello(&inv(), 1).unwrap();
+        s.add_log(&id, "a\n", 2).unwrap();
+        s.add_log(&id, "a\nb\n", 3).unwrap(); // whole log so far
+        s.add_log(&id, "c\n", 4).unwrap(); // a chunk
+        s.add_log(&id, "a\nb\nc\n", 5).unwrap(); // nothing new
+        let rec = s.hello(&inv(), 6).unwrap();
+        assert_eq!(rec.install, 2);
+        s.add_log(&id, "a\n", 7).unwrap(); // a new install starts afresh
+        let logs = s.machine(&id).unwrap().unwrap().logs;
+        assert_eq!(logs.len(), 2);
+        assert_eq!((logs[0].install, logs[0].text.as_str()), (1, "a\nb\nc\n"));
+        assert_eq!((logs[1].install, logs[1].text.as_str()), (2, "a\n"));
+    }
+
+    #[test]
+    fn status_follows_events_and_hello_resets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("db")).unwrap();
+        let id = inv().machine_id;
+        s.hello(&inv(), 1_700_000_000_000).unwrap();
+        let ev = |phase| Event { phase, percent: None, message: String::new() };
+        s.add_event(&id, &ev(Phase::Format), 2).unwrap();
+        assert_eq!(s.machines().unwrap()[0].status, MachineStatus::Installing);
+        s.add_event(&id, &ev(Phase::Failed), 3).unwrap();
+        let m = &s.machines().unwrap()[0];
+        assert_eq!(m.status, MachineStatus::Failed);
+        assert_eq!(m.last_event.as_ref().unwrap().phase, Phase::Failed);
+        assert_eq!(m.first_seen, "2023-11-14T22:13:20Z");
+        assert_eq!(m.hardware.disks, ["sda 8.0 GiB SSD"]);
+        s.hello(&inv(), 4).unwrap();
+        assert_eq!(s.machines().unwrap()[0].status, MachineStatus::Seen);
     }
 }
