@@ -237,7 +237,7 @@ pub fn ext_uuid(dev: &Path) -> io::Result<String> {
 }
 
 /// Mounts `/` on the target directory, then the others below it.
-fn mount_all(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
+pub fn mount_all(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     if !made.iter().any(|m| m.mount == "/") {
         return Err(InstallError::NoRoot);
     }

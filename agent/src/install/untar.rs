@@ -26,11 +26,23 @@ pub fn unpack(reader: &mut dyn Read, root: &Path) -> io::Result<()> {
         } else {
             let path = entry.path()?.into_owned();
             entry.unpack_in(root).map_err(|e| {
-                io::Error::new(e.kind(), format!("unpacking {}: {e}", path.display()))
+                io::Error::new(e.kind(), format!("unpacking {}: {}", path.display(), chain(&e)))
             })?;
         }
     }
     Ok(())
+}
+
+/// An error and its causes, `a: b: c` (tar's own errors hide the cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Makes a device node or FIFO with its mode and owner.

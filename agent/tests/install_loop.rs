@@ -1,0 +1,296 @@
+//! The install steps on real block devices: a disk image file whose planned
+//! partitions are attached as loop devices (this kernel's loop driver does
+//! not scan partitions here, so each partition gets its own offset loop),
+//! real mke2fs, mount, streaming into ext4, a kept /home with a user's file,
+//! and disarming. Needs root (losetup, mount), as the agent itself does.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+use diskplan::{partition_name, Fs, Layout};
+use lazare_agent::install::{self, InstallCtx, Made, Reporter, Retry, UreqFetch};
+use lazare_proto::{
+    Disk, DiskPolicy, Dmi, Firmware, Inventory, Partition, PartitionTable, Phase, Plan, MIB,
+};
+use sha2::Digest;
+
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).status();
+    }
+}
+
+fn attach(file: &Path, offset: u64, size: u64) -> Loop {
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "-o", &offset.to_string(), "--sizelimit", &size.to_string()])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "losetup: {}", String::from_utf8_lossy(&out.stderr));
+    Loop(String::from_utf8(out.stdout).unwrap().trim().to_string())
+}
+
+/// A fake /dev: `img` is the disk image, `imgN` the loop of partition N.
+struct Dev {
+    dir: tempfile::TempDir,
+    _loops: Vec<Loop>,
+}
+
+fn dev_for(file: &Path, layout: &Layout) -> Dev {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(file, dir.path().join("img")).unwrap();
+    let mut loops = Vec::new();
+    for p in &layout.disks[0].partitions {
+        let l = attach(file, p.start, p.size);
+        std::os::unix::fs::symlink(&l.0, dir.path().join(partition_name("img", p.number))).unwrap();
+        loops.push(l);
+    }
+    Dev { dir, _loops: loops }
+}
+
+#[derive(Default)]
+struct Events(Mutex<Vec<(Phase, Option<u8>, String)>>);
+
+impl Reporter for Events {
+    fn event(&self, phase: Phase, percent: Option<u8>, message: &str) {
+        self.0.lock().unwrap().push((phase, percent, message.into()));
+    }
+    fn log(&self, _line: &str) {}
+}
+
+fn inventory(firmware: Firmware, disk: Disk) -> Inventory {
+    Inventory {
+        machine_id: "0".repeat(64),
+        memory_bytes: 256 * MIB,
+        cpus: 1,
+        cpu_model: "test".into(),
+        firmware,
+        dmi: Dmi::default(),
+        disks: vec![disk],
+        nics: vec![],
+        boot_device: None,
+        agent_version: String::new(),
+    }
+}
+
+fn disk(size: u64, partitions: Vec<Partition>, table: Option<PartitionTable>) -> Disk {
+    Disk {
+        name: "img".into(),
+        size_bytes: size,
+        model: None,
+        serial: None,
+        removable: false,
+        rotational: true,
+        sector_size: 512,
+        partitions,
+        table,
+    }
+}
+
+fn test_plan(body: &[u8]) -> Plan {
+    let sha: String = sha2::Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    serde_json::from_value(serde_json::json!({
+        "machine_id": "0".repeat(64), "hostname": "pc", "action": "install",
+        "image": {"name": "test", "url": "/images/t.tar.zst", "sha256": sha, "size": body.len(), "format": "tar.zst"},
+        "disks": {"root_min": 256 * MIB}, "locale": "C.UTF-8", "keymap": "us", "timezone": "UTC"
+    }))
+    .unwrap()
+}
+
+fn blkid(dev: &Path) -> String {
+    let out = Command::new("blkid").args(["-p", "-o", "export"]).arg(dev).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn image_file(dir: &Path, size: u64) -> PathBuf {
+    let path = dir.join("disk.img");
+    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
+    path
+}
+
+/// Serves `body` once per connection on 127.0.0.1.
+fn serve(body: Vec<u8>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/images/t.tar.zst", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let mut s = s.unwrap();
+            let mut req = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut req);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    url
+}
+
+fn tiny_image() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(6);
+    h.set_cksum();
+    b.append_data(&mut h, "etc/hostname", &b"image\n"[..]).unwrap();
+    zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap()
+}
+
+fn mounted_below(p: &Path) -> usize {
+    let m = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    m.lines().filter(|l| l.split(' ').nth(1).is_some_and(|t| Path::new(t).starts_with(p))).count()
+}
+
+#[test]
+fn fresh_uefi_disk_is_partitioned_formatted_mounted_and_filled() {
+    let work = tempfile::tempdir().unwrap();
+    let file = image_file(work.path(), 1024 * MIB);
+    let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
+    let layout =
+        diskplan::plan(&inventory(Firmware::Uefi, disk(1024 * MIB, vec![], None)), &policy)
+            .unwrap();
+    let dev = dev_for(&file, &layout);
+    let body = tiny_image();
+    let url = serve(body.clone());
+    let plan = test_plan(&body);
+    let target = work.path().join("target");
+    let _unmount = Unmount(&target);
+    let events = Events::default();
+    let fetch = UreqFetch::default();
+    let ctx = InstallCtx {
+        plan: &plan,
+        layout: &layout,
+        image_url: &url,
+        dev: dev.dir.path(),
+        target: &target,
+        fetch: &fetch,
+        reporter: &events,
+        retry: Retry::default(),
+        reinstall: None,
+    };
+    install::partition(&ctx).unwrap();
+    let made: Vec<Made> = install::make_filesystems(&ctx).unwrap();
+    let kinds: Vec<(&str, Fs)> = made.iter().map(|m| (m.mount.as_str(), m.fs)).collect();
+    assert_eq!(kinds, [("/", Fs::Ext4), ("/boot/efi", Fs::Vfat), ("swap", Fs::Swap)]);
+    for m in &made {
+        let id = blkid(&m.device);
+        assert!(id.contains(&format!("UUID={}\n", m.uuid)), "{}: {id}", m.mount);
+        let ty = if m.fs == Fs::Vfat { "vfat" } else { m.fs.name() };
+        assert!(id.contains(&format!("TYPE={ty}\n")), "{}: {id}", m.mount);
+    }
+    let esp = made.iter().find(|m| m.fs == Fs::Vfat).unwrap();
+    let fsck = Command::new("fsck.fat").arg("-n").arg(&esp.device).output().unwrap();
+    assert!(fsck.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&fsck.stdout));
+    // This host's kernel may lack vfat (the agent's initramfs carries it):
+    // mount the ESP only where the kernel can.
+    let vfat = std::fs::read_to_string("/proc/filesystems").unwrap().contains("vfat");
+    let to_mount: Vec<Made> = made.iter().filter(|m| vfat || m.fs != Fs::Vfat).cloned().collect();
+    if !vfat {
+        eprintln!("no vfat in this kernel: the ESP is checked with fsck.fat, not mounted");
+    }
+    install::mount_all(&ctx, &to_mount).unwrap();
+    assert_eq!(mounted_below(&target), if vfat { 2 } else { 1 }, "/ and /boot/efi");
+    let progress = NoProgress;
+    install::stream::stream(&fetch, &url, &plan.image, &target, Retry::default(), &progress)
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(target.join("etc/hostname")).unwrap(), "image\n");
+    install::unmount_all(&target).unwrap();
+    assert_eq!(mounted_below(&target), 0);
+
+    install::disarm(dev.dir.path(), &layout).unwrap();
+    let root = made.iter().find(|m| m.mount == "/").unwrap();
+    assert!(!blkid(&root.device).contains("TYPE="), "root superblock gone after disarm");
+    let head = std::fs::read(&file).map(|b| b[..440].to_vec()).unwrap();
+    assert!(head.iter().all(|b| *b == 0), "boot code zeroed");
+}
+
+/// Unmounts the target when a test ends, passing or not.
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = install::unmount_all(self.0);
+    }
+}
+
+struct NoProgress;
+
+impl install::stream::Progress for NoProgress {
+    fn percent(&self, _: u8) {}
+    fn warn(&self, _: &str) {}
+}
+
+#[test]
+fn a_kept_home_keeps_the_users_files() {
+    let work = tempfile::tempdir().unwrap();
+    let size = 1536 * MIB;
+    let file = image_file(work.path(), size);
+    // An old install: root 600 MiB, then /home 512 MiB with a user's file.
+    let script = "label: gpt\nstart=2048, size=600MiB\nsize=512MiB\n";
+    let mut c = Command::new("sfdisk").arg("-q").arg(&file).stdin(Stdio::piped()).spawn().unwrap();
+    c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success());
+    let home_start = MIB + 600 * MIB;
+    let old = attach(&file, home_start, 512 * MIB);
+    assert!(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "home", &old.0])
+        .status()
+        .unwrap()
+        .success());
+    let mnt = work.path().join("old");
+    std::fs::create_dir(&mnt).unwrap();
+    assert!(Command::new("mount").arg(&old.0).arg(&mnt).status().unwrap().success());
+    std::fs::create_dir(mnt.join("alice")).unwrap();
+    std::fs::write(mnt.join("alice/notes.txt"), "do not lose me\n").unwrap();
+    assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
+    let old_uuid = install::ext_uuid(Path::new(&old.0)).unwrap();
+    drop(old);
+
+    let part = |number, start, size, label: &str| Partition {
+        number,
+        start,
+        size,
+        fs_type: Some("ext4".into()),
+        label: Some(label.into()),
+        uuid: None,
+        looks_like_home: label == "home",
+    };
+    let parts = vec![part(1, MIB, 600 * MIB, "root"), part(2, home_start, 512 * MIB, "home")];
+    let inv = inventory(Firmware::Bios, disk(size, parts, Some(PartitionTable::Gpt)));
+    let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
+    let layout = diskplan::plan(&inv, &policy).unwrap();
+    let dev = dev_for(&file, &layout);
+    let plan = test_plan(b"");
+    let target = work.path().join("target");
+    let _unmount = Unmount(&target);
+    let (events, fetch) = (Events::default(), UreqFetch::default());
+    let ctx = InstallCtx {
+        plan: &plan,
+        layout: &layout,
+        image_url: "http://127.0.0.1:9/unused",
+        dev: dev.dir.path(),
+        target: &target,
+        fetch: &fetch,
+        reporter: &events,
+        retry: Retry::default(),
+        reinstall: None,
+    };
+    install::partition(&ctx).unwrap();
+    let made = install::make_filesystems(&ctx).unwrap();
+    let home = made.iter().find(|m| m.mount == "/home").unwrap();
+    assert_eq!((home.number, &home.uuid), (2, &old_uuid), "kept /home, same filesystem");
+    install::mount_all(&ctx, &made).unwrap();
+    let notes = std::fs::read_to_string(target.join("home/alice/notes.txt"));
+    install::unmount_all(&target).unwrap();
+    assert_eq!(notes.unwrap(), "do not lose me\n");
+}
