@@ -213,3 +213,25 @@ fn default_initramfs_figures() {
         println!("  {:>9} {}", e.size, e.path);
     }
 }
+
+/// `lazare inspect` can read Debian's own (zstd) initrd: the same paths as
+/// initramfs-tools' lsinitramfs lists.
+#[test]
+fn reads_debians_initrd_like_lsinitramfs() {
+    let release = modules_dir().file_name().unwrap().to_str().unwrap().to_string();
+    let initrd = PathBuf::from(format!("/boot/initrd.img-{release}"));
+    let entries = read_initramfs(&std::fs::read(&initrd).unwrap()).unwrap();
+    let ours: BTreeSet<String> = entries.iter().map(|e| e.path.clone()).collect();
+    let out = Command::new("lsinitramfs").arg(&initrd).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| *l != ".")
+        .map(|l| format!("/{}", l.trim_start_matches("./")))
+        .collect();
+    assert!(theirs.len() > 100, "lsinitramfs listed {} paths", theirs.len());
+    assert_eq!(ours, theirs);
+    let init = entries.iter().find(|e| e.path == "/init").unwrap();
+    assert!(init.data.starts_with(b"#!/bin/sh"));
+}

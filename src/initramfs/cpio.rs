@@ -1,7 +1,7 @@
 //! cpio newc through the `cpio` crate, and a reader for whole initramfs
 //! images: the kernel accepts several archives one after the other, each raw
 //! or compressed, with zero padding between them (Debian prepends an
-//! uncompressed microcode archive, for instance).
+//! uncompressed microcode archive to a zstd one, for instance).
 
 use std::io::{Cursor, Read, Write};
 
@@ -37,7 +37,6 @@ pub(crate) fn write_entry(
     Ok(())
 }
 
-const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const NEWC_MAGIC: &[u8] = b"07070";
 
 /// Reads every segment of an initramfs image.
@@ -53,13 +52,9 @@ pub(crate) fn read_segments(data: &[u8]) -> Result<Vec<CpioEntry>, InitramfsErro
         if rest.is_empty() {
             return Ok(entries);
         }
-        if rest.starts_with(GZIP_MAGIC) {
-            // A gzip segment runs to the end of the image (its members may
-            // be concatenated); MultiGzDecoder reads them all.
-            let mut raw = Vec::new();
-            flate2::read::MultiGzDecoder::new(rest)
-                .read_to_end(&mut raw)
-                .map_err(|e| archive_error(offset, format!("gzip: {e}")))?;
+        if let Some(raw) = decompress(rest).map_err(|e| archive_error(offset, e))? {
+            // A compressed segment runs to the end of the image here; it may
+            // itself hold several archives.
             let mut nested = 0;
             while nested < raw.len() {
                 nested = read_archive(&raw, nested, &mut entries)?;
@@ -77,16 +72,42 @@ pub(crate) fn read_segments(data: &[u8]) -> Result<Vec<CpioEntry>, InitramfsErro
     }
 }
 
+/// Decompresses a gzip (all members), zstd (all frames) or xz segment;
+/// `None` when `rest` is not compressed in one of those formats.
+fn decompress(rest: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    let mut raw = Vec::new();
+    match rest {
+        [0x1f, 0x8b, ..] => {
+            flate2::read::MultiGzDecoder::new(rest)
+                .read_to_end(&mut raw)
+                .map_err(|e| format!("gzip: {e}"))?;
+        }
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            let mut input = rest;
+            while input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                ruzstd::decoding::StreamingDecoder::new(&mut input)
+                    .map_err(|e| format!("zstd: {e}"))?
+                    .read_to_end(&mut raw)
+                    .map_err(|e| format!("zstd: {e}"))?;
+            }
+        }
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
+            lzma_rs::xz_decompress(&mut &rest[..], &mut raw).map_err(|e| format!("xz: {e}"))?;
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(raw))
+}
+
 fn unknown_format(rest: &[u8]) -> String {
     let name = match rest {
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => "zstd",
-        [0xfd, b'7', b'z', b'X', b'Z', ..] => "xz",
         [0x5d, 0x00, 0x00, ..] => "lzma",
         [0x02, 0x21, 0x4c, 0x18, ..] => "lz4",
         [b'B', b'Z', b'h', ..] => "bzip2",
-        _ => return "neither cpio newc nor gzip".into(),
+        [0x89, b'L', b'Z', b'O', ..] => "lzo",
+        _ => return "neither cpio newc nor gzip, zstd or xz".into(),
     };
-    format!("{name}-compressed segment: only gzip and raw cpio are read")
+    format!("{name}-compressed segment: only gzip, zstd, xz and raw cpio are read")
 }
 
 fn archive_error(offset: usize, message: String) -> InitramfsError {
@@ -172,5 +193,7 @@ mod tests {
         assert!(matches!(err, InitramfsError::Archive { .. }), "{err}");
         let err = read_segments(&[0x28, 0xb5, 0x2f, 0xfd, 1, 2]).unwrap_err();
         assert!(err.to_string().contains("zstd"), "{err}");
+        let err = read_segments(b"BZh91AY&SY").unwrap_err();
+        assert!(err.to_string().contains("bzip2"), "{err}");
     }
 }

@@ -255,8 +255,9 @@ pub fn write_initramfs(
     })
 }
 
-/// Reads an initramfs (raw newc, gzip, or several such segments one after the
-/// other as the kernel accepts them) into its entries, paths made absolute.
+/// Reads an initramfs (raw newc segments one after the other as the kernel
+/// accepts them, the last one possibly gzip, zstd or xz compressed, as
+/// Debian's are) into its entries, paths made absolute.
 pub fn read_initramfs(data: &[u8]) -> Result<Vec<CpioEntry>, InitramfsError> {
     cpio::read_segments(data)
 }
