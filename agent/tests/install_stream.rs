@@ -268,3 +268,15 @@ fn a_longer_body_than_announced_is_refused() {
         .unwrap_err();
     assert!(matches!(e, StreamError::TooLong(_)), "{e}");
 }
+
+#[test]
+fn an_image_needing_a_huge_zstd_window_is_refused() {
+    let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    enc.window_log(27).unwrap();
+    enc.write_all(&tree_tar()).unwrap();
+    let body = enc.finish().unwrap();
+    let (r, _, _, _) = run(body, ImageFormat::TarZst, Mode::Good);
+    let e = r.unwrap_err();
+    assert!(matches!(e, StreamError::Unpack(_)), "{e}");
+    assert!(e.to_string().contains("too much memory"), "{e}");
+}

@@ -43,6 +43,13 @@ impl Default for UreqFetch {
     }
 }
 
+impl UreqFetch {
+    /// Uses the agent's own ureq agent (its resolver, TLS roots, timeouts).
+    pub fn new(agent: ureq::Agent) -> Self {
+        UreqFetch { agent }
+    }
+}
+
 impl Fetch for UreqFetch {
     fn get(&self, url: &str, offset: u64) -> io::Result<(u64, Box<dyn Read + Send>)> {
         let mut req = self.agent.get(url);
@@ -141,6 +148,10 @@ fn unpack(reader: &mut dyn Read, format: ImageFormat, root: &Path) -> io::Result
     match format {
         ImageFormat::TarZst => {
             let mut dec = zstd::stream::read::Decoder::with_buffer(reader)?;
+            // The window is the decoder's big allocation: 32 MiB at most, so
+            // a 256 MB PC cannot be pushed out of memory (zstd -19 uses 8 MiB;
+            // `--long`/`--ultra` images are refused with a clear error).
+            dec.window_log_max(25)?;
             untar::unpack(&mut dec, root)?;
             io::copy(&mut dec, &mut io::sink()).map(drop)
         }
