@@ -277,6 +277,12 @@ fn root_spec<'a>(ctx: &Ctx, r: &'a Disk, notes: &mut Vec<String>) -> Result<Spec
             if table == PartitionTable::Mbr && hp.number > 4 {
                 return Err(refuse("it is a logical partition and root needs this disk"));
             }
+            // GRUB on an MBR disk embeds itself in the gap before the first
+            // partition; an old DOS layout starting at sector 63 leaves none.
+            let bios_mbr = ctx.inv.firmware == Firmware::Bios && table == PartitionTable::Mbr;
+            if bios_mbr && hp.start < lazare_proto::MIB {
+                return Err(refuse("it starts in the first MiB, where GRUB must go"));
+            }
             let kept = vec![kept_home(hp)];
             Spec { disk: r, table, keep: true, kept, wants: Vec::new() }
         }

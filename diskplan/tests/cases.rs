@@ -220,3 +220,22 @@ fn layout_json_round_trips() {
     assert!(j.contains(r#""action":{"kind":"new_table","table":"gpt"}"#), "{j}");
     assert_eq!(serde_json::from_str::<Layout>(&j).unwrap(), l);
 }
+
+#[test]
+fn home_in_the_first_mib_of_a_bios_mbr_disk_is_refused() {
+    let mut d = disk_with_home("sda", PartitionTable::Mbr);
+    d.partitions.truncate(2);
+    d.partitions.push(lazare_proto::Partition {
+        number: 4,
+        start: 63 * 512,
+        size: 512 * MIB,
+        fs_type: Some("ext3".into()),
+        label: Some("home".into()),
+        uuid: None,
+        looks_like_home: true,
+    });
+    d.partitions[0].start = 513 * MIB;
+    d.partitions[1].start = 513 * MIB + 4 * GIB;
+    let e = plan(&inv(Firmware::Bios, RAM, vec![d]), &DiskPolicy::default()).unwrap_err();
+    assert!(e.to_string().contains("first MiB"), "{e}");
+}
