@@ -90,6 +90,44 @@ pub enum InstallError {
     Stream(#[from] StreamError),
     #[error("configuring the installed system: {0}")]
     Configure(#[from] crate::target::TargetError),
+    #[error("planning the disks: {0}")]
+    Plan(#[from] diskplan::PlanError),
+}
+
+/// What [`install`] needs besides the plan: the agent's pieces.
+pub struct Parts<'a> {
+    pub fetch: &'a dyn Fetch,
+    pub reporter: &'a dyn Reporter,
+    pub say: &'a dyn show::Say,
+    pub reinstall: Option<&'a crate::target::Reinstall>,
+}
+
+/// The whole install for the agent's flow: plan the disks, show the plan
+/// and count down `plan.countdown_secs`, then [`run`] on `/dev` into
+/// `/target`. A plan error writes nothing.
+pub fn install(
+    inv: &lazare_proto::Inventory,
+    plan: &Plan,
+    image_url: &str,
+    parts: &Parts,
+) -> Result<Vec<Made>, InstallError> {
+    let layout = diskplan::plan(inv, &plan.disks)?;
+    for line in show::describe(&layout) {
+        parts.reporter.event(Phase::Plan, None, &line);
+    }
+    show::show_and_count_down(&layout, plan.countdown_secs, parts.say, &std::thread::sleep);
+    let ctx = InstallCtx {
+        plan,
+        layout: &layout,
+        image_url,
+        dev: Path::new("/dev"),
+        target: Path::new("/target"),
+        fetch: parts.fetch,
+        reporter: parts.reporter,
+        retry: Retry::default(),
+        reinstall: parts.reinstall,
+    };
+    run(&ctx)
 }
 
 /// Runs the pipeline. On error the disks were left unbootable and the
