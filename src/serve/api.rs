@@ -1,7 +1,7 @@
 //! API v1 (DESIGN.md "Server API"): what the agents and admin scripts call.
 
 use super::plan::{build_plan, find_image, nonce, NoPlan};
-use super::store::now_ms;
+use super::store::{now_ms, LogOutcome, MAX_LOG_PER_INSTALL};
 use super::Server;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -182,8 +182,12 @@ async fn log(
     // Kernel and tool output is not always valid UTF-8; keep what it says.
     let text = String::from_utf8_lossy(&body).into_owned();
     blocking(move || match s.store.add_log(&id, &text, now_ms())? {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::UnknownMachine(id)),
+        LogOutcome::Stored => Ok(StatusCode::NO_CONTENT),
+        LogOutcome::UnknownMachine => Err(ApiError::UnknownMachine(id)),
+        LogOutcome::Full => Err(ApiError::Body {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            reason: format!("the log of this install passed {MAX_LOG_PER_INSTALL} bytes"),
+        }),
     })
     .await
 }

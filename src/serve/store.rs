@@ -106,6 +106,17 @@ pub struct MachineDetail {
     pub logs: Vec<InstallLog>,
 }
 
+/// Bounds the disk one looping agent can fill.
+pub const MAX_LOG_PER_INSTALL: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum LogOutcome {
+    Stored,
+    UnknownMachine,
+    /// The install's log would pass [`MAX_LOG_PER_INSTALL`].
+    Full,
+}
+
 /// What a hello changed.
 pub struct HelloRecord {
     /// Order in which the server first saw this PC (1, 2, …): the `{n}` of host names.
@@ -224,10 +235,10 @@ impl Store {
         Ok(true)
     }
 
-    /// Appends a chunk of install log; `false` when the machine is unknown.
-    /// An agent may also re-send its whole log so far: when the upload
-    /// starts with what this install already stored, only the rest is kept.
-    pub fn add_log(&self, id: &str, text: &str, now: i64) -> Result<bool> {
+    /// Appends a chunk of install log. An agent may also re-send its whole
+    /// log so far: when the upload starts with what this install already
+    /// stored, only the rest is kept.
+    pub fn add_log(&self, id: &str, text: &str, now: i64) -> Result<LogOutcome> {
         let mut conn = self.conn();
         let tx = conn.transaction().context("starting a transaction")?;
         let stored: String = tx
@@ -243,6 +254,9 @@ impl Store {
             Some(rest) if !stored.is_empty() => rest,
             _ => text,
         };
+        if stored.len() + text.len() > MAX_LOG_PER_INSTALL {
+            return Ok(LogOutcome::Full);
+        }
         let n = tx
             .execute(
                 "INSERT INTO logs (machine, install, time, text)
@@ -251,12 +265,12 @@ impl Store {
             )
             .context("inserting the log")?;
         if n == 0 {
-            return Ok(false);
+            return Ok(LogOutcome::UnknownMachine);
         }
         tx.execute("UPDATE machines SET last_seen = ?2 WHERE id = ?1", params![id, now])
             .context("updating last seen")?;
         tx.commit().context("committing the log")?;
-        Ok(true)
+        Ok(LogOutcome::Stored)
     }
 
     /// Asks the machine to reinstall at its next check; `false` when unknown.
@@ -444,7 +458,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         let id = inv().machine_id;
-        assert!(!s.add_log(&id, "x", 1).unwrap(), "unknown machine");
+        assert_eq!(s.add_log(&id, "x", 1).unwrap(), LogOutcome::UnknownMachine);
         s.hello(&inv(), 1).unwrap();
         s.add_log(&id, "a\n", 2).unwrap();
         s.add_log(&id, "a\nb\n", 3).unwrap(); // whole log so far
@@ -453,6 +467,8 @@ mod tests {
         let rec = s.hello(&inv(), 6).unwrap();
         assert_eq!(rec.install, 2);
         s.add_log(&id, "a\n", 7).unwrap(); // a new install starts afresh
+        let big = "x".repeat(MAX_LOG_PER_INSTALL);
+        assert_eq!(s.add_log(&id, &big, 8).unwrap(), LogOutcome::Full);
         let logs = s.machine(&id).unwrap().unwrap().logs;
         assert_eq!(logs.len(), 2);
         assert_eq!((logs[0].install, logs[0].text.as_str()), (1, "a\nb\nc\n"));
