@@ -220,7 +220,8 @@ fn server_of(
             if live.contains(KEY_SERVER) { ServerSource::Live } else { ServerSource::Baked };
         return Ok((s, source));
     }
-    let from_ip = ips.iter().rev().find_map(|(_, ip)| ip.server);
+    // The kernel ignores 0.0.0.0 in ip= fields ("not given").
+    let from_ip = ips.iter().rev().find_map(|(_, ip)| ip.server.filter(|a| !a.is_unspecified()));
     let addr = from_ip.ok_or(ConfigError::NoServer)?;
     let host = match addr {
         IpAddr::V4(a) => Host::V4(a),
@@ -305,7 +306,7 @@ fn network_entry(value: &str, ip: &IpConfig) -> Result<NetworkConfig, ConfigErro
     net.mac = ip.mac;
     net.client_id = ip.client_id.clone();
     net.source = Some(value.to_string());
-    match (want, ip.client) {
+    match (want, ip.client.filter(|a| !a.is_unspecified())) {
         // An explicit DHCP word wins over a client address, as in dracut.
         (Wanted::Dhcp, _) | (Wanted::Default, None) => net.method = Method::Dhcp,
         (Wanted::Off, None) => net.method = Method::Off,

@@ -28,6 +28,9 @@ fn fai_style_server_from_ip() {
     assert_eq!(c.network.len(), 1);
     assert_eq!((c.network[0].device.as_deref(), c.network[0].method), (None, Method::Dhcp));
     assert_eq!(c.cmdline.value("console"), Some("ttyS0,115200"), "other parameters are kept");
+    // 0.0.0.0 means "not given", as in the kernel.
+    assert!(matches!(err("", "ip=:0.0.0.0:::::dhcp"), ConfigError::NoServer));
+    assert_eq!(ok("", "lazare.server=dhcp ip=0.0.0.0").network[0].method, Method::Dhcp);
     let v6 = ok("", "ip=:[2001:db8::5]:::::dhcp");
     assert_eq!(v6.server.to_string(), "http://[2001:db8::5]:8470");
 }
