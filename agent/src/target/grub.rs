@@ -1,0 +1,180 @@
+//! GRUB on the installed system, the "Reinstall from server" entry, and the
+//! boot-time service that asks the server whether to reinstall.
+
+use super::chroot::{run_in_chroot, BindMounts};
+use super::system::write_file;
+use super::{at, io_err, Boot, Firmware, Reinstall, Result, TargetError};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The GRUB menu entry id `grub-reboot` selects.
+pub const REINSTALL_ENTRY_ID: &str = "lazare-reinstall";
+/// Screen and first serial port, so a VM test and a staff member both see
+/// the boot.
+pub const GRUB_CMDLINE_LINUX: &str = "console=tty0 console=ttyS0,115200";
+
+const REINSTALL_SCRIPT: &str = include_str!("42_lazare_reinstall");
+const NEXT_SCRIPT: &str = include_str!("lazare-next");
+const NEXT_UNIT: &str = include_str!("lazare-next.service");
+
+/// Sets the keys lazare needs in `/etc/default/grub`, keeping the others:
+/// `GRUB_DEFAULT=saved` (for `grub-reboot`), the console command line, and
+/// GRUB itself on screen and serial.
+pub fn write_grub_defaults(root: &Path) -> Result<()> {
+    let path = at(root, "/etc/default/grub");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io_err("reading", &path)(e)),
+    };
+    let want = [
+        ("GRUB_DEFAULT", "saved".to_string()),
+        ("GRUB_CMDLINE_LINUX", format!("\"{GRUB_CMDLINE_LINUX}\"")),
+        ("GRUB_TERMINAL", "\"console serial\"".into()),
+        ("GRUB_SERIAL_COMMAND", "\"serial --speed=115200\"".into()),
+    ];
+    let mut out = String::new();
+    let mut done = [false; 4];
+    for line in text.lines() {
+        let key = line.split('=').next().unwrap_or("").trim();
+        match want.iter().position(|(k, _)| *k == key) {
+            Some(i) if !done[i] => {
+                done[i] = true;
+                out.push_str(&format!("{}={}\n", want[i].0, want[i].1));
+            }
+            Some(_) => {} // a duplicate would override ours: drop it
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for (i, (k, v)) in want.iter().enumerate() {
+        if !done[i] {
+            out.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    if !text.contains("GRUB_TIMEOUT=") {
+        out.push_str("GRUB_TIMEOUT=5\n");
+    }
+    write_file(root, "/etc/default/grub", &out)
+}
+
+/// Characters that would change the meaning of the generated grub.cfg.
+fn check_cmdline(c: &str) -> Result<()> {
+    match c.chars().find(|ch| "'\\$;{}|&<>`\n\r".contains(*ch)) {
+        Some(ch) => Err(TargetError::Invalid(format!(
+            "the CD command line has {ch:?}, which lazare does not put in a GRUB menu entry"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Copies the CD's kernel and initramfs to `/boot/lazare/` and adds
+/// `/etc/grub.d/42_lazare_reinstall`, which makes the menu entry
+/// `lazare-reinstall` at the next `update-grub`.
+pub fn install_reinstall_entry(root: &Path, r: &Reinstall) -> Result<()> {
+    check_cmdline(&r.cmdline)?;
+    let dir = at(root, "/boot/lazare");
+    std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+    for (src, name) in [(&r.kernel, "vmlinuz"), (&r.initrd, "initrd.img")] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::copy(src, &tmp).map_err(io_err("copying the CD's boot file", src))?;
+        std::fs::rename(&tmp, dir.join(name)).map_err(io_err("renaming", &tmp))?;
+    }
+    let script =
+        REINSTALL_SCRIPT.replace("@CMDLINE@", r.cmdline.trim()).replace("@ID@", REINSTALL_ENTRY_ID);
+    write_file(root, "/etc/grub.d/42_lazare_reinstall", &script)?;
+    chmod(&at(root, "/etc/grub.d/42_lazare_reinstall"), 0o755)
+}
+
+fn chmod(p: &Path, mode: u32) -> Result<()> {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(io_err("chmod", p))
+}
+
+/// Installs `lazare-next.service` (enabled) and `/usr/local/sbin/lazare-next`,
+/// which at boot asks `GET <server>/api/v1/machines/<id>/next` and, on
+/// `{"action":"reinstall"}`, runs `grub-reboot lazare-reinstall` and reboots.
+pub fn install_next_service(root: &Path, server: &str, machine_id: &str) -> Result<()> {
+    let ok = (server.starts_with("http://") || server.starts_with("https://"))
+        && !server.chars().any(|c| c.is_whitespace() || "'\"\\$`".contains(c));
+    if !ok {
+        return Err(TargetError::Invalid(format!(
+            "server URL {server:?} is not a plain http(s) URL"
+        )));
+    }
+    if resolve_any(root, &["/usr/bin/wget", "/usr/bin/curl"]).is_none() {
+        return Err(TargetError::MissingInImage { root: root.into(), what: "wget or curl".into() });
+    }
+    write_file(root, "/etc/lazare/server", &format!("{}\n", server.trim_end_matches('/')))?;
+    if !at(root, "/etc/lazare/machine-id").exists() {
+        write_file(root, "/etc/lazare/machine-id", &format!("{machine_id}\n"))?;
+    }
+    write_file(root, "/usr/local/sbin/lazare-next", NEXT_SCRIPT)?;
+    chmod(&at(root, "/usr/local/sbin/lazare-next"), 0o755)?;
+    write_file(root, "/etc/systemd/system/lazare-next.service", NEXT_UNIT)?;
+    let wants = at(root, "/etc/systemd/system/multi-user.target.wants");
+    std::fs::create_dir_all(&wants).map_err(io_err("creating", &wants))?;
+    let link = wants.join("lazare-next.service");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.service", &link)
+        .map_err(io_err("linking", &link))
+}
+
+fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {
+    paths.iter().find_map(|p| super::chroot::resolve_in_root(root, p))
+}
+
+/// Installs GRUB for the firmware in a chroot (BIOS: the MBR of each boot
+/// disk; UEFI: `EFI/BOOT/BOOTX64.EFI` on the ESP mounted at `root/boot/efi`,
+/// without touching NVRAM), then writes `/boot/grub/grub.cfg`.
+pub fn install_bootloader(root: &Path, boot: &Boot) -> Result<()> {
+    let _binds = BindMounts::new(root)?;
+    match boot.firmware {
+        Firmware::Bios => {
+            if boot.disks.is_empty() {
+                return Err(TargetError::Invalid("BIOS install with no boot disk".into()));
+            }
+            for d in &boot.disks {
+                let disk =
+                    d.to_str().ok_or_else(|| TargetError::Invalid(format!("disk path {d:?}")))?;
+                run_in_chroot(root, &["grub-install", "--target=i386-pc", disk])?;
+            }
+        }
+        Firmware::Uefi => {
+            if !at(root, "/boot/efi").is_dir() {
+                return Err(TargetError::Invalid("UEFI install but no ESP at /boot/efi".into()));
+            }
+            run_in_chroot(
+                root,
+                &[
+                    "grub-install",
+                    "--target=x86_64-efi",
+                    "--efi-directory=/boot/efi",
+                    "--removable",
+                    "--no-nvram",
+                ],
+            )?;
+        }
+    }
+    if !at(root, "/boot/grub/grubenv").exists() {
+        run_in_chroot(root, &["grub-editenv", "/boot/grub/grubenv", "create"])?;
+    }
+    run_in_chroot(root, &["grub-mkconfig", "-o", "/boot/grub/grub.cfg"])?;
+    Ok(())
+}
+
+/// Rebuilds the initramfs with only the drivers this PC needs
+/// (`MODULES=dep`, detected in the chroot on the real hardware): the image's
+/// generic one (`MODULES=most`, ~36 MB) does not boot with 256 MB of RAM.
+/// The target's root filesystem must be mounted at `root`.
+pub fn regenerate_initramfs(root: &Path) -> Result<()> {
+    write_file(
+        root,
+        "/etc/initramfs-tools/conf.d/lazare.conf",
+        "# Written by the lazare agent: drivers of this PC only (small, boots in 256 MB).\nMODULES=dep\n",
+    )?;
+    let _binds = BindMounts::new(root)?;
+    run_in_chroot(root, &["update-initramfs", "-u", "-k", "all"])?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! `lazare image add --data DIR IMAGE...`: verify an image against its
+//! manifest and put both where `lazare serve` serves them:
+//! `DIR/images/<file>` and `DIR/images/<file>.json`.
+
+use super::build::{set_readable, write_manifest};
+use super::profile::hex;
+use anyhow::{Context, Result};
+use lazare_proto::ImageManifest;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Why an image was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddError {
+    #[error("{file}: sha256 is {got}, but its manifest says {want}: the file is damaged or not the one the manifest describes")]
+    Sha256Mismatch { file: PathBuf, want: String, got: String },
+    #[error("{file}: {got} bytes, but its manifest says {want}")]
+    SizeMismatch { file: PathBuf, want: u64, got: u64 },
+    #[error("manifest {manifest} names {named:?}, which is not a plain file name")]
+    BadFileName { manifest: PathBuf, named: String },
+}
+
+/// The images folder inside a server data dir.
+pub fn images_dir(data: &Path) -> PathBuf {
+    data.join("images")
+}
+
+/// Verifies `image` (a tarball or its `.json` manifest) and copies both into
+/// `DIR/images/`. Returns the manifest as installed.
+pub fn add(data: &Path, image: &Path) -> Result<ImageManifest> {
+    let (tarball, manifest_path) = pair(image);
+    let manifest: ImageManifest = serde_json::from_slice(
+        &std::fs::read(&manifest_path)
+            .with_context(|| format!("reading manifest {}", manifest_path.display()))?,
+    )
+    .with_context(|| format!("parsing manifest {}", manifest_path.display()))?;
+    let plain = Path::new(&manifest.file).file_name().map(|n| n == manifest.file.as_str());
+    if plain != Some(true) || manifest.file.starts_with('.') {
+        return Err(AddError::BadFileName { manifest: manifest_path, named: manifest.file }.into());
+    }
+    let tarball = tarball.unwrap_or_else(|| manifest_path.with_file_name(&manifest.file));
+    let dir = images_dir(data);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    copy_verified(&tarball, &dir.join(&manifest.file), &manifest)?;
+    write_manifest(&manifest, &dir.join(format!("{}.json", manifest.file)))?;
+    Ok(manifest)
+}
+
+/// (tarball if given, manifest path).
+fn pair(image: &Path) -> (Option<PathBuf>, PathBuf) {
+    if image.extension().is_some_and(|e| e == "json") {
+        (None, image.to_path_buf())
+    } else {
+        let mut m = image.as_os_str().to_owned();
+        m.push(".json");
+        (Some(image.to_path_buf()), PathBuf::from(m))
+    }
+}
+
+/// Copies `src` to a temp file beside `dst` while hashing it, and renames it
+/// into place only if sha256 and size match the manifest.
+fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<()> {
+    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let dir = dst.parent().context("destination has no parent")?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".adding-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", src.display())),
+        };
+        hash.update(&buf[..n]);
+        tmp.write_all(&buf[..n]).context("writing the image copy")?;
+        len += n as u64;
+    }
+    let got = hex(&hash.finalize());
+    if !got.eq_ignore_ascii_case(&m.sha256) {
+        let e = AddError::Sha256Mismatch { file: src.into(), want: m.sha256.clone(), got };
+        return Err(e.into());
+    }
+    if len != m.size {
+        return Err(AddError::SizeMismatch { file: src.into(), want: m.size, got: len }.into());
+    }
+    tmp.as_file().sync_all().context("syncing the image copy")?;
+    set_readable(tmp.as_file())?;
+    tmp.persist(dst).with_context(|| format!("writing {}", dst.display()))?;
+    Ok(())
+}
