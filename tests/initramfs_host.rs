@@ -69,6 +69,11 @@ fn default_set_on_the_real_kernel_is_closed_under_modules_dep() {
         }
     }
     assert!(carried.iter().any(|m| m.starts_with("pata_")));
+    // bnx2 names its firmware in .modinfo: carried if the host has it
+    // (firmware-bnx2), else reported.
+    let firmware: Vec<&String> = report.firmware.iter().chain(&report.missing_firmware).collect();
+    assert!(firmware.iter().any(|f| f.starts_with("bnx2/bnx2-mips")), "{firmware:?}");
+    println!("firmware carried {:?}, missing {}", report.firmware, report.missing_firmware.len());
     // af_packet is built into Debian's kernel: present, nothing to carry.
     assert!(report.builtin_modules.contains(&"af_packet".to_string()));
 

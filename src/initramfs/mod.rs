@@ -10,6 +10,7 @@
 
 mod cpio;
 mod elf;
+mod firmware;
 mod gzip;
 mod modules;
 mod tree;
@@ -165,6 +166,11 @@ pub struct InitramfsReport {
     pub missing_modules: Vec<String>,
     /// Where the shared libraries and interpreters of the tools were put.
     pub libraries: Vec<PathBuf>,
+    /// Firmware files carried for the modules, relative to /lib/firmware.
+    pub firmware: Vec<String>,
+    /// Firmware the carried modules name that the host lacks (many are
+    /// optional; Debian ships them in non-free firmware-* packages).
+    pub missing_firmware: Vec<String>,
     pub uncompressed_bytes: u64,
     pub compressed_bytes: u64,
 }
@@ -236,7 +242,7 @@ pub fn write_initramfs(
     tree::add_skeleton(&mut tree)?;
     tree.add_file("/init", read_file(&spec.agent)?, 0o755)?;
     let selection = modules::resolve_modules(&spec.modules_dir, &spec.modules)?;
-    modules::add_to_tree(&mut tree, &spec.modules_dir, &selection, progress)?;
+    let firmware = modules::add_to_tree(&mut tree, &spec.modules_dir, &selection, progress)?;
     let libraries = tree::add_tools(&mut tree, &spec.tools, &LibSearch::host(), progress)?;
     for file in &spec.files {
         tree.add_file(&file.path, file.data.clone(), file.mode & 0o7777)?;
@@ -250,6 +256,8 @@ pub fn write_initramfs(
         builtin_modules: selection.builtin,
         missing_modules: selection.missing,
         libraries,
+        firmware: firmware.carried,
+        missing_firmware: firmware.missing,
         uncompressed_bytes: archive.len() as u64,
         compressed_bytes,
     })

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 
+use super::firmware::{add_firmware, firmware_dir, modinfo_firmware, FirmwareFound};
 use super::tree::Tree;
 use super::{read_file, InitramfsError, Phase, Progress};
 
@@ -243,13 +244,14 @@ pub fn resolve_modules(
 }
 
 /// Adds the chosen `.ko` files and the trimmed indexes under
-/// `/lib/modules/<release>/`, where `<release>` is the directory's name.
+/// `/lib/modules/<release>/`, where `<release>` is the directory's name,
+/// and the firmware they ask for that the host has.
 pub(crate) fn add_to_tree(
     tree: &mut Tree,
     modules_dir: &Path,
     selection: &ModuleSelection,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(), InitramfsError> {
+) -> Result<FirmwareFound, InitramfsError> {
     let release = modules_dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         InitramfsError::BadPath {
             path: modules_dir.display().to_string(),
@@ -259,8 +261,10 @@ pub(crate) fn add_to_tree(
     let base = format!("/lib/modules/{release}");
     tree.add_dir(&base)?;
     let total = selection.modules.len() as u64;
+    let mut firmware = Vec::new();
     for (done, path) in selection.modules.values().enumerate() {
         let data = module_data(&modules_dir.join(path))?;
+        firmware.extend(modinfo_firmware(&data));
         tree.add_file(&format!("{base}/{}", plain_path(path)), data, 0o644)?;
         progress(Progress { phase: Phase::Modules, done: done as u64 + 1, total });
     }
@@ -273,7 +277,7 @@ pub(crate) fn add_to_tree(
             tree.add_file(&format!("{base}/{name}"), read_file(&path)?, 0o644)?;
         }
     }
-    Ok(())
+    add_firmware(tree, firmware_dir(modules_dir).as_deref(), firmware)
 }
 
 /// A module file's contents, decompressed if it is `.ko.{xz,zst,gz}`.

@@ -194,7 +194,9 @@ pub(crate) fn add_tools(
         progress(Progress { phase: Phase::Tools, done: done as u64 + 1, total });
     }
     for tool in tools {
-        if tool.file_name().is_some_and(|n| n == "mke2fs") {
+        // mkfs.ext4 may be given: it is a link to mke2fs.
+        let real = std::fs::canonicalize(tool).unwrap_or_else(|_| tool.clone());
+        if real.file_name().is_some_and(|n| n == "mke2fs") {
             add_mke2fs_extras(tree, tool)?;
         }
     }
@@ -225,10 +227,12 @@ fn add_host_file(tree: &mut Tree, source: &Path, dest: &Path) -> Result<(), Init
 }
 
 fn add_mke2fs_extras(tree: &mut Tree, mke2fs: &Path) -> Result<(), InitramfsError> {
+    // mke2fs picks the filesystem type from the name it is called by.
     let link = mke2fs.with_file_name("mkfs.ext4");
-    if let Some(link) = link.to_str() {
+    let target = mke2fs.file_name().and_then(|n| n.to_str());
+    if let (Some(link), Some(target)) = (link.to_str(), target) {
         if !tree.contains(link) {
-            tree.add_symlink(link, "mke2fs")?;
+            tree.add_symlink(link, target)?;
         }
     }
     let conf = Path::new("/etc/mke2fs.conf");
