@@ -96,9 +96,14 @@ async fn serve(args: &ServeArgs) -> Result<()> {
 
 fn app(server: Arc<Server>) -> axum::Router {
     let images = tower_http::services::ServeDir::new(server.data.images());
+    // A PC that dies mid-upload must not hold a request open for ever; image
+    // downloads are exempt (minutes on a 10 Mbit/s card are normal).
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        std::time::Duration::from_secs(120),
+    );
     axum::Router::new()
-        .merge(api::router())
-        .merge(dashboard::router())
+        .merge(api::router().merge(dashboard::router()).layer(timeout))
         // ServeDir answers Range requests (206) and refuses paths leaving the directory.
         .nest_service("/images", images)
         .fallback(|| async {
