@@ -105,11 +105,17 @@ fn dashboard_screenshot_in_headless_chromium() {
 struct Driver {
     child: Child,
     base: String,
+    in_session: bool,
     _profile: tempfile::TempDir,
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Ending the session makes chromedriver close Chromium; killing
+        // chromedriver alone would leave the browser running.
+        if self.in_session {
+            let _ = ureq::delete(&self.base).call();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -125,7 +131,8 @@ impl Driver {
             .spawn()
             .expect("running chromedriver (apt package chromium-driver)");
         let profile = tempfile::tempdir().unwrap();
-        let mut d = Driver { child, base: format!("http://127.0.0.1:{port}"), _profile: profile };
+        let base = format!("http://127.0.0.1:{port}");
+        let mut d = Driver { child, base, in_session: false, _profile: profile };
         // chromedriver needs a moment to listen; no timing is asserted.
         let mut ready = false;
         for _ in 0..100 {
@@ -146,6 +153,7 @@ impl Driver {
         let session = d.call("POST", "/session", Some(caps));
         let id = session["sessionId"].as_str().expect("session id").to_string();
         d.base = format!("{}/session/{id}", d.base);
+        d.in_session = true;
         (d, id)
     }
 
@@ -229,5 +237,4 @@ fn reinstall_button_click_in_chromium() {
     // Only that machine.
     let other = get(&s.url(&format!("/api/v1/machines/{}/next", ids[0]))).json();
     assert_eq!(other["action"], "none");
-    d.call("DELETE", "", None);
 }
