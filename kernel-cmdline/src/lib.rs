@@ -1,6 +1,14 @@
 //! Parse and format the Linux kernel command line, its `ip=` parameter and
 //! lazare's own `lazare.*` keys. No I/O: callers pass strings in.
 //!
+//! - [`Cmdline`]: tokens split and quoted as the kernel does; `Display`
+//!   quotes only where needed and reads back to the same list.
+//! - [`IpConfig`]: one `ip=` value, kernel and dracut grammars.
+//! - [`Server`], [`Action`], [`ServerKey`], [`Insecure`], [`Retries`]: the
+//!   `lazare.*` values, each with `FromStr`.
+//! - [`resolve`]: the agent's [`AgentConfig`] from the baked and live lines.
+//! - [`fuzz_check`]: the fuzz target's body (see `fuzz/README.md`).
+//!
 //! ```
 //! use kernel_cmdline::Cmdline;
 //! let c = Cmdline::parse(r#"console=ttyS0 "lazare.server=http://10.0.2.100:8470" quiet -- single"#);
