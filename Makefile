@@ -52,5 +52,10 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# The full desktop images (slow: tens of minutes, GBs downloaded; cached in
+# ~/.cache/lazare/images). `make test` builds only the small `test` profile.
+images: cli
+	$(CLI) image build --profile standard --profile light --output target/images
+
 clean:
 	$(CARGO) clean
