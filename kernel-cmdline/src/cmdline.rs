@@ -314,3 +314,46 @@ impl<'a> IntoIterator for &'a Cmdline {
         self.params.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `next_arg()` on one token: (input, key, value, rest).
+    #[test]
+    fn next_arg_matches_the_kernel() {
+        let cases: &[(&str, &str, Option<&str>, &str)] = &[
+            ("a b", "a", None, "b"),
+            ("a=1  b", "a", Some("1"), "b"),
+            (r#"a="x y" b"#, "a", Some("x y"), "b"),
+            (r#""a=x y" b"#, "a", Some("x y"), "b"),
+            // Quoted token and quoted value: the second quote closes the first,
+            // so the blank ends the token.
+            (r#""a="x y"" b"#, "a", Some("x"), r#"y"" b"#),
+            (r#""a="x y" b"#, "a", Some("x"), r#"y" b"#),
+            (r#""a="x" b"#, "a", Some(r#"x" b"#), ""),
+            // Quoted token and quoted value: only one closing quote is dropped.
+            (r#""a="x"" b"#, "a", Some(r#"x""#), "b"),
+            (r#"a="x"#, "a", Some("x"), ""),
+            (r#"a=""#, "a", Some(""), ""),
+            (r#"""#, "", None, ""),
+            (r#""""#, "", None, ""),
+            ("=a=b c", "=a", Some("b"), "c"),
+            ("a\tb", "a", None, "b"),
+        ];
+        for (input, key, value, rest) in cases {
+            let (p, r) = next_arg(input);
+            assert_eq!((p.key.as_str(), p.value.as_deref(), r), (*key, *value, *rest), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn encode_prefers_plain_then_quoted_value() {
+        let enc = |k: &str, v: Option<&str>| encode(&Param::new(k, v), false);
+        assert_eq!(enc("a", Some("b")).as_deref(), Some("a=b"));
+        assert_eq!(enc("a", Some("b c")).as_deref(), Some(r#"a="b c""#));
+        assert_eq!(enc("a b", None).as_deref(), Some(r#""a b""#));
+        assert_eq!(enc("", None).as_deref(), Some(r#""""#));
+        assert_eq!(enc("a", Some(r#"b c"d e"#)), None);
+    }
+}

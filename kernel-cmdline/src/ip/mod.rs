@@ -482,3 +482,30 @@ impl fmt::Display for IpConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_fields_keeps_brackets_whole() {
+        type Fields = &'static [(&'static str, bool, &'static str)];
+        let cases: &[(&str, Fields)] = &[
+            ("a:b", &[("a", false, ""), ("b", false, "")]),
+            ("::", &[("", false, ""), ("", false, ""), ("", false, "")]),
+            ("[::1]:x", &[("::1", true, ""), ("x", false, "")]),
+            ("[fd00::2]/64:", &[("fd00::2", true, "/64"), ("", false, "")]),
+            ("[::1]", &[("::1", true, "")]),
+            // Not a bracketed field: split as usual.
+            (
+                "[::1]x:y",
+                &[("[", false, ""), ("", false, ""), ("1]x", false, ""), ("y", false, "")],
+            ),
+        ];
+        for (input, want) in cases {
+            let got: Vec<_> =
+                split_fields(input).iter().map(|f| (f.text, f.bracketed, f.suffix)).collect();
+            assert_eq!(got, *want, "{input:?}");
+        }
+    }
+}
