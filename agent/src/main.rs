@@ -23,6 +23,8 @@ enum Cmd {
     Plan(plancli::PlanArgs),
     /// Run as the boot CD's init (the default when started as PID 1).
     Init,
+    /// Run the agent's DHCP client on interfaces and print the lease as JSON.
+    Dhcp(lazare_agent::net::cli::DhcpArgs),
     /// The agent's work (hardware, network, server); PID 1 runs it as a child.
     #[command(hide = true)]
     Agent,
@@ -44,6 +46,7 @@ fn main() {
         Some(Cmd::Plan(args)) => plancli::run(&args),
         Some(Cmd::Init) | None => init::run(),
         Some(Cmd::Agent) => flow::run(),
+        Some(Cmd::Dhcp(args)) => lazare_agent::net::cli::run(&args),
     };
     if let Err(e) = result {
         eprintln!("lazare-agent: {e:#}");

@@ -2,6 +2,7 @@
 //! (static, per-device DHCP, off) or by default DHCP on every NIC that has a
 //! cable, first lease wins, so an uncabled port never stalls the boot.
 
+pub mod cli;
 pub mod dhcp;
 pub mod dns;
 
@@ -80,7 +81,7 @@ pub fn carrier(root: &Path, name: &str) -> bool {
 
 /// Brings NICs up and waits (at most `limit`) until at least one has a
 /// carrier and a short grace period passed for the others.
-fn up_and_wait(nics: &[String], limit: Duration) -> Vec<String> {
+pub fn up_and_wait(nics: &[String], limit: Duration) -> Vec<String> {
     let _ = crate::sys::link_up("lo");
     for n in nics {
         let _ = crate::sys::link_up(n);
@@ -125,9 +126,14 @@ fn xid_for(mac: [u8; 6]) -> u32 {
 
 /// DHCP on every interface of `nics` in parallel; the first lease wins.
 pub fn dhcp_first(nics: &[String], tries: u32) -> Result<Lease, NetError> {
+    dhcp_first_in(Path::new("/"), nics, tries)
+}
+
+/// [`dhcp_first`] with MACs read under `root`.
+pub fn dhcp_first_in(root: &Path, nics: &[String], tries: u32) -> Result<Lease, NetError> {
     let (tx, rx) = mpsc::channel();
     for n in nics {
-        let Some(mac) = mac_of(Path::new("/"), n) else { continue };
+        let Some(mac) = mac_of(root, n) else { continue };
         let (tx, n) = (tx.clone(), n.clone());
         std::thread::spawn(move || {
             let _ = tx.send(dhcp::obtain(&n, mac, xid_for(mac), tries));
