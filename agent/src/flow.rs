@@ -6,13 +6,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lazare_proto::{Event, Inventory, Phase, PublicKey};
+use lazare_proto::{Action as PlanAction, Event, Inventory, Phase, PublicKey};
 
 use crate::config::{self, Action};
 use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::screen::Screen;
-use crate::{http, inventory, net, verify};
+use crate::{entropy, http, installing, inventory, net, verify};
 
 /// A failure with a sentence for the person at the PC.
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +58,12 @@ fn work(screen: &Screen) -> Result<(), Failure> {
     let step = screen.step("Looking at this computer");
     let inv = inventory::collect(Path::new("/"));
     step.done("done");
-    let answer = with_retries(
-        screen,
-        cfg.retries,
-        &format!("Contacting the install server {base}"),
-        |_| server.hello(&inv).map_err(|e| Failure::new(NO_SERVER, e)),
-    )?;
+    let hello = || {
+        with_retries(screen, cfg.retries, &format!("Contacting the install server {base}"), |_| {
+            server.hello(&inv).map_err(|e| Failure::new(NO_SERVER, e))
+        })
+    };
+    let mut answer = hello()?;
     if let Some(date) = &answer.date {
         if let Some(t) = http::fix_clock(date, BUILD_FLOOR) {
             screen.note(&format!("clock was wrong; set to {t} from the server's Date header"));
@@ -71,19 +71,23 @@ fn work(screen: &Screen) -> Result<(), Failure> {
     }
     let events = Events { server: &server, machine_id: &inv.machine_id, screen };
     events.send(Phase::Hello, &format!("hello from agent {}", env!("CARGO_PKG_VERSION")));
-    match cfg.action {
-        Action::Inventory => report_and_power_off(screen, &events, &inv),
-        _ => {
-            let key = server_key(&cfg)?;
-            let plan = verify::plan(&answer, key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
-            events.send(
-                Phase::Plan,
-                &format!("plan verified: {} on {}", plan.image.name, plan.hostname),
-            );
-            Err(Failure::new(
-                "Waiting for the install step: this agent cannot install yet.",
-                "the install step is not wired into the agent yet",
-            ))
+    if cfg.action == Action::Inventory {
+        return report_and_power_off(screen, &events, &inv);
+    }
+    let key = server_key(&cfg)?;
+    loop {
+        let plan = verify::plan(&answer, key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
+        entropy::mix(plan.nonce.as_bytes());
+        events
+            .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
+        match plan.action {
+            PlanAction::Install => return installing::install(screen, &server, &inv, &plan),
+            PlanAction::Inventory => return report_and_power_off(screen, &events, &inv),
+            PlanAction::Wait => {
+                screen.line("The install server has not approved this computer yet; asking again in 60 seconds.");
+                std::thread::sleep(Duration::from_secs(60));
+                answer = hello()?;
+            }
         }
     }
 }

@@ -15,3 +15,4 @@ pub mod sys;
 pub mod target;
 pub mod http;
 pub mod verify;
+pub mod installing;

@@ -113,3 +113,40 @@ fn newer_pc_q35_uefi_e1000e_ahci_virtio_static_ip() {
     });
     assert_eq!(inv.nics[0].driver.as_deref(), Some("e1000e"));
 }
+
+/// Issue 6 item 1: a plan signed by another key (a rogue server on the
+/// LAN) is refused before anything touches a disk, and the screen says so.
+#[test]
+fn plan_signed_by_another_key_is_refused() {
+    use lazare_proto::SigningKey;
+    let dir = tempfile::tempdir().unwrap();
+    let ours = SigningKey::from_bytes(&[11; 32]);
+    let rogue = SigningKey::from_bytes(&[12; 32]);
+    let plan = br#"{"machine_id":"x","hostname":"evil"}"#.to_vec();
+    let server = Recorder::start(plan.clone(), Some(rogue.sign(&plan)));
+    let baked = format!("lazare.server=http://10.0.2.100:{}", server.port);
+    let initrd = initramfs(dir.path(), &baked, Some(&ours.public().to_string()));
+    let (kernel, _) = kernel();
+    let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
+    spec.memory_mb = 256;
+    spec.guestfwd_port = Some(server.port);
+    spec.max_runtime = Duration::from_secs(300);
+    spec.disks
+        .push(DiskSpec::new(disk_image(dir.path(), "d0.img", 2 * 1024 * MIB), DiskInterface::Ide));
+    let append = "console=tty1 console=ttyS0,115200 lazare.action=install";
+    spec.extra_args = vec![
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append.into(),
+    ];
+    let mut vm = Vm::start(&spec).unwrap();
+    vm.wait_for_text("not signed by the server this CD belongs to", Duration::from_secs(240))
+        .unwrap();
+    vm.wait_for_text("signature does not match", Duration::from_secs(10)).unwrap();
+    assert_eq!(server.bodies("/api/v1/hello").len(), 1);
+    let disk = std::fs::read(dir.path().join("d0.img")).unwrap();
+    assert!(disk.iter().all(|&b| b == 0), "nothing was written to the disk");
+}

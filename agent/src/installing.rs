@@ -1,0 +1,134 @@
+//! From a verified plan to an installed PC: plan the disks, show the plan
+//! with a countdown, then hand over to [`crate::install`] with the agent's
+//! screen, server connection and the CD's kernel for the reinstall entry.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lazare_proto::{Event, Inventory, Phase, Plan};
+
+use crate::flow::Failure;
+use crate::http::Server;
+use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
+use crate::screen::Screen;
+use crate::target::Reinstall;
+
+/// Where the boot CD (or USB stick) is mounted to copy its kernel.
+const CD_MOUNT: &str = "/run/lazare/cd";
+/// Where the new system is mounted while it is written.
+const TARGET: &str = "/target";
+
+/// Screen lines plus events to the server; lost events stop nothing.
+pub struct ScreenReporter<'a> {
+    pub screen: &'a Screen,
+    pub server: &'a Server,
+    pub machine_id: &'a str,
+}
+
+impl Reporter for ScreenReporter<'_> {
+    fn event(&self, phase: Phase, percent: Option<u8>, message: &str) {
+        match percent {
+            Some(p) => self.screen.line(&format!("{message} ({p}%)")),
+            None => self.screen.line(message),
+        }
+        let ev = Event { phase, percent, message: message.to_string() };
+        if let Err(e) = self.server.event(self.machine_id, &ev) {
+            self.screen.note(&format!("event not sent: {e}"));
+        }
+    }
+
+    fn log(&self, line: &str) {
+        self.screen.note(line);
+    }
+}
+
+/// Runs the install; on success restarts into the new system (never
+/// returns Ok).
+pub fn install(
+    screen: &Screen,
+    server: &Server,
+    inv: &Inventory,
+    plan: &Plan,
+) -> Result<(), Failure> {
+    let layout = diskplan::plan(inv, &plan.disks).map_err(|e| {
+        Failure::new(
+            "This computer's disks cannot hold the system the server chose: nothing was written.",
+            e,
+        )
+    })?;
+    screen.line("The disks will be used like this:");
+    for l in install::show::describe(&layout) {
+        screen.line(&format!("  {l}"));
+    }
+    countdown(screen, plan.countdown_secs);
+    let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
+    let reinstall = reinstall_entry(screen, inv, &server.base);
+    let image_url = server.url(&plan.image.url);
+    let fetch = UreqFetch::new(server.agent.clone());
+    let _ = std::fs::create_dir_all(TARGET);
+    let ctx = InstallCtx {
+        plan,
+        layout: &layout,
+        image_url: &image_url,
+        dev: Path::new("/dev"),
+        target: Path::new(TARGET),
+        fetch: &fetch,
+        reporter: &reporter,
+        retry: Retry::default(),
+        reinstall: reinstall.as_ref(),
+    };
+    if let Err(e) = install::run(&ctx) {
+        reporter.event(Phase::Failed, None, &format!("install failed: {e}"));
+        let _ = server.log(&inv.machine_id, &screen.log_text());
+        return Err(Failure::new(
+            "The installation did not finish. This computer will not start the half-installed system; call for help with the detail below.",
+            e,
+        ));
+    }
+    let upload = || {
+        let _ = server.log(&inv.machine_id, &screen.log_text());
+    };
+    let e = install::finish(&reporter, &upload, Path::new("/dev"), inv.boot_device.as_deref());
+    Err(Failure::new(
+        "Installed, but the computer did not restart by itself: remove the CD and restart it.",
+        e,
+    ))
+}
+
+fn countdown(screen: &Screen, secs: u32) {
+    for left in (1..=secs).rev() {
+        if left % 5 == 0 || left <= 3 {
+            screen.line(&format!("Starting in {left} s (switch the computer off now to stop)..."));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The CD's kernel and initramfs for the "Reinstall from server" entry,
+/// when the boot device can be mounted; else the entry is left out.
+fn reinstall_entry(screen: &Screen, inv: &Inventory, server: &str) -> Option<Reinstall> {
+    let Some(dev) = inv.boot_device.as_deref() else {
+        screen.note("no boot CD/USB found: the reinstall entry is left out");
+        return None;
+    };
+    let _ = std::fs::create_dir_all(CD_MOUNT);
+    let src = format!("/dev/{dev}");
+    if let Err(e) = crate::sys::mount(&src, CD_MOUNT, "iso9660", crate::sys::MS_RDONLY, None) {
+        screen.note(&format!("mounting {src}: {e}: the reinstall entry is left out"));
+        return None;
+    }
+    let kernel = PathBuf::from(CD_MOUNT).join("boot/vmlinuz");
+    let initrd = PathBuf::from(CD_MOUNT).join("boot/initrd.gz");
+    if !kernel.exists() || !initrd.exists() {
+        screen.note(
+            "the boot CD has no boot/vmlinuz or boot/initrd.gz: the reinstall entry is left out",
+        );
+        return None;
+    }
+    let mut cmdline = kernel_cmdline::Cmdline::parse(
+        &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+    );
+    cmdline.remove("BOOT_IMAGE");
+    let cmdline = cmdline.to_string();
+    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string() })
+}
