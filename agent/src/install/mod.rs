@@ -15,7 +15,7 @@ mod untar;
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -348,7 +348,9 @@ pub fn finish(
     reporter.event(Phase::Installed, Some(100), "installed; restarting into the new system");
     upload_log();
     if let Some(cd) = boot_device.filter(|d| d.starts_with("sr")) {
-        match File::open(dev.join(cd)).and_then(|f| ioctl::eject(&f)) {
+        // O_NONBLOCK as eject(1) does: opening a drive must not wait for media.
+        let open = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(dev.join(cd));
+        match open.and_then(|f| ioctl::eject(&f)) {
             Ok(()) => reporter.log(&format!("ejected {cd}")),
             Err(e) => reporter.log(&format!("could not eject {cd}: {e}")),
         }
