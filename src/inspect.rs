@@ -1,8 +1,248 @@
-//! `lazare inspect` (being written).
+//! `lazare inspect`: read back an ISO built by lazare (with hadris-iso's
+//! reader) and show its boot entries, files, the kernel command line of
+//! every boot config, the initramfs listing and the baked config.
+
+use anyhow::{Context, Result};
+use hadris_fs::sync::Volume;
+use hadris_fs::{FileType, MountOptions};
+use hadris_iso::sync::IsoFs;
+use hadris_storage::host::FileDevice;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
-pub struct InspectArgs {}
+pub struct InspectArgs {
+    /// The ISO to read.
+    pub iso: PathBuf,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: &InspectArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`lazare inspect` is not implemented yet")
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub volume_id: String,
+    pub el_torito: Vec<CatalogLine>,
+    pub files: Vec<FileLine>,
+    /// (config file, entry label, kernel command line)
+    pub boot_entries: Vec<BootLine>,
+    pub initramfs: Vec<FileLine>,
+    pub baked_cmdline: Option<String>,
+    pub baked_key: Option<String>,
+    pub build: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CatalogLine {
+    pub platform: String,
+    pub bootable: bool,
+    pub load_block: u32,
+    pub sectors: u16,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileLine {
+    pub path: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct BootLine {
+    pub config: String,
+    pub entry: String,
+    pub cmdline: String,
+}
+
+pub fn run(args: &InspectArgs) -> Result<()> {
+    let i = inspect(&args.iso)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&i)?);
+        return Ok(());
+    }
+    println!("volume: {}", i.volume_id);
+    println!("El Torito:");
+    for c in &i.el_torito {
+        println!(
+            "  {:<6} bootable={} block={} sectors={}",
+            c.platform, c.bootable, c.load_block, c.sectors
+        );
+    }
+    println!("boot entries:");
+    for b in &i.boot_entries {
+        println!("  {:<22} {:<10} {}", b.config, b.entry, b.cmdline);
+    }
+    println!("baked /etc/lazare/cmdline: {}", i.baked_cmdline.as_deref().unwrap_or("(none)"));
+    println!("baked /etc/lazare/server.pub: {}", i.baked_key.as_deref().unwrap_or("(none)"));
+    println!("files:");
+    for f in &i.files {
+        println!("  {:>10}  {}", f.size, f.path);
+    }
+    println!("initramfs ({} entries):", i.initramfs.len());
+    for f in &i.initramfs {
+        println!("  {:>10}  {}", f.size, f.path);
+    }
+    Ok(())
+}
+
+/// Read everything `lazare inspect` shows from the ISO at `path`.
+pub fn inspect(path: &Path) -> Result<Inspection> {
+    let dev = FileDevice::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut fs = IsoFs::mount(dev, MountOptions::new())
+        .map_err(|e| anyhow::anyhow!("{}: not an ISO 9660 image ({e:?})", path.display()))?;
+    let volume_id =
+        String::from_utf8_lossy(fs.info().id(hadris_iso::IsoId::Volume)).trim().to_string();
+    let el_torito = catalog(&mut fs)?;
+    let vol = Volume::new(fs);
+    let read = |p: &str| vol.read(p).ok();
+    let text = |p: &str| read(p).map(|d| String::from_utf8_lossy(&d).into_owned());
+
+    let mut files = Vec::new();
+    for e in vol.walk("/").map_err(|e| anyhow::anyhow!("listing {}: {e}", path.display()))? {
+        let e = e.map_err(|e| anyhow::anyhow!("listing {}: {e}", path.display()))?;
+        if e.entry().file_type() == FileType::File {
+            let p = String::from_utf8_lossy(e.path()).into_owned();
+            files.push(FileLine { path: p, size: e.entry().metadata().len() });
+        }
+    }
+    let mut boot_entries = Vec::new();
+    if let Some(cfg) = text("/isolinux/isolinux.cfg") {
+        boot_entries.extend(isolinux_entries(&cfg));
+    }
+    if let Some(cfg) = text("/boot/grub/grub.cfg") {
+        boot_entries.extend(grub_entries(&cfg));
+    }
+    let (mut initramfs, mut baked_cmdline, mut baked_key) = (Vec::new(), None, None);
+    if let Some(data) = read(crate::templates::INITRD_PATH) {
+        let entries = crate::initramfs::read_initramfs(&data).context("reading the initramfs")?;
+        for e in entries {
+            let body = || String::from_utf8_lossy(&e.data).trim_end().to_string();
+            if e.path == crate::build::BAKED_CMDLINE {
+                baked_cmdline = Some(body());
+            } else if e.path == crate::build::BAKED_KEY {
+                baked_key = Some(body());
+            }
+            initramfs.push(FileLine { path: e.path.clone(), size: e.data.len() as u64 });
+        }
+    }
+    let build =
+        read(&format!("/{}", crate::iso::BUILD_JSON)).and_then(|d| serde_json::from_slice(&d).ok());
+    Ok(Inspection {
+        volume_id,
+        el_torito,
+        files,
+        boot_entries,
+        initramfs,
+        baked_cmdline,
+        baked_key,
+        build,
+    })
+}
+
+fn catalog(fs: &mut IsoFs<FileDevice>) -> Result<Vec<CatalogLine>> {
+    let mut buf = vec![0u8; 2048];
+    let Some(cat) =
+        fs.boot_catalog(&mut buf).map_err(|e| anyhow::anyhow!("reading the boot catalog: {e}"))?
+    else {
+        return Ok(Vec::new());
+    };
+    Ok(cat
+        .entries()
+        .map(|e| CatalogLine {
+            platform: format!("{:?}", e.platform()),
+            bootable: e.is_bootable(),
+            load_block: e.load_block(),
+            sectors: e.sector_count(),
+        })
+        .collect())
+}
+
+/// `LABEL x` … `APPEND cmdline` pairs of an isolinux.cfg.
+pub fn isolinux_entries(cfg: &str) -> Vec<BootLine> {
+    let mut out = Vec::new();
+    let mut label = String::new();
+    for line in cfg.lines().map(str::trim) {
+        let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        match word.to_ascii_uppercase().as_str() {
+            "LABEL" => label = rest.trim().to_string(),
+            "APPEND" => out.push(BootLine {
+                config: "isolinux/isolinux.cfg".into(),
+                entry: label.clone(),
+                cmdline: rest.trim().to_string(),
+            }),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `menuentry … --id x` … `linux /boot/vmlinuz ARGS` of a grub.cfg, the
+/// arguments unquoted as GRUB does and re-joined as GRUB hands them over.
+pub fn grub_entries(cfg: &str) -> Vec<BootLine> {
+    let mut out = Vec::new();
+    let mut id = String::new();
+    for line in cfg.lines().map(str::trim) {
+        if line.starts_with("menuentry") {
+            id = line
+                .split("--id ")
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .unwrap_or("")
+                .into();
+        } else if let Some(rest) = line.strip_prefix("linux ") {
+            let words = grub_words(rest);
+            let args: Vec<String> = words
+                .into_iter()
+                .skip(1)
+                .map(|w| if w.contains(' ') { format!("\"{w}\"") } else { w })
+                .collect();
+            out.push(BootLine {
+                config: "boot/grub/grub.cfg".into(),
+                entry: id.clone(),
+                cmdline: args.join(" "),
+            });
+        }
+    }
+    out
+}
+
+/// GRUB's word splitting for the quoting lazare writes: bare words and
+/// single-quoted runs.
+fn grub_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let (mut in_word, mut quoted) = (false, false);
+    for c in s.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                }
+                in_word = false;
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grub_words_undo_lazare_quoting() {
+        let q = crate::templates::grub_quote;
+        let line = format!("/boot/vmlinuz {} {} {}", q("a=b"), q("c=d e"), q("it's"));
+        assert_eq!(grub_words(&line), ["/boot/vmlinuz", "a=b", "c=d e", "it's"]);
+    }
 }

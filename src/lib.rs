@@ -8,4 +8,5 @@ pub mod inspect;
 pub mod iso;
 pub mod key;
 pub mod serve;
+pub mod templates;
 pub mod vm;

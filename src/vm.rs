@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const OVMF_DIR: &str = "/usr/share/OVMF";
@@ -92,8 +93,6 @@ pub struct VmSpec {
     pub guestfwd_port: Option<u16>,
     /// Everything the guest writes on its first serial port is appended here.
     pub serial_log: PathBuf,
-    /// Also copy the serial output to our stdout (for `lazare vm`).
-    pub echo_serial: bool,
     /// Exit instead of rebooting (the agent reboots at the end of an install).
     pub no_reboot: bool,
     /// Hard limit after which `timeout` kills qemu even if our process died.
@@ -114,7 +113,6 @@ impl VmSpec {
             nic_model: "e1000".into(),
             guestfwd_port: None,
             serial_log: serial_log.into(),
-            echo_serial: false,
             no_reboot: true,
             max_runtime: Duration::from_secs(900),
             extra_args: Vec::new(),
@@ -132,7 +130,7 @@ pub enum VmError {
     MissingFirmware(PathBuf),
     #[error("{0} does not exist")]
     MissingFile(PathBuf),
-    #[error("qemu did not open its serial socket: {0}")]
+    #[error("serial console: {0}")]
     SerialSocket(String),
     #[error("timed out after {secs} s waiting for {pattern:?} on the serial console; last output:\n{tail}")]
     Timeout { pattern: String, secs: u64, tail: String },
@@ -198,23 +196,30 @@ pub struct Vm {
     child: Child,
     qemu_pid_file: PathBuf,
     monitor_path: PathBuf,
-    serial: Option<UnixStream>,
-    /// Serial output so far (also in `spec.serial_log`), with `\r` removed.
-    output: Arc<Mutex<String>>,
+    /// The guest's serial output, copied here from qemu's pipe chardev.
+    serial_log: PathBuf,
+    /// Where this run's output starts in `serial_log` (it may be appended to).
+    log_start: u64,
+    /// Our end of the FIFO qemu reads serial input from.
+    serial_in: std::fs::File,
+    /// Tells the thread copying serial output to the log to finish.
+    stop: Arc<AtomicBool>,
     /// `wait_for` searches from here; moved only by `mark()`.
     cursor: usize,
     stderr_path: PathBuf,
-    // Held for its Drop: the monitor socket, OVMF vars copy and socat script live here.
+    // Held for its Drop: the monitor socket, FIFO, OVMF vars copy and socat script live here.
     _dir: tempfile::TempDir,
 }
 
 impl Vm {
-    /// Start qemu as described by `spec` and connect to its serial port.
+    /// Start qemu as described by `spec`.
     pub fn start(spec: &VmSpec) -> Result<Vm, VmError> {
         let dir = tempfile::Builder::new()
             .prefix("lazare-vm-")
             .tempdir()
             .map_err(io_err("creating a temp dir"))?;
+        let (serial_in, stop) = serial_pipes(dir.path(), &spec.serial_log)?;
+        let log_start = std::fs::metadata(&spec.serial_log).map(|m| m.len()).unwrap_or(0);
         let args = qemu_args(spec, dir.path())?;
         let stderr_path = dir.path().join("qemu.stderr");
         let stderr = std::fs::File::create(&stderr_path).map_err(io_err("creating qemu.stderr"))?;
@@ -228,78 +233,40 @@ impl Vm {
             .stdout(Stdio::null())
             .stderr(stderr);
         let child = cmd.spawn().map_err(VmError::Spawn)?;
-        let mut vm = Vm {
+        Ok(Vm {
             child,
             qemu_pid_file: dir.path().join("qemu.pid"),
             monitor_path: dir.path().join("monitor.sock"),
-            serial: None,
-            output: Arc::new(Mutex::new(String::new())),
+            serial_log: spec.serial_log.clone(),
+            log_start,
+            serial_in,
+            stop,
             cursor: 0,
             stderr_path,
             _dir: dir,
-        };
-        vm.connect_serial(spec)?;
-        Ok(vm)
+        })
     }
 
-    /// qemu waits (`wait=on`) for this connection before starting the guest, so no
-    /// early output is lost; a thread then copies the serial stream to the log.
-    fn connect_serial(&mut self, spec: &VmSpec) -> Result<(), VmError> {
-        let sock = self._dir.path().join("serial.sock");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let stream = loop {
-            match UnixStream::connect(&sock) {
-                Ok(s) => break s,
-                Err(e) => {
-                    if let Ok(Some(status)) = self.child.try_wait() {
-                        return Err(VmError::SerialSocket(format!(
-                            "qemu exited ({status}): {}",
-                            self.stderr()
-                        )));
-                    }
-                    if Instant::now() > deadline {
-                        return Err(VmError::SerialSocket(e.to_string()));
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+    /// This run's raw serial bytes from `from` on.
+    fn raw_output(&self, from: u64) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(&self.serial_log) {
+            use std::io::Seek;
+            if f.seek(std::io::SeekFrom::Start(self.log_start + from)).is_ok() {
+                let _ = f.read_to_end(&mut buf);
             }
-        };
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.serial_log)
-            .map_err(io_err(format!("opening {}", spec.serial_log.display())))?;
-        let mut reader = stream.try_clone().map_err(io_err("cloning the serial socket"))?;
-        let output = Arc::clone(&self.output);
-        let echo = spec.echo_serial;
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let _ = log.write_all(&buf[..n]);
-                if echo {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&buf[..n]);
-                    let _ = out.flush();
-                }
-                let text = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
-                output.lock().unwrap_or_else(|p| p.into_inner()).push_str(&text);
-            }
-        });
-        self.serial = Some(stream);
-        Ok(())
+        }
+        buf
     }
 
     /// Serial output so far (`\r` removed).
     pub fn output(&self) -> String {
-        self.output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        String::from_utf8_lossy(&self.raw_output(0)).replace('\r', "")
     }
 
     /// From now on `wait_for` only looks at output that arrives after this call.
     pub fn mark(&mut self) {
-        self.cursor = self.output.lock().unwrap_or_else(|p| p.into_inner()).len();
+        self.cursor = self.output().len();
     }
 
     /// Wait until a complete serial line (after the last `mark()`) matches
@@ -365,9 +332,7 @@ impl Vm {
 
     /// Type `text` on the guest's serial console.
     pub fn send(&mut self, text: &str) -> Result<(), VmError> {
-        let s =
-            self.serial.as_mut().ok_or_else(|| VmError::SerialSocket("not connected".into()))?;
-        s.write_all(text.as_bytes()).map_err(io_err("writing to the serial console"))
+        self.serial_in.write_all(text.as_bytes()).map_err(io_err("writing to the serial console"))
     }
 
     /// Wait for qemu to exit (e.g. the guest powered off, or rebooted with `no_reboot`).
@@ -385,6 +350,23 @@ impl Vm {
                 });
             }
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Copy the serial output to `out` as it arrives, until qemu exits.
+    pub fn follow(&mut self, out: &mut dyn Write) -> Result<ExitStatus, VmError> {
+        let mut shown = 0u64;
+        loop {
+            let exited = self.child.try_wait().map_err(io_err("waiting for qemu"))?;
+            let new = self.raw_output(shown);
+            if !new.is_empty() {
+                shown += new.len() as u64;
+                out.write_all(&new).and_then(|_| out.flush()).map_err(io_err("writing output"))?;
+            }
+            if let Some(st) = exited {
+                return Ok(st);
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -412,6 +394,7 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(pid) = self.qemu_pid().and_then(rustix::process::Pid::from_raw) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
@@ -423,6 +406,53 @@ impl Drop for Vm {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// qemu's `pipe` chardev writes to `serial.out` and reads `serial.in` in
+/// `dir`. A unix socket chardev lost characters when our reader was slow:
+/// every 1-byte write costs a whole socket buffer slot, and after a few
+/// EAGAIN retries qemu's UART drops bytes. A 1 MiB pipe holds a whole boot
+/// log, and a thread copies it to `log`.
+fn serial_pipes(dir: &Path, log: &Path) -> Result<(std::fs::File, Arc<AtomicBool>), VmError> {
+    use rustix::fs::{Mode, OFlags};
+    let open_fifo = |name: &str| -> Result<std::fs::File, VmError> {
+        let path = dir.join(name);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, Mode::from_raw_mode(0o600))
+            .map_err(|e| io_err(format!("mkfifo {}", path.display()))(e.into()))?;
+        // O_RDWR never blocks on a FIFO and keeps both ends open for qemu.
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::RDWR | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(format!("opening {}", path.display()))(e.into()))?;
+        Ok(std::fs::File::from(fd))
+    };
+    let input = open_fifo("serial.in")?;
+    let mut output = open_fifo("serial.out")?;
+    let _ = rustix::pipe::fcntl_setpipe_size(&output, 1 << 20);
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io_err(format!("opening {}", log.display())))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let stopping = done.load(Ordering::Relaxed);
+            match output.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ = log.write_all(&buf[..n]);
+                    continue;
+                }
+                _ if stopping => break,
+                _ => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    Ok((input, stop))
 }
 
 fn read_until_prompt(r: &mut impl BufRead) -> Result<String, VmError> {
@@ -456,9 +486,9 @@ fn qemu_args(spec: &VmSpec, dir: &Path) -> Result<Vec<String>, VmError> {
     // TCG only: -enable-kvm hangs on the machines this runs on.
     push(&["-machine", &format!("{machine},accel=tcg"), "-m", &spec.memory_mb.to_string()]);
     push(&["-display", "none", "-nodefaults", "-vga", "std", "-boot", "menu=off"]);
-    let sock = dir.join("serial.sock");
     let mon = dir.join("monitor.sock");
-    push(&["-chardev", &format!("socket,id=ser0,path={},server=on,wait=on", sock.display())]);
+    let pipe = dir.join("serial");
+    push(&["-chardev", &format!("pipe,id=ser0,path={}", pipe.display())]);
     push(&["-serial", "chardev:ser0"]);
     push(&["-monitor", &format!("unix:{},server=on,wait=off", mon.display())]);
     push(&["-pidfile", &dir.join("qemu.pid").display().to_string()]);
@@ -665,11 +695,10 @@ pub fn run(args: &VmArgs) -> anyhow::Result<()> {
     };
     spec.nic_model = args.nic.clone();
     spec.guestfwd_port = args.server_port;
-    spec.echo_serial = true;
     spec.max_runtime = Duration::from_secs(24 * 3600);
     eprintln!("lazare vm: booting (TCG, no KVM: expect ~10 s to the kernel); Ctrl-C stops the VM");
     let mut vm = Vm::start(&spec).context("starting the VM")?;
-    let status = vm.wait_exit(Duration::from_secs(24 * 3600)).context("running the VM")?;
+    let status = vm.follow(&mut std::io::stdout()).context("running the VM")?;
     eprintln!("lazare vm: qemu exited ({status})");
     Ok(())
 }

@@ -1,0 +1,319 @@
+//! `lazare build`: kernel, initramfs (agent as /init, modules, baked config)
+//! and boot menus from `templates/` make one hybrid ISO, written to a temp
+//! file in the output directory and renamed into place.
+
+mod settings;
+
+pub use settings::{ConfigFile, EfiLoaderKind, Settings};
+
+use crate::initramfs::{self, ExtraFile, InitramfsSpec};
+use crate::iso::{self, BiosLoader, EfiLoader, IsoContent};
+use crate::templates::{self, BootMenu};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sha2::Digest;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where the baked config lives in the initramfs.
+pub const BAKED_CMDLINE: &str = "/etc/lazare/cmdline";
+pub const BAKED_KEY: &str = "/etc/lazare/server.pub";
+
+#[derive(clap::Args, Debug, Default)]
+pub struct BuildArgs {
+    /// Install server URL (http://HOST[:PORT]) or `dhcp` (from the DHCP lease).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Where to write the ISO.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Kernel to boot (default: the newest /boot/vmlinuz-*).
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Its modules (default: /lib/modules/<kernel release>).
+    #[arg(long)]
+    pub modules_dir: Option<PathBuf>,
+    /// Network setup in the kernel's ip= syntax, e.g. `dhcp`, `eth0:dhcp`,
+    /// `10.0.0.9::10.0.0.1:255.255.255.0::eth0:none` (repeatable).
+    #[arg(long)]
+    pub ip: Vec<String>,
+    /// More kernel parameters, appended to every boot entry.
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// The server's public key file (ed25519:BASE64), baked in as /etc/lazare/server.pub.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// ISO volume label (A-Z, 0-9, _).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Seconds the boot menu waits before installing.
+    #[arg(long)]
+    pub timeout: Option<u32>,
+    /// Boot menus and kernel console on the first serial port too (default).
+    #[arg(long, overrides_with = "no_serial")]
+    pub serial: bool,
+    /// No serial console.
+    #[arg(long)]
+    pub no_serial: bool,
+    /// Also write lilo.conf, the kernel and the initramfs to DIR, for PCs that
+    /// start the agent from their hard disk with LILO.
+    #[arg(long, value_name = "DIR")]
+    pub lilo: Option<PathBuf>,
+    /// UEFI loader: `signed` (shim + GRUB, Secure Boot) or `unsigned`.
+    #[arg(long, value_enum)]
+    pub efi_loader: Option<EfiLoaderKind>,
+    /// The static lazare-agent (default: $LAZARE_AGENT, beside this program,
+    /// or target/x86_64-unknown-linux-gnu/release/lazare-agent).
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
+    /// TOML file with the same settings; flags win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub output: PathBuf,
+    pub iso_bytes: u64,
+    pub initramfs_bytes: u64,
+    pub cmdline: String,
+    pub modules: usize,
+    pub missing_modules: Vec<String>,
+    pub seconds: f64,
+}
+
+pub fn run(args: &BuildArgs) -> Result<()> {
+    let settings = resolve(args)?;
+    let r = build(&settings)?;
+    println!(
+        "wrote {} ({:.1} MB, initramfs {:.1} MB, {} modules) in {:.1} s",
+        r.output.display(),
+        r.iso_bytes as f64 / 1e6,
+        r.initramfs_bytes as f64 / 1e6,
+        r.modules,
+        r.seconds
+    );
+    println!("kernel command line: {}", r.cmdline);
+    if !r.missing_modules.is_empty() {
+        eprintln!("note: modules not in this kernel: {}", r.missing_modules.join(", "));
+    }
+    Ok(())
+}
+
+/// Flags over the config file, every value checked.
+pub fn resolve(args: &BuildArgs) -> Result<Settings> {
+    let cfg = match &args.config {
+        Some(p) => ConfigFile::load(p)?,
+        None => ConfigFile::default(),
+    };
+    let server = args.server.clone().or(cfg.server).context("--server URL is required")?;
+    let server = settings::parse_server(&server)?;
+    let ip_specs = if args.ip.is_empty() { cfg.ip } else { args.ip.clone() };
+    let ips = ip_specs.iter().map(|s| settings::parse_ip(s)).collect::<Result<Vec<_>>>()?;
+    let kernel = match args.kernel.clone().or(cfg.kernel) {
+        Some(k) => k,
+        None => settings::newest_kernel(Path::new("/boot"))?,
+    };
+    if !kernel.is_file() {
+        bail!("kernel {} not found", kernel.display());
+    }
+    let kernel_release = initramfs::kernel_release_of(&kernel)
+        .with_context(|| format!("reading the version of kernel {}", kernel.display()))?;
+    let modules_dir = args
+        .modules_dir
+        .clone()
+        .or(cfg.modules_dir)
+        .unwrap_or_else(|| PathBuf::from("/lib/modules").join(&kernel_release));
+    if !modules_dir.join("modules.dep").is_file() {
+        bail!("kernel modules {} not found (no modules.dep)", modules_dir.display());
+    }
+    let agent = settings::find_agent(args.agent.clone().or(cfg.agent))?;
+    settings::check_agent(&agent)?;
+    let key = args.key.clone().or(cfg.key).map(|p| settings::read_key(&p)).transpose()?;
+    let label = args.label.clone().or(cfg.label).unwrap_or_else(|| "LAZARE".into());
+    iso::check_label(&label)?;
+    let output = args.output.clone().or(cfg.output).unwrap_or_else(|| "lazare.iso".into());
+    check_output_dir(&output)?;
+    let serial = if args.no_serial { false } else { args.serial || cfg.serial.unwrap_or(true) };
+    Ok(Settings {
+        server,
+        output,
+        kernel,
+        modules_dir,
+        kernel_release,
+        ips,
+        extra: kernel_cmdline::Cmdline::parse(
+            args.cmdline.as_deref().or(cfg.cmdline.as_deref()).unwrap_or(""),
+        ),
+        key,
+        label,
+        timeout: args.timeout.or(cfg.timeout).unwrap_or(5),
+        serial,
+        lilo: args.lilo.clone().or(cfg.lilo),
+        efi_loader: args.efi_loader.or(cfg.efi_loader).unwrap_or(EfiLoaderKind::Signed),
+        agent,
+        epoch: settings::epoch_now()?,
+    })
+}
+
+fn out_dir(output: &Path) -> &Path {
+    match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn check_output_dir(output: &Path) -> Result<()> {
+    let dir = out_dir(output);
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("output directory {} is not writable", dir.display()))?;
+    Ok(())
+}
+
+fn bar(len: u64, msg: &'static str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if !std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{msg:24} [{bar:30}] {bytes}/{total_bytes}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb.set_message(msg);
+    pb
+}
+
+/// The whole build. Nothing appears at `settings.output` unless it succeeds.
+pub fn build(s: &Settings) -> Result<BuildReport> {
+    let started = Instant::now();
+    let base = s.base_cmdline()?;
+    let base_text = base.to_string();
+
+    let mut spec = InitramfsSpec::new(&s.agent, &s.modules_dir, s.epoch.max(0) as u64);
+    spec.files.push(ExtraFile {
+        path: BAKED_CMDLINE.into(),
+        data: format!("{base_text}\n").into_bytes(),
+        mode: 0o644,
+    });
+    if let Some(key) = &s.key {
+        spec.files.push(ExtraFile {
+            path: BAKED_KEY.into(),
+            data: format!("{key}\n").into_bytes(),
+            mode: 0o644,
+        });
+    }
+    let pb = bar(0, "initramfs");
+    let mut initrd = Vec::new();
+    let report = initramfs::write_initramfs(&spec, &mut initrd, &mut |p| {
+        if p.phase == initramfs::Phase::Compress {
+            pb.set_length(p.total);
+            pb.set_position(p.done);
+        }
+    })
+    .context("writing the initramfs")?;
+    pb.finish_and_clear();
+
+    let kernel = std::fs::read(&s.kernel)
+        .with_context(|| format!("reading kernel {}", s.kernel.display()))?;
+    let menu = BootMenu::new(&s.label.replace('_', " "), s.timeout, s.serial, &base)?;
+    let marker = marker(&kernel, &initrd, &base_text);
+    let build_json = build_json(s, &menu, &report, &marker)?;
+    let content = IsoContent {
+        label: s.label.clone(),
+        isolinux_cfg: templates::isolinux_cfg(&menu)?,
+        grub_cfg: templates::grub_cfg(&menu)?,
+        marker: marker.clone(),
+        files: vec![(iso::BUILD_JSON.into(), build_json)],
+        epoch: s.epoch,
+        kernel,
+        initrd,
+    };
+    let efi = match s.efi_loader {
+        EfiLoaderKind::Signed => EfiLoader::signed_from_system()?,
+        EfiLoaderKind::Unsigned => EfiLoader::unsigned_from_system(&marker, s.epoch)?,
+    };
+    let bios = BiosLoader::from_system()?;
+    let iso_report = write_atomically(&s.output, |file| {
+        iso::write_iso(&content, &bios, &efi, file).context("writing the ISO")
+    })?;
+    if let Some(dir) = &s.lilo {
+        write_lilo(dir, &menu, &content)
+            .with_context(|| format!("writing LILO files to {}", dir.display()))?;
+    }
+    Ok(BuildReport {
+        output: s.output.clone(),
+        iso_bytes: iso_report.size,
+        initramfs_bytes: content.initrd.len() as u64,
+        cmdline: base_text,
+        modules: report.modules.len(),
+        missing_modules: report.missing_modules,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Write through a temp file in the target directory, renamed into place only
+/// on success; on failure the temp file is removed by its Drop.
+fn write_atomically<T>(out: &Path, f: impl FnOnce(std::fs::File) -> Result<T>) -> Result<T> {
+    let dir = out_dir(out);
+    let tmp = tempfile::Builder::new()
+        .prefix(".lazare-build-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let file = tmp.reopen().context("reopening the temp file")?;
+    let value = f(file)?;
+    tmp.as_file().sync_all().context("syncing the ISO")?;
+    // Temp files are 0600; an ISO is for everyone to read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+    tmp.persist(out).with_context(|| format!("renaming the ISO to {}", out.display()))?;
+    Ok(value)
+}
+
+/// `/.disk/lazare-<hash>`: a path only this build's ISO carries.
+fn marker(kernel: &[u8], initrd: &[u8], cmdline: &str) -> String {
+    let mut h = sha2::Sha256::new();
+    h.update(kernel);
+    h.update(initrd);
+    h.update(cmdline.as_bytes());
+    let d = h.finalize();
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("/.disk/lazare-{hex}")
+}
+
+fn build_json(
+    s: &Settings,
+    menu: &BootMenu,
+    report: &initramfs::InitramfsReport,
+    marker: &str,
+) -> Result<Vec<u8>> {
+    let entries: Vec<_> = menu
+        .entries
+        .iter()
+        .map(|e| serde_json::json!({ "id": e.id, "title": e.title, "cmdline": e.cmdline.to_string() }))
+        .collect();
+    let v = serde_json::json!({
+        "lazare_version": env!("CARGO_PKG_VERSION"),
+        "server": s.server.to_string(),
+        "cmdline": menu.entries[0].cmdline.to_string(),
+        "entries": entries,
+        "key": s.key,
+        "kernel_release": s.kernel_release,
+        "label": s.label,
+        "source_date_epoch": s.epoch,
+        "serial": s.serial,
+        "efi_loader": format!("{:?}", s.efi_loader).to_lowercase(),
+        "marker": marker,
+        "modules": report.modules,
+    });
+    Ok(serde_json::to_vec_pretty(&v)?)
+}
+
+fn write_lilo(dir: &Path, menu: &BootMenu, c: &IsoContent) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let conf = templates::lilo_conf(menu, "/boot/lazare", "/dev/sda")?;
+    std::fs::write(dir.join("lilo.conf"), conf)?;
+    std::fs::write(dir.join("vmlinuz"), &c.kernel)?;
+    std::fs::write(dir.join("initrd.gz"), &c.initrd)?;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! Build settings: command-line flags over an optional TOML config file,
+//! checked once, before anything is written.
+
+use anyhow::{bail, Context, Result};
+use kernel_cmdline::{Cmdline, IpConfig, Server};
+use std::path::{Path, PathBuf};
+
+/// `--efi-loader`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EfiLoaderKind {
+    /// Debian's signed shim + GRUB: boots with Secure Boot on.
+    Signed,
+    /// grub-mkstandalone: only for firmware without Secure Boot.
+    Unsigned,
+}
+
+/// The TOML config file: the same settings as the flags (flags win).
+///
+/// ```toml
+/// server = "http://10.0.0.5:8470"
+/// ip = ["dhcp"]
+/// key = "server.pub"
+/// timeout = 3
+/// ```
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub server: Option<String>,
+    pub output: Option<PathBuf>,
+    pub kernel: Option<PathBuf>,
+    pub modules_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub ip: Vec<String>,
+    pub cmdline: Option<String>,
+    pub key: Option<PathBuf>,
+    pub label: Option<String>,
+    pub timeout: Option<u32>,
+    pub serial: Option<bool>,
+    pub lilo: Option<PathBuf>,
+    pub efi_loader: Option<EfiLoaderKind>,
+    pub agent: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: ConfigFile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // Relative paths in the file are relative to the file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let paths = [&mut cfg.output, &mut cfg.kernel, &mut cfg.modules_dir, &mut cfg.key];
+        for p in paths.into_iter().chain([&mut cfg.lilo, &mut cfg.agent]).flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(cfg)
+    }
+}
+
+/// Checked settings of one build.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: Server,
+    pub output: PathBuf,
+    pub kernel: PathBuf,
+    pub modules_dir: PathBuf,
+    pub kernel_release: String,
+    pub ips: Vec<IpConfig>,
+    pub extra: Cmdline,
+    /// The key as written (`ed25519:BASE64`), already validated.
+    pub key: Option<String>,
+    pub label: String,
+    pub timeout: u32,
+    pub serial: bool,
+    pub lilo: Option<PathBuf>,
+    pub efi_loader: EfiLoaderKind,
+    pub agent: PathBuf,
+    /// SOURCE_DATE_EPOCH, or now.
+    pub epoch: i64,
+}
+
+impl Settings {
+    /// The one command line every boot entry starts from, built with the
+    /// kernel-cmdline crate: `lazare.server=… ip=… console=tty0
+    /// [console=ttyS0,115200] EXTRA`.
+    pub fn base_cmdline(&self) -> Result<Cmdline> {
+        let mut c = Cmdline::new();
+        c.push(kernel_cmdline::KEY_SERVER, Some(&self.server.to_string()))?;
+        for ip in &self.ips {
+            c.push("ip", Some(&ip.to_string()))?;
+        }
+        c.push("console", Some("tty0"))?;
+        if self.serial {
+            // Last console= is /dev/console: the serial port, which a lab can log.
+            c.push("console", Some("ttyS0,115200"))?;
+        }
+        for p in self.extra.params() {
+            c.push(&p.key, p.value.as_deref()).context("adding --cmdline")?;
+        }
+        for p in self.extra.init_args() {
+            c.push_init_arg(&p.key, p.value.as_deref()).context("adding --cmdline")?;
+        }
+        Ok(c)
+    }
+}
+
+pub fn parse_server(s: &str) -> Result<Server> {
+    s.parse::<Server>().map_err(|e| anyhow::anyhow!("bad --server {s:?}: {e}"))
+}
+
+pub fn parse_ip(s: &str) -> Result<IpConfig> {
+    // Accept both `dhcp` and `ip=dhcp`.
+    let v = s.strip_prefix("ip=").unwrap_or(s);
+    v.parse::<IpConfig>().map_err(|e| anyhow::anyhow!("bad --ip {s:?}: {e}"))
+}
+
+/// Read and check a server public key file (`ed25519:BASE64`).
+pub fn read_key(path: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading key {}", path.display()))?;
+    let key = text.trim();
+    key.parse::<lazare_proto::PublicKey>()
+        .map_err(|e| anyhow::anyhow!("key {}: {e} (expected ed25519:BASE64)", path.display()))?;
+    Ok(key.to_string())
+}
+
+/// The newest `/boot/vmlinuz-*`, by version order.
+pub fn newest_kernel(boot: &Path) -> Result<PathBuf> {
+    let mut kernels: Vec<PathBuf> = std::fs::read_dir(boot)
+        .with_context(|| format!("listing {}", boot.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .collect();
+    kernels.sort_by_key(|p| version_key(&p.to_string_lossy()));
+    kernels.pop().with_context(|| {
+        format!(
+            "no kernel: {}/vmlinuz-* not found (install linux-image-amd64 or pass --kernel)",
+            boot.display()
+        )
+    })
+}
+
+/// "6.1.0-10-amd64" sorts after "6.1.0-9-amd64".
+fn version_key(s: &str) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut num = String::new();
+    let mut text = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !text.is_empty() {
+                out.push((0, std::mem::take(&mut text)));
+            }
+            num.push(c);
+        } else {
+            if !num.is_empty() {
+                out.push((num.parse().unwrap_or(u64::MAX), String::new()));
+                num.clear();
+            }
+            text.push(c);
+        }
+    }
+    if !num.is_empty() {
+        out.push((num.parse().unwrap_or(u64::MAX), String::new()));
+    }
+    if !text.is_empty() {
+        out.push((0, text));
+    }
+    out
+}
+
+/// `--agent`, else `$LAZARE_AGENT`, else beside this executable, else the
+/// workspace's static build.
+pub fn find_agent(given: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    if let Some(p) = std::env::var_os("LAZARE_AGENT") {
+        return Ok(PathBuf::from(p));
+    }
+    let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("lazare-agent")));
+    let candidates = beside
+        .into_iter()
+        .chain([PathBuf::from("target/x86_64-unknown-linux-gnu/release/lazare-agent")]);
+    for c in candidates {
+        if c.is_file() {
+            return Ok(c);
+        }
+    }
+    bail!(
+        "lazare-agent not found: pass --agent PATH or set LAZARE_AGENT (build it with `make agent`)"
+    )
+}
+
+/// The agent must be a readable, static ELF executable: it runs as PID 1
+/// with no libraries around it.
+pub fn check_agent(path: &Path) -> Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("reading agent {}", path.display()))?;
+    if !data.starts_with(b"\x7fELF") {
+        bail!("agent {} is not an ELF executable", path.display());
+    }
+    let has_interp = object::read::elf::ElfFile64::<object::Endianness>::parse(&*data)
+        .map(|f| {
+            use object::Object;
+            f.sections().any(|s| {
+                use object::ObjectSection;
+                s.name() == Ok(".interp")
+            })
+        })
+        .unwrap_or(false);
+    if has_interp {
+        bail!("agent {} is dynamically linked: build it static with `make agent`", path.display());
+    }
+    Ok(())
+}
+
+pub fn epoch_now() -> Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => {
+            v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))
+        }
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_sort_by_version() {
+        let mut v = ["vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "vmlinuz-5.10.0-30-amd64"];
+        v.sort_by_key(|s| version_key(s));
+        assert_eq!(v[2], "vmlinuz-6.1.0-10-amd64");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(parse_server("ftp://x").unwrap_err().to_string().contains("ftp://x"));
+        assert!(parse_ip("ip=1.2.3.999::::::none").unwrap_err().to_string().contains("1.2.3.999"));
+        assert!(parse_ip("dhcp").is_ok());
+    }
+}

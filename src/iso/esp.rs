@@ -1,0 +1,95 @@
+//! The EFI system partition image (FAT, made with hadris-fat): El Torito's
+//! UEFI entry and the GPT's ESP point at it.
+
+use super::sources::read;
+use super::IsoError;
+use hadris_fat::{FatOptions, VolumeLabel};
+use hadris_fs::{Content, DateTime, Node, Tree};
+use std::path::{Path, PathBuf};
+
+const SHIM: &str = "/usr/lib/shim/shimx64.efi.signed";
+const MOKMANAGER: &str = "/usr/lib/shim/mmx64.efi.signed";
+/// The CD build of Debian's signed GRUB (prefix /boot/grub, finds the ISO itself).
+const GRUB_CD: &str = "/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed";
+
+/// What boots under UEFI.
+#[derive(Debug, Clone)]
+pub enum EfiLoader {
+    /// Debian's signed chain: shim (Microsoft-signed) → GRUB (Debian-signed);
+    /// boots with Secure Boot on.
+    Signed { shim: Vec<u8>, grub: Vec<u8>, mokmanager: Vec<u8> },
+    /// One unsigned GRUB image (grub-mkstandalone); Secure Boot must be off.
+    Unsigned { grub: Vec<u8> },
+}
+
+impl EfiLoader {
+    /// From the shim-signed and grub-efi-amd64-signed packages.
+    pub fn signed_from_system() -> Result<Self, IsoError> {
+        Ok(EfiLoader::Signed {
+            shim: read(Path::new(SHIM), "shim-signed")?,
+            grub: read(Path::new(GRUB_CD), "grub-efi-amd64-signed")?,
+            mokmanager: read(Path::new(MOKMANAGER), "shim-signed")?,
+        })
+    }
+
+    /// An unsigned GRUB with the modules the menu uses, from grub-efi-amd64-bin.
+    /// Its prefix points at the ISO's /boot/grub after the marker search.
+    pub fn unsigned_from_system(marker: &str, epoch: i64) -> Result<Self, IsoError> {
+        let dir = tempfile::tempdir()?;
+        let cfg = dir.path().join("grub.cfg");
+        std::fs::write(
+            &cfg,
+            crate::templates::grub_esp_cfg(marker).map_err(|e| IsoError::Esp(e.to_string()))?,
+        )?;
+        let out: PathBuf = dir.path().join("BOOTX64.EFI");
+        let status = std::process::Command::new("grub-mkstandalone")
+            .env("SOURCE_DATE_EPOCH", epoch.to_string())
+            .args(["-O", "x86_64-efi", "--locales=", "--fonts=", "--themes="])
+            .arg("--install-modules=normal configfile search search_fs_file linux iso9660 part_gpt part_msdos fat serial terminal test echo gzio all_video efi_gop")
+            .arg("--modules=part_gpt part_msdos iso9660 fat search search_fs_file configfile")
+            .arg("-o")
+            .arg(&out)
+            .arg(format!("boot/grub/grub.cfg={}", cfg.display()))
+            .status()
+            .map_err(|e| IsoError::Esp(format!("running grub-mkstandalone (install grub-efi-amd64-bin): {e}")))?;
+        if !status.success() {
+            return Err(IsoError::Esp(format!("grub-mkstandalone failed ({status})")));
+        }
+        Ok(EfiLoader::Unsigned { grub: read(&out, "grub-efi-amd64-bin")? })
+    }
+}
+
+/// The FAT image bytes: `EFI/BOOT/BOOTX64.EFI` (+ GRUB and MokManager for the
+/// signed chain) and `boot/grub/grub.cfg`, which finds the ISO by `marker`
+/// when GRUB starts from a USB stick's ESP and cannot see the ISO by itself.
+pub fn esp_image(loader: &EfiLoader, marker: &str, epoch: i64) -> Result<Vec<u8>, IsoError> {
+    let esp_err = |e: &dyn std::fmt::Display| IsoError::Esp(e.to_string());
+    let mut tree = Tree::new();
+    let mut add = |path: &str, data: Vec<u8>| {
+        tree.insert(path, Node::file(Content::bytes(data))).map_err(|e| esp_err(&e))
+    };
+    let cfg = crate::templates::grub_esp_cfg(marker).map_err(|e| esp_err(&e))?;
+    let payload = match loader {
+        EfiLoader::Signed { shim, grub, mokmanager } => {
+            add("EFI/BOOT/BOOTX64.EFI", shim.clone())?;
+            add("EFI/BOOT/grubx64.efi", grub.clone())?;
+            add("EFI/BOOT/mmx64.efi", mokmanager.clone())?;
+            shim.len() + grub.len() + mokmanager.len()
+        }
+        EfiLoader::Unsigned { grub } => {
+            add("EFI/BOOT/BOOTX64.EFI", grub.clone())?;
+            grub.len()
+        }
+    };
+    add("boot/grub/grub.cfg", cfg.into_bytes())?;
+    // Room for FAT tables and cluster slack, rounded to whole MiB.
+    let size = ((payload as u64 + 512 * 1024) * 11 / 10).div_ceil(1 << 20) << 20;
+    let time = DateTime::from_unix_seconds(epoch).map_err(|_| IsoError::Time(epoch))?;
+    let opts = FatOptions::new()
+        .with_size(size)
+        .with_time(time)
+        .with_label(VolumeLabel::new("LAZARE_EFI").map_err(|e| esp_err(&format!("{e:?}")))?);
+    let mut image = Vec::new();
+    hadris_fat::sync::write(&mut image, &tree, &opts).map_err(|e| esp_err(&e))?;
+    Ok(image)
+}
