@@ -3,7 +3,7 @@
 
 use super::chroot::{run_in_chroot, BindMounts};
 use super::system::write_file;
-use super::{at, io_err, Boot, Firmware, Reinstall, Result, TargetError};
+use super::{at, io_err, Boot, Firmware, Mounts, Reinstall, Result, TargetError};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -128,7 +128,7 @@ fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {
 /// Installs GRUB for the firmware in a chroot (BIOS: the MBR of each boot
 /// disk; UEFI: `EFI/BOOT/BOOTX64.EFI` on the ESP mounted at `root/boot/efi`,
 /// without touching NVRAM), then writes `/boot/grub/grub.cfg`.
-pub fn install_bootloader(root: &Path, boot: &Boot) -> Result<()> {
+pub fn install_bootloader(root: &Path, boot: &Boot, mounts: &Mounts) -> Result<()> {
     let _binds = BindMounts::new(root)?;
     match boot.firmware {
         Firmware::Bios => {
@@ -160,8 +160,35 @@ pub fn install_bootloader(root: &Path, boot: &Boot) -> Result<()> {
     if !at(root, "/boot/grub/grubenv").exists() {
         run_in_chroot(root, &["grub-editenv", "/boot/grub/grubenv", "create"])?;
     }
-    run_in_chroot(root, &["grub-mkconfig", "-o", "/boot/grub/grub.cfg"])?;
-    Ok(())
+    let link = uuid_link(root, mounts)?;
+    let made = run_in_chroot(root, &["grub-mkconfig", "-o", "/boot/grub/grub.cfg"]);
+    if let Some(l) = link {
+        let _ = std::fs::remove_file(l);
+    }
+    made.map(|_| ())
+}
+
+/// GRUB's 10_linux writes `root=UUID=...` only if `/dev/disk/by-uuid/<uuid>`
+/// exists, else `root=/dev/sdX1`, which changes when disks are added. The
+/// agent has no udev: make that one link (in the bound /dev) while
+/// grub-mkconfig runs. Returns the link made, if any.
+fn uuid_link(root: &Path, mounts: &Mounts) -> Result<Option<std::path::PathBuf>> {
+    let Some(e) = mounts.entries.iter().find(|e| e.mountpoint == "/") else {
+        return Err(TargetError::Invalid("the layout has no root (/) filesystem".into()));
+    };
+    let link = at(root, &format!("/dev/disk/by-uuid/{}", e.uuid));
+    if link.exists() {
+        return Ok(None);
+    }
+    let dev = run_in_chroot(root, &["grub-probe", "--target=device", "/"])?;
+    let dev = dev.lines().next().unwrap_or("").trim().to_string();
+    if !dev.starts_with("/dev/") {
+        return Err(TargetError::Invalid(format!("grub-probe found no device for / ({dev:?})")));
+    }
+    let dir = link.parent().expect("link has a parent");
+    std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    std::os::unix::fs::symlink(&dev, &link).map_err(io_err("linking", &link))?;
+    Ok(Some(link))
 }
 
 /// Rebuilds the initramfs with only the drivers this PC needs

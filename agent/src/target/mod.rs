@@ -146,5 +146,5 @@ pub fn configure(t: &Target) -> Result<()> {
     if ram_bytes(Path::new("/proc/meminfo")).is_some_and(|r| r < SMALL_RAM) {
         regenerate_initramfs(root)?;
     }
-    install_bootloader(root, t.boot)
+    install_bootloader(root, t.boot, t.mounts)
 }
