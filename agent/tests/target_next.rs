@@ -1,0 +1,100 @@
+//! The installed system's `lazare-next` script against a real HTTP server on
+//! 127.0.0.1, with grub-reboot and systemctl replaced by recorders.
+
+use lazare_agent::target;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+
+/// Serves `body` once; returns the base URL and a handle yielding the
+/// request line.
+fn serve_once(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut first = String::new();
+        r.read_line(&mut first).unwrap();
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let mut s = s;
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        first
+    });
+    (url, h)
+}
+
+/// Installs the service into a fake root and runs its script with recorders
+/// for grub-reboot and systemctl; returns (request line, what they recorded).
+fn run_next(answer: &'static str) -> (String, String) {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::write(root.join("usr/bin/wget"), "").unwrap();
+    let (url, server) = serve_once(answer);
+    target::install_next_service(&root, &url, "m-42").unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = d.path().join("calls");
+    for tool in ["grub-reboot", "systemctl"] {
+        let p = bin.join(tool);
+        std::fs::write(&p, format!("#!/bin/sh\necho {tool} \"$@\" >> '{}'\n", log.display()))
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new("sh")
+        .arg(root.join("usr/local/sbin/lazare-next"))
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("LAZARE_ETC", root.join("etc/lazare"))
+        .env("LAZARE_NEXT_TRIES", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let request = server.join().unwrap();
+    (request, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+#[test]
+fn reinstall_answer_selects_the_entry_and_reboots() {
+    let (req, calls) = run_next(r#"{ "action": "reinstall" }"#);
+    assert!(req.starts_with("GET /api/v1/machines/m-42/next "), "{req}");
+    assert_eq!(calls, "grub-reboot lazare-reinstall\nsystemctl reboot\n");
+}
+
+#[test]
+fn none_answer_does_nothing() {
+    let (_, calls) = run_next(r#"{"action":"none"}"#);
+    assert_eq!(calls, "");
+}
+
+#[test]
+fn unreachable_server_gives_up_quietly() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::fs::write(root.join("usr/bin/wget"), "").unwrap();
+    // A port nothing listens on (bound then closed).
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    target::install_next_service(root, &format!("http://127.0.0.1:{port}"), "m-1").unwrap();
+    let out = Command::new("sh")
+        .arg(root.join("usr/local/sbin/lazare-next"))
+        .env("LAZARE_ETC", root.join("etc/lazare"))
+        .env("LAZARE_NEXT_TRIES", "2")
+        .env("LAZARE_NEXT_DELAY", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no answer") && err.contains("after 2 tries"), "{err}");
+    assert!(Path::new(&root.join("etc/lazare/server")).exists());
+}
