@@ -215,3 +215,44 @@ fn report_and_power_off(screen: &Screen, events: &Events, inv: &Inventory) -> Re
         crate::sys::power_off(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn state(next: Option<Ipv4Addr>, tftp: Option<&str>) -> net::NetState {
+        let lease = net::Lease {
+            iface: "eth0".into(),
+            address: Ipv4Addr::new(10, 0, 2, 15),
+            netmask: Ipv4Addr::new(255, 255, 255, 0),
+            router: None,
+            dns: vec![],
+            server_id: None,
+            next_server: next,
+            tftp_server: tftp.map(str::to_string),
+            lease_secs: None,
+        };
+        net::NetState {
+            iface: "eth0".into(),
+            address: lease.address,
+            netmask: lease.netmask,
+            gateway: None,
+            dns: vec![],
+            lease: Some(lease),
+        }
+    }
+
+    #[test]
+    fn server_from_the_lease_prefers_option_66_then_next_server() {
+        let dhcp = config::Server::Dhcp;
+        let both = state(Some(Ipv4Addr::new(10, 0, 2, 2)), Some("install.lan"));
+        assert_eq!(server_base(&dhcp, &both).unwrap(), "http://install.lan:8470");
+        let next = state(Some(Ipv4Addr::new(10, 0, 2, 2)), None);
+        assert_eq!(server_base(&dhcp, &next).unwrap(), "http://10.0.2.2:8470");
+        let none = state(None, None);
+        assert!(server_base(&dhcp, &none).unwrap_err().detail.contains("names no server"));
+        let url: config::Server = "http://10.0.2.100:9000".parse().unwrap();
+        assert_eq!(server_base(&url, &none).unwrap(), "http://10.0.2.100:9000");
+    }
+}

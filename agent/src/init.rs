@@ -204,7 +204,9 @@ fn supervise(screen: &Screen) -> ! {
                 EXIT_FAILED
             }
         };
-        if code != EXIT_FAILED {
+        if code == 0 {
+            screen.line("The install program finished.");
+        } else if code != EXIT_FAILED {
             screen.failure(
                 "The install program stopped unexpectedly.",
                 &format!("agent exit status {code}"),
@@ -257,7 +259,15 @@ pub fn run_shell(screen: &Screen) {
         return;
     }
     screen.line("Starting a shell; type `exit` to come back.");
-    match Command::new("/bin/sh").spawn() {
+    // The agent child runs with stdin closed: give the shell the console.
+    let console = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console");
+    let mut cmd = Command::new("/bin/sh");
+    if let Ok(c) = console {
+        if let (Ok(a), Ok(b)) = (c.try_clone(), c.try_clone()) {
+            cmd.stdin(a).stdout(b).stderr(c);
+        }
+    }
+    match cmd.spawn() {
         Ok(child) if std::process::id() == 1 => {
             wait_for(child.id());
         }

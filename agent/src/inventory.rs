@@ -294,3 +294,73 @@ pub fn summary(inv: &Inventory) -> Vec<String> {
     lines.push(format!("Machine id: {}", inv.machine_id));
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn smbios_dimm_sizes() {
+        let mut raw = vec![0u8; 0x22];
+        raw[0x0c..0x0e].copy_from_slice(&256u16.to_le_bytes());
+        assert_eq!(dimm_size(&raw), 256 * lazare_proto::MIB);
+        raw[0x0c..0x0e].copy_from_slice(&0x7fffu16.to_le_bytes());
+        raw[0x1c..0x20].copy_from_slice(&65536u32.to_le_bytes());
+        assert_eq!(dimm_size(&raw), 64 * lazare_proto::GIB);
+        raw[0x0c..0x0e].copy_from_slice(&(0x8000u16 | 512).to_le_bytes());
+        assert_eq!(dimm_size(&raw), 512 * 1024);
+    }
+
+    #[test]
+    fn fake_sysfs_inventory() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(
+            r,
+            "proc/cpuinfo",
+            "processor\t: 0\nmodel name\t: Pentium 4\nprocessor\t: 1\nmodel name\t: Pentium 4\n",
+        );
+        write(r, "proc/meminfo", "MemTotal:  1000 kB\n");
+        write(r, "sys/class/dmi/id/sys_vendor", "Dell Inc.\n");
+        write(r, "sys/class/dmi/id/product_serial", "To Be Filled By O.E.M.\n");
+        write(r, "sys/block/sda/size", "8388608\n");
+        write(r, "sys/block/sda/removable", "0\n");
+        write(r, "sys/block/sda/queue/rotational", "1\n");
+        write(r, "sys/block/sda/device/model", "QEMU HARDDISK   \n");
+        write(r, "sys/block/sda/sda1/partition", "1\n");
+        write(r, "sys/block/sda/sda1/start", "2048\n");
+        write(r, "sys/block/sda/sda1/size", "4096\n");
+        write(r, "sys/block/loop0/size", "100\n");
+        write(r, "sys/class/net/eth0/address", "52:54:00:12:34:56\n");
+        write(r, "sys/class/net/eth0/type", "1\n");
+        write(r, "sys/class/net/eth0/carrier", "1\n");
+        fs::create_dir_all(r.join("sys/class/net/eth0/device")).unwrap();
+        fs::create_dir_all(r.join("sys/block/sda/device")).unwrap();
+        let inv = collect(r);
+        assert_eq!((inv.cpus, inv.cpu_model.as_str()), (2, "Pentium 4"));
+        assert_eq!(inv.memory_bytes, 1000 * 1024);
+        assert_eq!(inv.firmware, Firmware::Bios);
+        assert_eq!(inv.dmi.vendor.as_deref(), Some("Dell Inc."));
+        assert_eq!(inv.dmi.serial, None, "OEM placeholder is no serial");
+        assert_eq!(inv.disks.len(), 1, "loop devices are no disks");
+        let d = &inv.disks[0];
+        assert_eq!(
+            (d.size_bytes, d.rotational, d.model.as_deref()),
+            (4 * lazare_proto::GIB, true, Some("QEMU HARDDISK"))
+        );
+        assert_eq!((d.partitions[0].start, d.partitions[0].size), (1024 * 1024, 2 * 1024 * 1024));
+        assert_eq!(inv.nics[0].mac, "52:54:00:12:34:56");
+        assert_eq!(
+            inv.machine_id,
+            Inventory::compute_machine_id(&inv.dmi, &["52:54:00:12:34:56".into()])
+        );
+        inv.validate().unwrap();
+    }
+}

@@ -69,6 +69,15 @@ impl Screen {
         outs.retain_mut(|f| f.write_all(text.as_bytes()).is_ok());
     }
 
+    /// Only to the PC's screen (the first terminal): spinner frames would
+    /// flood a serial log.
+    fn write_first(&self, text: &str) {
+        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = outs.first_mut() {
+            let _ = f.write_all(text.as_bytes());
+        }
+    }
+
     fn log(&self, text: &str) {
         let t = self.inner.started.elapsed().as_secs_f32();
         let mut log = self.inner.log.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,7 +115,7 @@ impl Screen {
             let mut i = 0;
             while flag.load(Ordering::Relaxed) {
                 if !screen.inner.stderr {
-                    screen.write_raw(&format!("\r{text} {}", frames[i % 4]));
+                    screen.write_first(&format!("\r{text} {}", frames[i % 4]));
                 }
                 i += 1;
                 std::thread::sleep(Duration::from_millis(250));
