@@ -294,3 +294,41 @@ fn a_kept_home_keeps_the_users_files() {
     install::unmount_all(&target).unwrap();
     assert_eq!(notes.unwrap(), "do not lose me\n");
 }
+
+#[test]
+fn a_refused_image_leaves_the_disk_unbootable_and_unmounted() {
+    let work = tempfile::tempdir().unwrap();
+    let file = image_file(work.path(), 1024 * MIB);
+    let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
+    let inv = inventory(Firmware::Bios, disk(1024 * MIB, vec![], None));
+    let layout = diskplan::plan(&inv, &policy).unwrap();
+    let dev = dev_for(&file, &layout);
+    let body = tiny_image();
+    let url = serve(body.clone());
+    let mut plan = test_plan(&body);
+    plan.image.sha256 = "ab".repeat(32); // not this image: a man in the middle
+    let target = work.path().join("target");
+    let _unmount = Unmount(&target);
+    let (events, fetch) = (Events::default(), UreqFetch::default());
+    let ctx = InstallCtx {
+        plan: &plan,
+        layout: &layout,
+        image_url: &url,
+        dev: dev.dir.path(),
+        target: &target,
+        fetch: &fetch,
+        reporter: &events,
+        retry: Retry::default(),
+        reinstall: None,
+    };
+    let e = install::run(&ctx).unwrap_err();
+    assert!(e.to_string().contains("refusing"), "{e}");
+    assert_eq!(mounted_below(&target), 0, "everything unmounted");
+    let root = dev.dir.path().join(partition_name("img", layout.mounted("/").unwrap().1.number));
+    assert!(!blkid(&root).contains("TYPE="), "root superblock wiped: {}", blkid(&root));
+    let head = std::fs::read(&file).map(|b| b[..512].to_vec()).unwrap();
+    assert!(head[..440].iter().all(|b| *b == 0), "no boot code");
+    assert_eq!(&head[510..], &[0x55, 0xaa], "the partition table itself stays");
+    let phases: Vec<Phase> = events.0.lock().unwrap().iter().map(|e| e.0).collect();
+    assert!(phases.contains(&Phase::Download) && !phases.contains(&Phase::Configure), "{phases:?}");
+}
