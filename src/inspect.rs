@@ -55,33 +55,44 @@ pub struct BootLine {
 
 pub fn run(args: &InspectArgs) -> Result<()> {
     let i = inspect(&args.iso)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&i)?);
-        return Ok(());
+    let text = if args.json { serde_json::to_string_pretty(&i)? + "\n" } else { human(&i) };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `lazare inspect x.iso | head` is fine.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing to stdout"),
     }
-    println!("volume: {}", i.volume_id);
-    println!("El Torito:");
+}
+
+fn human(i: &Inspection) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "volume: {}", i.volume_id);
+    let _ = writeln!(o, "El Torito:");
     for c in &i.el_torito {
-        println!(
+        let _ = writeln!(
+            o,
             "  {:<6} bootable={} block={} sectors={}",
             c.platform, c.bootable, c.load_block, c.sectors
         );
     }
-    println!("boot entries:");
+    let _ = writeln!(o, "boot entries:");
     for b in &i.boot_entries {
-        println!("  {:<22} {:<10} {}", b.config, b.entry, b.cmdline);
+        let _ = writeln!(o, "  {:<22} {:<10} {}", b.config, b.entry, b.cmdline);
     }
-    println!("baked /etc/lazare/cmdline: {}", i.baked_cmdline.as_deref().unwrap_or("(none)"));
-    println!("baked /etc/lazare/server.pub: {}", i.baked_key.as_deref().unwrap_or("(none)"));
-    println!("files:");
+    let none = "(none)";
+    let _ =
+        writeln!(o, "baked /etc/lazare/cmdline: {}", i.baked_cmdline.as_deref().unwrap_or(none));
+    let _ = writeln!(o, "baked /etc/lazare/server.pub: {}", i.baked_key.as_deref().unwrap_or(none));
+    let _ = writeln!(o, "files:");
     for f in &i.files {
-        println!("  {:>10}  {}", f.size, f.path);
+        let _ = writeln!(o, "  {:>10}  {}", f.size, f.path);
     }
-    println!("initramfs ({} entries):", i.initramfs.len());
+    let _ = writeln!(o, "initramfs ({} entries):", i.initramfs.len());
     for f in &i.initramfs {
-        println!("  {:>10}  {}", f.size, f.path);
+        let _ = writeln!(o, "  {:>10}  {}", f.size, f.path);
     }
-    Ok(())
+    o
 }
 
 /// Read everything `lazare inspect` shows from the ISO at `path`.
