@@ -332,3 +332,27 @@ fn a_refused_image_leaves_the_disk_unbootable_and_unmounted() {
     let phases: Vec<Phase> = events.0.lock().unwrap().iter().map(|e| e.0).collect();
     assert!(phases.contains(&Phase::Download) && !phases.contains(&Phase::Configure), "{phases:?}");
 }
+
+#[test]
+fn probing_a_home_finds_it_and_writes_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let file = image_file(work.path(), 64 * MIB);
+    let l = attach(&file, 0, 64 * MIB);
+    assert!(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", &l.0])
+        .status()
+        .unwrap()
+        .success());
+    let mnt = work.path().join("m");
+    std::fs::create_dir(&mnt).unwrap();
+    assert!(Command::new("mount").arg(&l.0).arg(&mnt).status().unwrap().success());
+    std::fs::create_dir(mnt.join("bob")).unwrap();
+    std::fs::write(mnt.join("bob/.profile"), "x").unwrap();
+    assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
+    let before = sha2::Sha256::digest(std::fs::read(&file).unwrap());
+    let scratch = work.path().join("probe");
+    assert!(install::probe::looks_like_home(Path::new(&l.0), "ext4", &scratch).unwrap());
+    assert_eq!(mounted_below(&scratch), 0);
+    let after = sha2::Sha256::digest(std::fs::read(&file).unwrap());
+    assert_eq!(before, after, "probing wrote nothing");
+}

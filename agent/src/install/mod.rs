@@ -8,6 +8,7 @@
 mod configure;
 pub mod format;
 mod ioctl;
+pub mod probe;
 pub mod show;
 pub mod stream;
 pub mod table;
