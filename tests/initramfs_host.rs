@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use lazare::initramfs::{
-    default_tools, elf_closure, kernel_release_of, read_initramfs, write_initramfs, CpioEntry,
-    InitramfsSpec, LibSearch, DEFAULT_MODULES,
+    default_tools, elf_closure, find_tool, kernel_release_of, read_initramfs, write_initramfs,
+    CpioEntry, InitramfsSpec, LibSearch, DEFAULT_MODULES,
 };
 
 /// The kernel the tests use: the first release under /lib/modules.
@@ -125,7 +125,7 @@ fn ldd(program: &Path) -> BTreeSet<PathBuf> {
 
 #[test]
 fn mke2fs_libraries_match_ldd() {
-    let mke2fs = PathBuf::from("/usr/sbin/mke2fs");
+    let mke2fs = find_tool("mke2fs").expect("mke2fs not installed (e2fsprogs)");
     let carried = elf_closure(std::slice::from_ref(&mke2fs), &LibSearch::host()).unwrap();
     let dests: BTreeSet<PathBuf> = carried.iter().map(|c| c.dest.clone()).collect();
     let expected = ldd(&mke2fs);
@@ -164,15 +164,17 @@ fn carried_tools_run_inside_the_extracted_image() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    run(&["/usr/sbin/mkfs.ext4", "-F", "-q", "-L", "lazare", "/tmp/disk.img"]);
+    let mke2fs = find_tool("mke2fs").expect("mke2fs not installed (e2fsprogs)");
+    let mkfs_ext4 = mke2fs.with_file_name("mkfs.ext4");
+    run(&[mkfs_ext4.to_str().unwrap(), "-F", "-q", "-L", "lazare", "/tmp/disk.img"]);
     let probe = Command::new("blkid").arg(root.join("tmp/disk.img")).output().unwrap();
     let probe = String::from_utf8_lossy(&probe.stdout);
     assert!(probe.contains("TYPE=\"ext4\"") && probe.contains("LABEL=\"lazare\""), "{probe}");
-    if default_tools().iter().any(|t| t.ends_with("mkfs.fat")) {
-        run(&["/usr/sbin/mkfs.fat", "-n", "ESP", "/tmp/disk.img"]);
-    } else {
-        panic!("mkfs.fat is not installed: apt-get install dosfstools (make deps)");
-    }
+    let mkfs_fat = default_tools().into_iter().find(|t| t.ends_with("mkfs.fat"));
+    let mkfs_fat = mkfs_fat.expect("mkfs.fat is not installed: apt-get install dosfstools");
+    run(&[mkfs_fat.to_str().unwrap(), "-n", "ESP", "/tmp/disk.img"]);
+    let probe = Command::new("blkid").arg(root.join("tmp/disk.img")).output().unwrap();
+    assert!(String::from_utf8_lossy(&probe.stdout).contains("TYPE=\"vfat\""));
 }
 
 #[test]

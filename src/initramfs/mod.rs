@@ -94,11 +94,20 @@ pub const DEFAULT_MODULES: &[&str] = &[
 
 /// Host tools the install runs, carried when present (mkfs.fat only when
 /// dosfstools is installed).
-pub const DEFAULT_TOOLS: &[&str] = &["/usr/sbin/mke2fs", "/usr/sbin/mkfs.fat"];
+pub const DEFAULT_TOOLS: &[&str] = &["mke2fs", "mkfs.fat"];
+
+/// Where tools are looked for; merged-/usr hosts find them in /usr/sbin,
+/// older ones in /sbin. The agent looks in both.
+const TOOL_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// The first `name` in the usual system directories.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    TOOL_DIRS.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+}
 
 /// The tools of [`DEFAULT_TOOLS`] that exist on this host.
 pub fn default_tools() -> Vec<PathBuf> {
-    DEFAULT_TOOLS.iter().map(PathBuf::from).filter(|p| p.exists()).collect()
+    DEFAULT_TOOLS.iter().filter_map(|name| find_tool(name)).collect()
 }
 
 /// Everything that goes into the initramfs.
