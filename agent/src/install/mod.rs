@@ -337,6 +337,18 @@ pub fn disarm(dev: &Path, layout: &Layout) -> io::Result<()> {
     Ok(())
 }
 
+/// Mount points whose source is `node`.
+fn mounted_from(node: &Path) -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(src, _)| Path::new(src) == node)
+        .filter_map(|(_, rest)| rest.split(' ').next())
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .collect()
+}
+
 /// The end of a successful install: tell the server, upload the log, eject
 /// the CD, reboot. `boot_device` is the inventory's (`sr0`); only `sr*`
 /// drives are ejected. Returns only if the reboot failed.
@@ -349,6 +361,14 @@ pub fn finish(
     reporter.event(Phase::Installed, Some(100), "installed; restarting into the new system");
     upload_log();
     if let Some(cd) = boot_device.filter(|d| d.starts_with("sr")) {
+        // A mounted CD (the reinstall entry copies its kernel) keeps the
+        // tray locked: unmount it first.
+        let node = dev.join(cd);
+        for m in mounted_from(&node) {
+            if let Err(e) = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH) {
+                reporter.log(&format!("unmounting {}: {e}", m.display()));
+            }
+        }
         // O_NONBLOCK as eject(1) does: opening a drive must not wait for media.
         let open = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(dev.join(cd));
         match open.and_then(|f| ioctl::eject(&f)) {
@@ -357,4 +377,16 @@ pub fn finish(
         }
     }
     crate::sys::restart()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mounts_are_found_by_source() {
+        // /proc is mounted from the source "proc" on any Linux.
+        assert!(mounted_from(Path::new("proc")).contains(&PathBuf::from("/proc")));
+        assert!(mounted_from(Path::new("/dev/no-such-disk")).is_empty());
+    }
 }
