@@ -13,6 +13,11 @@ pub const REINSTALL_ENTRY_ID: &str = "lazare-reinstall";
 /// the boot.
 pub const GRUB_CMDLINE_LINUX: &str = "console=tty0 console=ttyS0,115200";
 
+/// Put into GRUB's core image whatever grub-probe sees: finding /boot/grub
+/// by UUID must not depend on the probe having guessed the partition table
+/// (it cannot when the root is on a device without a parent disk in sysfs).
+const MODULES: &str = "--modules=part_msdos part_gpt ext2";
+
 const REINSTALL_SCRIPT: &str = include_str!("42_lazare_reinstall");
 const NEXT_SCRIPT: &str = include_str!("lazare-next");
 const NEXT_UNIT: &str = include_str!("lazare-next.service");
@@ -138,7 +143,7 @@ pub fn install_bootloader(root: &Path, boot: &Boot, mounts: &Mounts) -> Result<(
             for d in &boot.disks {
                 let disk =
                     d.to_str().ok_or_else(|| TargetError::Invalid(format!("disk path {d:?}")))?;
-                run_in_chroot(root, &["grub-install", "--target=i386-pc", disk])?;
+                run_in_chroot(root, &["grub-install", "--target=i386-pc", MODULES, disk])?;
             }
         }
         Firmware::Uefi => {
@@ -153,6 +158,7 @@ pub fn install_bootloader(root: &Path, boot: &Boot, mounts: &Mounts) -> Result<(
                     "--efi-directory=/boot/efi",
                     "--removable",
                     "--no-nvram",
+                    MODULES,
                 ],
             )?;
         }
