@@ -85,8 +85,17 @@ pub fn plan(inv: &Inventory, policy: &DiskPolicy) -> Result<Layout, PlanError> {
     let ctx = Ctx { inv, policy, root_min, swap, home };
     // Root preference: not the kept-/home disk, then SSD before spinning
     // disk, then name order (the sort above; sort_by_key is stable).
+    // Except on BIOS when the kept /home is on the first disk: that is the
+    // disk the BIOS starts, and left untouched it has no boot code, so root
+    // is rebuilt around the /home there when it fits.
+    let home_name = home.map(|(h, _)| h.name.as_str());
+    let bios_first_home =
+        inv.firmware == Firmware::Bios && home_name == Some(cands[0].name.as_str());
     let mut order = cands.clone();
-    order.sort_by_key(|d| (home.is_some_and(|(h, _)| h.name == d.name), d.rotational));
+    order.sort_by_key(|d| {
+        let is_home = home_name == Some(d.name.as_str());
+        (!(bios_first_home && is_home), is_home, d.rotational)
+    });
     let mut home_err = None;
     for r in &order {
         for with_swap in [true, false] {
@@ -97,6 +106,12 @@ pub fn plan(inv: &Inventory, policy: &DiskPolicy) -> Result<Layout, PlanError> {
                 Ok(specs) => {
                     if !with_swap {
                         notes.push("no room for swap: none made".into());
+                    }
+                    if bios_first_home && r.name != cands[0].name {
+                        notes.push(format!(
+                            "{} keeps your files and stays as is; if the PC does not start, choose {} in the BIOS boot menu",
+                            cands[0].name, r.name
+                        ));
                     }
                     return Ok(finish(&ctx, specs, untouched, notes));
                 }

@@ -111,6 +111,28 @@ fn existing_home_on_uefi_gpt_gets_an_esp_around_it() {
 }
 
 #[test]
+fn bios_home_on_the_first_disk_gets_root_around_it_so_the_bios_finds_grub() {
+    let disks = vec![disk_with_home("sda", PartitionTable::Mbr), disk("sdb", 4 * GIB)];
+    let l = run(&inv(Firmware::Bios, RAM, disks), &DiskPolicy::default());
+    assert_eq!(l.disk("sda").unwrap().action, DiskAction::KeepTable { table: PartitionTable::Mbr });
+    assert_eq!(on(&l, "/"), "sda1");
+    assert_eq!(on(&l, "/home"), "sda3");
+    assert_eq!(roles(&l, "sdb"), [Role::Swap, Role::Data]);
+    assert_eq!(l.boot_disks[0], "sda");
+}
+
+#[test]
+fn uefi_home_on_the_first_disk_is_left_alone() {
+    let disks = vec![disk_with_home("sda", PartitionTable::Gpt), disk("sdb", 4 * GIB)];
+    let l = run(&inv(Firmware::Uefi, RAM, disks), &DiskPolicy::default());
+    assert_eq!(
+        l.disk("sda").unwrap().action,
+        DiskAction::Untouched { reason: UntouchedReason::HoldsHome }
+    );
+    assert_eq!(on(&l, "/"), "sdb2");
+}
+
+#[test]
 fn home_on_a_second_disk_leaves_that_disk_alone() {
     let disks = vec![disk("sda", 6 * GIB), disk_with_home("sdb", PartitionTable::Mbr)];
     let l = run(&inv(Firmware::Bios, RAM, disks), &DiskPolicy::default());
