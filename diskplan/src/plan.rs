@@ -98,14 +98,17 @@ pub fn plan(inv: &Inventory, policy: &DiskPolicy) -> Result<Layout, PlanError> {
     });
     let mut home_err = None;
     for r in &order {
-        for with_swap in [true, false] {
-            if !with_swap && swap == 0 {
-                continue;
-            }
-            match attempt(&ctx, &cands, r, with_swap, &mut notes) {
+        for try_swap in swap_tries(swap) {
+            match attempt(&ctx, &cands, r, try_swap, &mut notes) {
                 Ok(specs) => {
-                    if !with_swap {
+                    if try_swap == 0 && swap > 0 {
                         notes.push("no room for swap: none made".into());
+                    } else if try_swap < swap {
+                        notes.push(format!(
+                            "the disks are tight: swap is {} MiB, not {}",
+                            try_swap >> 20,
+                            swap >> 20
+                        ));
                     }
                     if bios_first_home && r.name != cands[0].name {
                         notes.push(format!(
@@ -126,6 +129,21 @@ pub fn plan(inv: &Inventory, policy: &DiskPolicy) -> Result<Layout, PlanError> {
     let needed = root_min + boot_size(&ctx, order[0]);
     let largest = cands.iter().map(|d| largest_free(&ctx, d)).max().unwrap_or(0);
     Err(PlanError::TooLittleSpace { needed, largest })
+}
+
+/// Swap sizes to try, largest first: the full size, then halves while
+/// still worth having (≥ 256 MiB), then none.
+fn swap_tries(swap: u64) -> Vec<u64> {
+    let mut out = vec![swap];
+    let mut next = align_down(swap / 2, lazare_proto::MIB);
+    while next >= 256 * lazare_proto::MIB {
+        out.push(next);
+        next = align_down(next / 2, lazare_proto::MIB);
+    }
+    if swap > 0 {
+        out.push(0);
+    }
+    out
 }
 
 /// Why `d` must never be written, if it must not.
@@ -220,7 +238,7 @@ fn attempt<'a>(
     ctx: &Ctx<'a>,
     cands: &[&'a Disk],
     r: &'a Disk,
-    with_swap: bool,
+    swap: u64,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Spec<'a>>, PlanError> {
     let mut local_notes = Vec::new();
@@ -244,7 +262,7 @@ fn attempt<'a>(
         (None, Some(h)) => h.name.as_str(),
         (None, None) => r.name.as_str(),
     };
-    let swap_want = (with_swap && ctx.swap > 0).then(|| Want::fixed(Role::Swap, ctx.swap));
+    let swap_want = (swap > 0).then(|| Want::fixed(Role::Swap, swap));
     let mut specs = Vec::new();
     let shares_home = ctx.home.is_none() && new_home.is_none();
     if swap_on == r.name {

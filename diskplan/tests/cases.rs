@@ -261,3 +261,15 @@ fn home_in_the_first_mib_of_a_bios_mbr_disk_is_refused() {
     let e = plan(&inv(Firmware::Bios, RAM, vec![d]), &DiskPolicy::default()).unwrap_err();
     assert!(e.to_string().contains("first MiB"), "{e}");
 }
+
+#[test]
+fn a_big_swap_shrinks_before_it_is_dropped() {
+    // 2 GiB of RAM wants 2 GiB of swap; 4 GB minus 3 GiB of root leaves ~700 MiB.
+    let l = run(
+        &inv(Firmware::Bios, 2 * GIB, vec![disk("sda", 4_000_000_000)]),
+        &DiskPolicy::default(),
+    );
+    let swap = l.mounted("swap").expect("a smaller swap").1.size;
+    assert_eq!(swap, GIB / 2);
+    assert!(l.notes.iter().any(|n| n.contains("swap is 512 MiB")), "{:?}", l.notes);
+}
