@@ -25,7 +25,6 @@ struct Ctx<'a> {
     inv: &'a Inventory,
     policy: &'a DiskPolicy,
     root_min: u64,
-    swap: u64,
     /// The /home to keep: its disk and partition.
     home: Option<(&'a Disk, &'a Partition)>,
 }
@@ -82,7 +81,7 @@ pub fn plan(inv: &Inventory, policy: &DiskPolicy) -> Result<Layout, PlanError> {
         SwapPolicy::Fixed(n) => align_up(n, lazare_proto::MIB),
     };
     let root_min = align_up(policy.root_min.max(lazare_proto::MIB), lazare_proto::MIB);
-    let ctx = Ctx { inv, policy, root_min, swap, home };
+    let ctx = Ctx { inv, policy, root_min, home };
     // Root preference: not the kept-/home disk, then SSD before spinning
     // disk, then name order (the sort above; sort_by_key is stable).
     // Except on BIOS when the kept /home is on the first disk: that is the
