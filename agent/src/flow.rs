@@ -70,6 +70,14 @@ fn work(screen: &Screen) -> Result<(), Failure> {
         }
     }
     let events = Events { server: &server, machine_id: &inv.machine_id, screen };
+    events.send(
+        Phase::Hardware,
+        &format!("{} disks, {} network cards", inv.disks.len(), inv.nics.len()),
+    );
+    events.send(
+        Phase::Network,
+        &format!("{} {}/{} via {:?}", net.iface, net.address, net.netmask, net.gateway),
+    );
     events.send(Phase::Hello, &format!("hello from agent {}", env!("CARGO_PKG_VERSION")));
     if cfg.action == Action::Inventory {
         return report_and_power_off(screen, &events, &inv);

@@ -11,7 +11,8 @@ use lazare_proto::{Event, Inventory, SIGNATURE_HEADER};
 pub enum HttpError {
     #[error("{url}: the server answered {status}: {body}")]
     Status { url: String, status: u16, body: String },
-    #[error("{url}: {message}")]
+    /// ureq's message already names the URL.
+    #[error("{message}")]
     Transport { url: String, message: String },
     #[error("{url}: reading the answer: {source}")]
     Read { url: String, source: std::io::Error },

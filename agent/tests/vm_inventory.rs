@@ -150,3 +150,58 @@ fn plan_signed_by_another_key_is_refused() {
     let disk = std::fs::read(dir.path().join("d0.img")).unwrap();
     assert!(disk.iter().all(|&b| b == 0), "nothing was written to the disk");
 }
+
+/// Two NICs, the first uncabled (`set_link off`): DHCP runs on the one with
+/// a carrier, the boot does not stall on the other, and both are reported.
+#[test]
+fn two_nics_first_uncabled_uses_the_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Recorder::start(b"{}".to_vec(), None);
+    let baked = format!("lazare.server=http://10.0.2.100:{}", server.port);
+    let initrd = initramfs(dir.path(), &baked, None);
+    let (kernel, _) = kernel();
+    let fwd = dir.path().join("fwd1.sh");
+    std::fs::write(&fwd, format!("#!/bin/sh\nexec socat - TCP:127.0.0.1:{}\n", server.port))
+        .unwrap();
+    std::fs::set_permissions(&fwd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
+    spec.memory_mb = 256;
+    spec.guestfwd_port = Some(server.port);
+    spec.max_runtime = Duration::from_secs(400);
+    let append = "console=tty1 console=ttyS0,115200 lazare.action=inventory";
+    spec.extra_args = vec![
+        "-netdev".into(),
+        format!(
+            "user,id=n1,restrict=on,guestfwd=tcp:10.0.2.100:{}-cmd:{}",
+            server.port,
+            fwd.display()
+        ),
+        "-device".into(),
+        "e1000,netdev=n1,mac=52:54:00:12:34:57".into(),
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append.into(),
+    ];
+    let mut vm = Vm::start(&spec).unwrap();
+    // The monitor socket appears once qemu has set up its devices.
+    let mut unplugged = vm.monitor("set_link n0 off");
+    for _ in 0..100 {
+        if unplugged.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        unplugged = vm.monitor("set_link n0 off");
+    }
+    unplugged.unwrap();
+    let status = vm.wait_exit(Duration::from_secs(360));
+    let out = vm.output();
+    assert!(status.is_ok(), "the VM did not power off by itself: {status:?}\n{out}");
+    let hellos = server.bodies("/api/v1/hello");
+    assert_eq!(hellos.len(), 1, "{out}");
+    let inv: Inventory = serde_json::from_slice(&hellos[0]).unwrap();
+    let nics: Vec<(&str, bool)> = inv.nics.iter().map(|n| (n.mac.as_str(), n.carrier)).collect();
+    assert_eq!(nics, vec![(QEMU_MAC, false), ("52:54:00:12:34:57", true)]);
+}
