@@ -109,6 +109,29 @@ fn iso_reads_back_with_xorriso_fdisk_and_inspect() {
 }
 
 #[test]
+fn key_and_config_file_are_baked() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = lazare_proto::SigningKey::from_bytes(&[7; 32]).public().to_string();
+    std::fs::write(dir.path().join("server.pub"), format!("{key}\n")).unwrap();
+    let cfg = dir.path().join("lazare-build.toml");
+    std::fs::write(
+        &cfg,
+        "server = \"http://10.9.8.7:8470\"\nkey = \"server.pub\"\nip = [\"dhcp\"]\nserial = false\n",
+    )
+    .unwrap();
+    // The flag wins over the file's server.
+    let iso = build(
+        dir.path(),
+        "k.iso",
+        &["--config", cfg.to_str().unwrap(), "--server", "http://10.1.1.1:8470"],
+    );
+    let out = common::lazare(&["inspect", "--json", iso.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["baked_key"], key.as_str());
+    assert_eq!(v["baked_cmdline"], "lazare.server=http://10.1.1.1:8470 ip=dhcp console=tty0");
+}
+
+#[test]
 fn two_builds_are_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let args = ["--server", "http://10.0.0.1:8470"];

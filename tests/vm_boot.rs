@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-const PORT: u16 = 8471;
-
 struct Built {
     iso: PathBuf,
     baked: String,
+    /// The install server port baked in (guest 10.0.2.100:PORT → 127.0.0.1:PORT).
+    port: u16,
 }
 
 /// One ISO for all the boots in this binary (built once, in target's tmp dir).
@@ -26,7 +26,8 @@ fn built() -> &'static Built {
             .join(format!("vm_boot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let iso = dir.join("lazare.iso");
-        let server = format!("http://10.0.2.100:{PORT}");
+        let port = common::free_port();
+        let server = format!("http://10.0.2.100:{port}");
         common::build_iso(
             &iso,
             &[
@@ -46,23 +47,28 @@ fn built() -> &'static Built {
         let baked =
             v["baked_cmdline"].as_str().expect("baked cmdline in the initramfs").to_string();
         assert!(baked.contains(&format!("lazare.server={server}")), "{baked}");
-        Built { iso, baked }
+        Built { iso, baked, port }
     })
 }
 
 /// VMs one at a time: the machine has two cores shared by everyone.
 static ONE_VM: Mutex<()> = Mutex::new(());
 
-fn boot(name: &str, boot_from: BootFrom, firmware: Firmware, memory_mb: u32) {
+/// Boot, check the command line and the banner; with `expect_hello`, also
+/// that the agent's first request reaches a listener on 127.0.0.1 through
+/// the harness's guestfwd.
+fn boot(name: &str, boot_from: BootFrom, firmware: Firmware, memory_mb: u32, expect_hello: bool) {
     let b = built();
     let _guard = ONE_VM.lock().unwrap_or_else(|p| p.into_inner());
+    let listener =
+        expect_hello.then(|| std::net::TcpListener::bind(("127.0.0.1", b.port)).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let mut spec = VmSpec::new(Some(b.iso.clone()), dir.path().join(format!("{name}.log")));
     spec.boot_from = boot_from;
     spec.firmware = firmware;
     spec.memory_mb = memory_mb;
     spec.machine = if firmware == Firmware::Bios { Machine::Pc } else { Machine::Q35 };
-    spec.guestfwd_port = Some(PORT);
+    spec.guestfwd_port = Some(b.port);
     let mut vm = Vm::start(&spec).unwrap();
     let t = Duration::from_secs(240);
 
@@ -71,8 +77,9 @@ fn boot(name: &str, boot_from: BootFrom, firmware: Firmware, memory_mb: u32) {
     assert_eq!(common::strip_loader_params(received), b.baked, "{name}: kernel got {received:?}");
 
     let banner = format!(
-        "lazare-agent {} server=http://10.0.2.100:{PORT} action=install",
-        env!("CARGO_PKG_VERSION")
+        "lazare-agent {} server=http://10.0.2.100:{} action=install",
+        env!("CARGO_PKG_VERSION"),
+        b.port
     );
     let got = vm.wait_for(Pattern::regex(r"lazare-agent \S+ server=").unwrap(), t).unwrap();
     assert!(got.ends_with(&banner), "{name}: banner {got:?}, expected {banner:?}");
@@ -87,25 +94,48 @@ fn boot(name: &str, boot_from: BootFrom, firmware: Firmware, memory_mb: u32) {
 
 #[test]
 fn cd_under_seabios() {
-    boot("cd-bios", BootFrom::Cdrom, Firmware::Bios, 256);
+    boot("cd-bios", BootFrom::Cdrom, Firmware::Bios, 256, true);
 }
 
 #[test]
 fn cd_under_ovmf() {
-    boot("cd-uefi", BootFrom::Cdrom, Firmware::Uefi, 512);
+    boot("cd-uefi", BootFrom::Cdrom, Firmware::Uefi, 512, false);
 }
 
 #[test]
 fn usb_disk_under_seabios() {
-    boot("disk-bios", BootFrom::Disk, Firmware::Bios, 256);
+    boot("disk-bios", BootFrom::Disk, Firmware::Bios, 256, false);
 }
 
 #[test]
 fn usb_disk_under_ovmf() {
-    boot("disk-uefi", BootFrom::Disk, Firmware::Uefi, 512);
+    boot("disk-uefi", BootFrom::Disk, Firmware::Uefi, 512, false);
 }
 
 #[test]
 fn cd_under_ovmf_secure_boot() {
-    boot("cd-secureboot", BootFrom::Cdrom, Firmware::UefiSecureBoot, 512);
+    boot("cd-secureboot", BootFrom::Cdrom, Firmware::UefiSecureBoot, 512, false);
+}
+
+/// The first HTTP request line the agent sends, read within two minutes.
+fn first_request(listener: &std::net::TcpListener) -> String {
+    use std::io::BufRead;
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut line = String::new();
+                std::io::BufReader::new(stream).read_line(&mut line).unwrap();
+                return line;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(std::time::Instant::now() < deadline, "no connection from the guest");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
 }

@@ -60,7 +60,9 @@ pub struct BuildArgs {
     /// start the agent from their hard disk with LILO.
     #[arg(long, value_name = "DIR")]
     pub lilo: Option<PathBuf>,
-    /// UEFI loader: `signed` (shim + GRUB, Secure Boot) or `unsigned`.
+    /// UEFI loader: `signed` (Debian's shim + GRUB; boots with Secure Boot on)
+    /// or `unsigned` (grub-mkstandalone; Secure Boot off only, and not
+    /// byte-reproducible).
     #[arg(long, value_enum)]
     pub efi_loader: Option<EfiLoaderKind>,
     /// The static lazare-agent (default: $LAZARE_AGENT, beside this program,

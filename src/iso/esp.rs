@@ -12,6 +12,10 @@ const MOKMANAGER: &str = "/usr/lib/shim/mmx64.efi.signed";
 /// The CD build of Debian's signed GRUB (prefix /boot/grub, finds the ISO itself).
 const GRUB_CD: &str = "/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed";
 
+/// What the unsigned GRUB needs for lazare's menus, all built in.
+const UNSIGNED_MODULES: &str = "part_gpt part_msdos iso9660 fat search search_fs_file configfile \
+normal linux serial terminal test echo gzio all_video efi_gop efi_uga";
+
 /// What boots under UEFI.
 #[derive(Debug, Clone)]
 pub enum EfiLoader {
@@ -45,13 +49,19 @@ impl EfiLoader {
         let status = std::process::Command::new("grub-mkstandalone")
             .env("SOURCE_DATE_EPOCH", epoch.to_string())
             .args(["-O", "x86_64-efi", "--locales=", "--fonts=", "--themes="])
-            .arg("--install-modules=normal configfile search search_fs_file linux iso9660 part_gpt part_msdos fat serial terminal test echo gzio all_video efi_gop")
-            .arg("--modules=part_gpt part_msdos iso9660 fat search search_fs_file configfile")
+            // Built into the core image: after the marker search the prefix
+            // points at the ISO, which carries no GRUB modules.
+            .arg(format!("--modules={UNSIGNED_MODULES}"))
+            .arg(format!("--install-modules={UNSIGNED_MODULES}"))
             .arg("-o")
             .arg(&out)
             .arg(format!("boot/grub/grub.cfg={}", cfg.display()))
             .status()
-            .map_err(|e| IsoError::Esp(format!("running grub-mkstandalone (install grub-efi-amd64-bin): {e}")))?;
+            .map_err(|e| {
+                IsoError::Esp(format!(
+                    "running grub-mkstandalone (install grub-efi-amd64-bin): {e}"
+                ))
+            })?;
         if !status.success() {
             return Err(IsoError::Esp(format!("grub-mkstandalone failed ({status})")));
         }
