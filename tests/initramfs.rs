@@ -297,3 +297,43 @@ fn reading_back_raw_newc_and_round_tripping() {
     assert!(raw.starts_with(b"070701"));
     assert_eq!(read_initramfs(&raw).unwrap(), read_initramfs(&image).unwrap());
 }
+
+/// A raw (uncompressed) archive of the fake tree, built once.
+fn sample_archive() -> &'static [u8] {
+    static SAMPLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SAMPLE.get_or_init(|| {
+        let root = tempfile::tempdir().unwrap();
+        let (image, _) = build(&spec(root.path(), &["e1000", "isofs"], 1_700_000_000));
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&image[..]), &mut raw)
+            .unwrap();
+        raw
+    })
+}
+
+proptest::proptest! {
+    /// The reader sees untrusted images (`lazare inspect` on any file):
+    /// damaged ones are errors, never panics.
+    #[test]
+    fn damaged_archives_are_errors_not_panics(
+        flips in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+            1..6,
+        ),
+        cut in proptest::prelude::any::<proptest::sample::Index>(),
+        gzip in proptest::prelude::any::<bool>(),
+    ) {
+        let mut data = sample_archive().to_vec();
+        for (at, byte) in flips {
+            let at = at.index(data.len());
+            data[at] = byte;
+        }
+        data.truncate(cut.index(data.len() + 1));
+        if gzip {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&data).unwrap();
+            data = gz.finish().unwrap();
+        }
+        let _ = read_initramfs(&data);
+    }
+}
