@@ -31,16 +31,23 @@ impl Failure {
 /// The child's main. Never returns.
 pub fn run() -> ! {
     let screen = Screen::open_console();
-    match work(&screen) {
+    let mut reached: Option<(http::Server, String)> = None;
+    match work(&screen, &mut reached) {
         Ok(()) => std::process::exit(0),
         Err(f) => {
             screen.failure(&f.plain, &f.detail);
+            // The admin sees why on the dashboard, not only the person at the PC.
+            if let Some((server, id)) = &reached {
+                let events = Events { server, machine_id: id, screen: &screen };
+                events.send(Phase::Failed, &format!("{} ({})", f.plain, f.detail));
+                events.upload_log();
+            }
             std::process::exit(crate::init::EXIT_FAILED)
         }
     }
 }
 
-fn work(screen: &Screen) -> Result<(), Failure> {
+fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result<(), Failure> {
     let cfg = config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE))
         .map_err(|e| Failure::new("The CD's settings are wrong; the CD must be rebuilt.", e))?;
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
@@ -69,6 +76,7 @@ fn work(screen: &Screen) -> Result<(), Failure> {
             screen.note(&format!("clock was wrong; set to {t} from the server's Date header"));
         }
     }
+    *reached = Some((server.clone(), inv.machine_id.clone()));
     let events = Events { server: &server, machine_id: &inv.machine_id, screen };
     events.send(
         Phase::Hardware,

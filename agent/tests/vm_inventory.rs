@@ -147,6 +147,21 @@ fn plan_signed_by_another_key_is_refused() {
         .unwrap();
     vm.wait_for_text("signature does not match", Duration::from_secs(10)).unwrap();
     assert_eq!(server.bodies("/api/v1/hello").len(), 1);
+    // The refusal reaches the dashboard too: a `failed` event and the log.
+    vm.wait_for_text("Type a letter", Duration::from_secs(60)).unwrap();
+    let mut logs = server.bodies("/log");
+    for _ in 0..100 {
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        logs = server.bodies("/log");
+    }
+    let log = String::from_utf8_lossy(&logs[0]).into_owned();
+    assert!(log.contains("not signed by the server"), "{log}");
+    let failed =
+        server.bodies("/events").iter().any(|b| String::from_utf8_lossy(b).contains("\"failed\""));
+    assert!(failed, "a failed event was sent");
     let disk = std::fs::read(dir.path().join("d0.img")).unwrap();
     assert!(disk.iter().all(|&b| b == 0), "nothing was written to the disk");
 }
