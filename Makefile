@@ -18,6 +18,8 @@ DEB_PACKAGES := linux-image-amd64 isolinux syslinux-common grub-efi-amd64-bin \
 DEB_PACKAGES += dosfstools
 # sfdisk: the independent oracle the partition-table tests check against.
 DEB_PACKAGES += fdisk
+# curl: make demo asks the install server's API what happened.
+DEB_PACKAGES += curl
 
 .PHONY: all deps build agent cli test lint fmt e2e bench demo images clean
 
@@ -59,3 +61,13 @@ images: cli
 
 clean:
 	$(CARGO) clean
+
+# The newcomer's first command: a server on 127.0.0.1:8470, an ISO for it and a
+# qemu PC installed from it, then booted alone (scripts/demo.sh, out/demo/).
+demo: deps build
+	LAZARE=$(CURDIR)/$(CLI) scripts/demo.sh
+
+# The end-to-end install tests alone (they also run in `make test`): one VM at
+# a time, several minutes each under TCG.
+e2e: deps build
+	$(CARGO) test --locked --release -p lazare --test e2e_install -- --test-threads=1
