@@ -25,6 +25,8 @@ enum Cmd {
     Init,
     /// Run the agent's DHCP client on interfaces and print the lease as JSON.
     Dhcp(lazare_agent::net::cli::DhcpArgs),
+    /// Look a host name up with the agent's own DNS resolver.
+    Resolve(lazare_agent::net::cli::ResolveArgs),
     /// The agent's work (hardware, network, server); PID 1 runs it as a child.
     #[command(hide = true)]
     Agent,
@@ -47,6 +49,7 @@ fn main() {
         Some(Cmd::Init) | None => init::run(),
         Some(Cmd::Agent) => flow::run(),
         Some(Cmd::Dhcp(args)) => lazare_agent::net::cli::run(&args),
+        Some(Cmd::Resolve(args)) => lazare_agent::net::cli::resolve(&args),
     };
     if let Err(e) = result {
         eprintln!("lazare-agent: {e:#}");

@@ -41,6 +41,10 @@ impl Lan {
     }
 
     fn start_dnsmasq(&mut self) {
+        self.start_dnsmasq_with(&["--port=0", "--dhcp-option=6,192.168.77.53"]);
+    }
+
+    fn start_dnsmasq_with(&mut self, extra: &[&str]) {
         let leases = self._dir.path().join("leases");
         let child = Command::new("ip")
             .args([
@@ -50,14 +54,13 @@ impl Lan {
                 "dnsmasq",
                 "--no-daemon",
                 "--conf-file=/dev/null",
-                "--port=0",
             ])
+            .args(extra)
             .args(["--interface=srv0", "--bind-interfaces", "--user=root", "--group=root"])
             .arg("--dhcp-range=192.168.77.50,192.168.77.99,255.255.255.0,1h")
             .arg("--dhcp-boot=lazare,,192.168.77.5")
             .arg("--dhcp-option=66,install.lan")
             .arg("--dhcp-option=3,192.168.77.1")
-            .arg("--dhcp-option=6,192.168.77.53")
             .arg(format!("--dhcp-leasefile={}", leases.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -65,6 +68,14 @@ impl Lan {
             .expect("starting dnsmasq");
         self.dnsmasq = Some(child);
         std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
+    fn agent(&self, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client, env!("CARGO_BIN_EXE_lazare-agent")])
+            .args(args)
+            .output()
+            .expect("running lazare-agent")
     }
 
     fn agent_dhcp(&self, ifaces: &[&str]) -> std::process::Output {
@@ -126,4 +137,43 @@ fn no_dhcp_server_is_a_clear_error() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no DHCP answer on cli0 after 2 tries"), "{stderr}");
+}
+
+/// The lease applied (address + default route through ioctls), then a name
+/// looked up with the agent's own resolver at the lease's DNS server.
+#[test]
+fn applied_lease_and_own_resolver_find_the_server_by_name() {
+    let mut lan = Lan::new("c");
+    lan.start_dnsmasq_with(&[
+        "--port=53",
+        "--listen-address=192.168.77.1",
+        "--no-resolv",
+        "--no-hosts",
+        "--address=/install.lan/192.168.77.5",
+        "--dhcp-option=6,192.168.77.1",
+    ]);
+    let out = lan.agent(&["dhcp", "--iface", "cli0", "--apply", "--tries", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lease: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let addr = lease["address"].as_str().unwrap();
+    let shown = Command::new("ip")
+        .args(["-n", &lan.client, "-4", "addr", "show", "cli0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("{addr}/24")),
+        "address applied"
+    );
+    let routes = Command::new("ip").args(["-n", &lan.client, "route"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&routes.stdout).contains("default via 192.168.77.1 dev cli0"),
+        "default route"
+    );
+    let dns = lease["dns"][0].as_str().unwrap();
+    let out = lan.agent(&["resolve", "install.lan", "--dns", dns]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.168.77.5");
+    let out = lan.agent(&["resolve", "nothing.invalid", "--dns", dns]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing.invalid has no IPv4 address"));
 }

@@ -35,3 +35,22 @@ pub fn run(args: &DhcpArgs) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(&lease).context("writing the lease")?);
     Ok(())
 }
+
+#[derive(clap::Args, Debug)]
+pub struct ResolveArgs {
+    /// Host name to look up (A record).
+    pub name: String,
+    /// DNS server to ask (repeatable).
+    #[arg(long = "dns", required = true)]
+    pub servers: Vec<std::net::Ipv4Addr>,
+}
+
+/// `lazare-agent resolve NAME --dns IP`: the agent's own resolver, one
+/// address a line.
+pub fn resolve(args: &ResolveArgs) -> anyhow::Result<()> {
+    let id = (std::process::id() & 0xffff) as u16;
+    for ip in super::dns::resolve(&args.name, &args.servers, id)? {
+        println!("{ip}");
+    }
+    Ok(())
+}
