@@ -52,7 +52,9 @@ pub(crate) fn read_segments(data: &[u8]) -> Result<Vec<CpioEntry>, InitramfsErro
         if rest.is_empty() {
             return Ok(entries);
         }
-        if let Some(raw) = decompress(rest).map_err(|e| archive_error(offset, e))? {
+        if let Some(raw) =
+            decompress(rest, MAX_UNCOMPRESSED).map_err(|e| archive_error(offset, e))?
+        {
             // A compressed segment runs to the end of the image here; it may
             // itself hold several archives.
             let mut nested = 0;
@@ -72,31 +74,63 @@ pub(crate) fn read_segments(data: &[u8]) -> Result<Vec<CpioEntry>, InitramfsErro
     }
 }
 
+/// No initramfs is larger than the RAM of the PCs it boots: a segment that
+/// inflates past this is refused rather than exhausting the host's memory.
+const MAX_UNCOMPRESSED: u64 = 1 << 30;
+
 /// Decompresses a gzip (all members), zstd (all frames) or xz segment;
 /// `None` when `rest` is not compressed in one of those formats.
-fn decompress(rest: &[u8]) -> Result<Option<Vec<u8>>, String> {
+fn decompress(rest: &[u8], max: u64) -> Result<Option<Vec<u8>>, String> {
     let mut raw = Vec::new();
+    let limit = max + 1;
     match rest {
         [0x1f, 0x8b, ..] => {
             flate2::read::MultiGzDecoder::new(rest)
+                .take(limit)
                 .read_to_end(&mut raw)
                 .map_err(|e| format!("gzip: {e}"))?;
         }
         [0x28, 0xb5, 0x2f, 0xfd, ..] => {
             let mut input = rest;
-            while input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            while input.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) && (raw.len() as u64) < limit {
                 ruzstd::decoding::StreamingDecoder::new(&mut input)
                     .map_err(|e| format!("zstd: {e}"))?
+                    .take(limit - raw.len() as u64)
                     .read_to_end(&mut raw)
                     .map_err(|e| format!("zstd: {e}"))?;
             }
         }
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => {
-            lzma_rs::xz_decompress(&mut &rest[..], &mut raw).map_err(|e| format!("xz: {e}"))?;
+            let mut out = LimitedWriter { out: &mut raw, left: limit };
+            lzma_rs::xz_decompress(&mut &rest[..], &mut out).map_err(|e| format!("xz: {e}"))?;
         }
         _ => return Ok(None),
     }
+    if raw.len() as u64 > max {
+        return Err(format!("decompresses to more than {} MiB", max >> 20));
+    }
     Ok(Some(raw))
+}
+
+/// A writer that fails once `left` bytes are exceeded.
+struct LimitedWriter<'a> {
+    out: &'a mut Vec<u8>,
+    left: u64,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other("too large"));
+        }
+        self.left -= buf.len() as u64;
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn unknown_format(rest: &[u8]) -> String {
@@ -184,6 +218,21 @@ mod tests {
         let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/kernel/x86/microcode/a.bin", "/init"]);
         assert_eq!(entries[1].data, b"init");
+    }
+
+    #[test]
+    fn a_segment_inflating_past_the_cap_is_refused() {
+        let zeros = vec![0u8; 3 << 20];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&zeros).unwrap();
+        let gzip = gz.finish().unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &zeros[..], &mut xz).unwrap();
+        for bomb in [gzip, xz] {
+            let err = decompress(&bomb, 2 << 20).unwrap_err();
+            assert!(err.contains("more than 2 MiB") || err.contains("too large"), "{err}");
+            assert_eq!(decompress(&bomb, 3 << 20).unwrap().unwrap().len(), 3 << 20);
+        }
     }
 
     #[test]
