@@ -184,6 +184,17 @@ pub struct InitramfsReport {
     pub compressed_bytes: u64,
 }
 
+impl InitramfsReport {
+    /// For callers that want every requested module: an error naming the
+    /// ones the kernel has neither as a module nor built in.
+    pub fn ensure_modules(&self) -> Result<(), InitramfsError> {
+        if self.missing_modules.is_empty() {
+            return Ok(());
+        }
+        Err(InitramfsError::MissingModules { names: self.missing_modules.join(", ") })
+    }
+}
+
 /// The long steps, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -230,6 +241,8 @@ pub enum InitramfsError {
     TooLarge { path: String, size: u64 },
     #[error("malformed initramfs at byte {offset}: {message}")]
     Archive { offset: u64, message: String },
+    #[error("kernel modules not found (neither a module, an alias nor built in): {names}")]
+    MissingModules { names: String },
     #[error("kernel {path}: {message}")]
     Kernel { path: PathBuf, message: String },
 }
@@ -314,6 +327,15 @@ fn bzimage_release(data: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_modules_are_an_error_only_on_request() {
+        let mut report = InitramfsReport::default();
+        assert!(report.ensure_modules().is_ok());
+        report.missing_modules = vec!["skge".into(), "atl1".into()];
+        let err = report.ensure_modules().unwrap_err();
+        assert!(err.to_string().ends_with(": skge, atl1"), "{err}");
+    }
 
     #[test]
     fn release_from_bzimage_header() {
