@@ -31,26 +31,45 @@ pub struct LibSearch {
     /// From /etc/ld.so.conf (and its includes), in order.
     pub conf_dirs: Vec<PathBuf>,
     /// The directories ld.so searches without a cache (Debian's glibc: the
-    /// multiarch ones first). Hardware-capability subdirectories are not
-    /// searched on purpose: an old PC may lack x86-64-v2/v3.
+    /// multiarch ones first); a library found elsewhere is carried into the
+    /// first. Hardware-capability subdirectories (glibc-hwcaps/x86-64-v3)
+    /// are not searched on purpose: an old PC may lack those instructions.
     pub system_dirs: Vec<PathBuf>,
 }
 
+/// The x86-64 glibc dynamic linker, asked for its own search path.
+const HOST_LD_SO: &str = "/lib64/ld-linux-x86-64.so.2";
+
 impl LibSearch {
-    /// This host's search path.
+    /// This host's search path: ld.so.conf, and the system directories the
+    /// host's ld.so reports (`ld.so --help`, glibc ≥ 2.33), else Debian's.
     pub fn host() -> Self {
         let mut conf_dirs = Vec::new();
         parse_ld_so_conf(Path::new("/etc/ld.so.conf"), &mut conf_dirs, 0);
-        let system_dirs = [
-            "/lib/x86_64-linux-gnu",
-            "/usr/lib/x86_64-linux-gnu",
-            "/lib64",
-            "/usr/lib64",
-            "/lib",
-            "/usr/lib",
-        ];
-        Self { conf_dirs, system_dirs: system_dirs.iter().map(PathBuf::from).collect() }
+        let reported = std::process::Command::new(HOST_LD_SO)
+            .arg("--help")
+            .output()
+            .ok()
+            .map(|out| system_dirs_from_help(&String::from_utf8_lossy(&out.stdout)))
+            .unwrap_or_default();
+        let system_dirs = if reported.is_empty() {
+            ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"]
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        } else {
+            reported
+        };
+        Self { conf_dirs, system_dirs }
     }
+}
+
+/// The `  /dir (system search path)` lines of `ld.so --help`.
+fn system_dirs_from_help(help: &str) -> Vec<PathBuf> {
+    help.lines()
+        .filter_map(|l| l.trim().strip_suffix("(system search path)"))
+        .map(|d| PathBuf::from(d.trim()))
+        .collect()
 }
 
 /// Reads ld.so.conf lines: directories, `include GLOB` (a `*` in the last
@@ -279,6 +298,18 @@ mod tests {
         let mut dirs = Vec::new();
         parse_ld_so_conf(&main, &mut dirs, 0);
         assert_eq!(dirs, [PathBuf::from("/opt/first"), "/opt/a".into(), "/opt/b".into()]);
+    }
+
+    #[test]
+    fn system_dirs_come_from_ld_so_help() {
+        let help = "Shared library search path:\n  (libraries located via /etc/ld.so.cache)\n  \
+                    /lib64 (system search path)\n  /usr/lib64 (system search path)\n\n\
+                    Subdirectories of glibc-hwcaps directories, in priority order:\n";
+        assert_eq!(system_dirs_from_help(help), [PathBuf::from("/lib64"), "/usr/lib64".into()]);
+        // This Debian host's ld.so answers with its multiarch directories.
+        let host = LibSearch::host();
+        assert_eq!(host.system_dirs.first(), Some(&PathBuf::from("/lib/x86_64-linux-gnu")));
+        assert!(host.conf_dirs.contains(&PathBuf::from("/usr/lib/x86_64-linux-gnu")));
     }
 
     #[test]
