@@ -70,6 +70,7 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
             return Ok(Built { tarball, manifest_path, manifest, cached: true });
         }
     }
+    remove_stale_builds(&dir);
     let tmp = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(&dir)
@@ -96,6 +97,17 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
     std::fs::rename(&zst, &tarball).context("moving the tarball into the cache")?;
     write_manifest(&manifest, &manifest_path)?;
     Ok(Built { tarball, manifest_path, manifest, cached: false })
+}
+
+/// Under the lock, a `.build-*` dir is what an interrupted build left
+/// (a GB-sized tar, often): remove it.
+fn remove_stale_builds(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".build-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 fn cached(tarball: &Path, manifest_path: &Path) -> Option<ImageManifest> {
