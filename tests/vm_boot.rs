@@ -90,6 +90,10 @@ fn boot(name: &str, boot_from: BootFrom, firmware: Firmware, memory_mb: u32, exp
         b.baked,
         "{name}: agent read {agent_view:?}"
     );
+    if let Some(l) = listener {
+        let req = first_request(&l);
+        assert!(req.starts_with("POST /api/v1/hello "), "{name}: first request {req:?}");
+    }
 }
 
 #[test]
