@@ -20,6 +20,8 @@ DEB_PACKAGES += dosfstools
 DEB_PACKAGES += fdisk
 # curl: make demo asks the install server's API what happened.
 DEB_PACKAGES += curl
+# busybox as /bin/sh: the agent's rescue-shell VM test runs commands in it.
+DEB_PACKAGES += busybox-static
 
 .PHONY: all deps build agent cli test lint fmt e2e bench demo images clean
 

@@ -220,3 +220,47 @@ fn two_nics_first_uncabled_uses_the_second() {
     let nics: Vec<(&str, bool)> = inv.nics.iter().map(|n| (n.mac.as_str(), n.carrier)).collect();
     assert_eq!(nics, vec![(QEMU_MAC, false), ("52:54:00:12:34:57", true)]);
 }
+
+/// The kernel's own module requests reach the agent (/sbin/modprobe → /init):
+/// in the rescue shell (busybox as /bin/sh), the first `mount -t ext4`
+/// works although no ext4 module was loaded before it.
+#[test]
+fn rescue_shell_and_kernel_module_requests() {
+    let busybox = std::path::Path::new("/bin/busybox");
+    assert!(busybox.exists(), "busybox-static is needed for this test (Makefile DEB_PACKAGES)");
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = support::initramfs_with(
+        dir.path(),
+        "lazare.server=http://10.0.2.100:1",
+        None,
+        &[("/bin/sh", std::fs::read(busybox).unwrap(), 0o755)],
+    );
+    let disk = disk_image(dir.path(), "ext4.img", 64 * MIB);
+    let made = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mke2fs");
+    let (kernel, _) = kernel();
+    let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
+    spec.memory_mb = 256;
+    spec.max_runtime = Duration::from_secs(300);
+    spec.disks.push(DiskSpec::new(disk, DiskInterface::Ide));
+    let append = "console=tty1 console=ttyS0,115200 lazare.action=rescue";
+    spec.extra_args = vec![
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append.into(),
+    ];
+    let mut vm = Vm::start(&spec).unwrap();
+    vm.wait_for_text("Starting a shell", Duration::from_secs(240)).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    vm.send("/bin/sh -c 'mkdir -p /mnt; mount -t ext4 /dev/sda /mnt; echo mount-rc=$?; grep -c ^ext4 /proc/modules'\n").unwrap();
+    vm.wait_for_text("mount-rc=0", Duration::from_secs(60)).unwrap();
+    vm.send("exit\n").unwrap();
+    vm.wait_for_text("Type a letter", Duration::from_secs(30)).unwrap();
+}

@@ -125,21 +125,27 @@ pub fn kernel() -> (PathBuf, String) {
 /// An initramfs (agent as /init, the default module set, `baked` as
 /// /etc/lazare/cmdline) written into `dir`.
 pub fn initramfs(dir: &Path, baked: &str, key: Option<&str>) -> PathBuf {
+    initramfs_with(dir, baked, key, &[])
+}
+
+/// [`initramfs`] with extra files (path, contents, mode).
+pub fn initramfs_with(
+    dir: &Path,
+    baked: &str,
+    key: Option<&str>,
+    extra: &[(&str, Vec<u8>, u32)],
+) -> PathBuf {
     use lazare::initramfs::{write_initramfs, ExtraFile, InitramfsSpec};
     let (_, release) = kernel();
     let mut spec = InitramfsSpec::new(agent_binary(), Path::new("/lib/modules").join(release), 0);
     spec.tools = Vec::new();
-    spec.files.push(ExtraFile {
-        path: "/etc/lazare/cmdline".into(),
-        data: format!("{baked}\n").into_bytes(),
-        mode: 0o644,
-    });
+    let file = |path: &str, data: Vec<u8>, mode: u32| ExtraFile { path: path.into(), data, mode };
+    spec.files.push(file("/etc/lazare/cmdline", format!("{baked}\n").into_bytes(), 0o644));
     if let Some(k) = key {
-        spec.files.push(ExtraFile {
-            path: "/etc/lazare/server.pub".into(),
-            data: format!("{k}\n").into_bytes(),
-            mode: 0o644,
-        });
+        spec.files.push(file("/etc/lazare/server.pub", format!("{k}\n").into_bytes(), 0o644));
+    }
+    for (path, data, mode) in extra {
+        spec.files.push(file(path, data.clone(), *mode));
     }
     let out = dir.join("initrd.gz");
     let f = std::fs::File::create(&out).unwrap();
