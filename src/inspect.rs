@@ -216,14 +216,20 @@ pub fn grub_entries(cfg: &str) -> Vec<BootLine> {
     out
 }
 
-/// GRUB's word splitting for the quoting lazare writes: bare words and
-/// single-quoted runs.
+/// GRUB's word splitting for the quoting lazare writes: bare words,
+/// single-quoted runs and backslash escapes.
 fn grub_words(s: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let (mut in_word, mut quoted) = (false, false);
-    for c in s.chars() {
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
         match c {
+            // Outside quotes a backslash makes the next character literal.
+            '\\' if !quoted => {
+                cur.extend(chars.next());
+                in_word = true;
+            }
             '\'' => {
                 quoted = !quoted;
                 in_word = true;
