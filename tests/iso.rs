@@ -147,6 +147,8 @@ fn bad_inputs_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.iso");
     let agent = common::agent_path();
+    let not_elf = dir.path().join("agent.sh");
+    std::fs::write(&not_elf, "#!/bin/sh\n").unwrap();
     let key = dir.path().join("bad.pub");
     std::fs::write(&key, "ed25519:not-base64!!\n").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -195,6 +197,15 @@ fn bad_inputs_fail_cleanly() {
             vec!["--server".into(), "http://a".into(), "--label".into(), "lower case".into()],
             "lower case",
         ),
+        (
+            vec![
+                "--server".into(),
+                "http://a".into(),
+                "--agent".into(),
+                not_elf.display().to_string(),
+            ],
+            "agent.sh",
+        ),
     ];
     for (args, culprit) in cases {
         let mut all = vec!["build".to_string()];
@@ -223,5 +234,8 @@ fn bad_inputs_fail_cleanly() {
     assert!(String::from_utf8_lossy(&unwritable.stderr).contains("/proc"));
     let left: Vec<_> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("bad.pub")], "something was left behind");
+    let mut left = left;
+    left.sort();
+    let expected: Vec<std::ffi::OsString> = vec!["agent.sh".into(), "bad.pub".into()];
+    assert_eq!(left, expected, "something was left behind");
 }

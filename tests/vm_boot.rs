@@ -22,8 +22,9 @@ struct Built {
 fn built() -> &'static Built {
     static B: OnceLock<Built> = OnceLock::new();
     B.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("vm_boot-{}", std::process::id()));
+        let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_builds(&tmp);
+        let dir = tmp.join(format!("vm_boot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let iso = dir.join("lazare.iso");
         let port = common::free_port();
@@ -49,6 +50,20 @@ fn built() -> &'static Built {
         assert!(baked.contains(&format!("lazare.server={server}")), "{baked}");
         Built { iso, baked, port }
     })
+}
+
+/// A static is never dropped: ISOs of earlier runs (whose process is gone)
+/// are removed here instead.
+fn remove_stale_builds(tmp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("vm_boot-") {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 /// VMs one at a time: the machine has two cores shared by everyone.

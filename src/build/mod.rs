@@ -83,6 +83,8 @@ pub struct BuildReport {
     pub cmdline: String,
     pub modules: usize,
     pub missing_modules: Vec<String>,
+    /// What the ISO writer could not store as asked (none expected).
+    pub warnings: Vec<String>,
     pub seconds: f64,
 }
 
@@ -98,6 +100,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         r.seconds
     );
     println!("kernel command line: {}", r.cmdline);
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     if !r.missing_modules.is_empty() {
         eprintln!("note: modules not in this kernel: {}", r.missing_modules.join(", "));
     }
@@ -246,6 +251,7 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
     Ok(BuildReport {
         output: s.output.clone(),
         iso_bytes: iso_report.size,
+        warnings: iso_report.warnings,
         initramfs_bytes: content.initrd.len() as u64,
         cmdline: base_text,
         modules: report.modules.len(),
