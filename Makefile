@@ -23,7 +23,7 @@ DEB_PACKAGES += curl
 # busybox as /bin/sh: the agent's rescue-shell VM test runs commands in it.
 DEB_PACKAGES += busybox-static
 
-.PHONY: all deps build agent cli test lint fmt e2e bench demo images clean
+.PHONY: all deps build agent cli test lint fmt e2e bench demo images clean gendocs deb
 
 all: build
 
@@ -73,3 +73,21 @@ demo: deps build
 # a time, several minutes each under TCG.
 e2e: deps build
 	$(CARGO) test --locked --release -p lazare --test e2e_install -- --test-threads=1
+
+# Figures against the peers (mkinitramfs + xorriso, Debian's initrd, curl|tar),
+# measured in the same run on this machine's kernel; printed, never asserted.
+bench: deps build
+	LAZARE=$(CURDIR)/$(CLI) AGENT=$(CURDIR)/$(AGENT) bench/run.sh
+
+# Man page and shell completions, generated from the clap definitions.
+gendocs: cli
+	mkdir -p target/gendocs
+	$(CLI) man > target/gendocs/lazare.1
+	$(CLI) completions bash > target/gendocs/lazare.bash
+	$(CLI) completions zsh > target/gendocs/_lazare
+	$(CLI) completions fish > target/gendocs/lazare.fish
+
+# The Debian package (lazare, the agent in /usr/lib/lazare, man, completions).
+deb: build gendocs
+	command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
+	$(CARGO) deb --no-build --output target/debian

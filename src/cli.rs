@@ -33,6 +33,10 @@ pub enum Cmd {
     Image(crate::image::ImageArgs),
     /// Boot an ISO in a local qemu VM to try it against a server.
     Vm(crate::vm::VmArgs),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions(crate::gendocs::CompletionsArgs),
+    /// Print the man page lazare(1) (roff) to stdout.
+    Man(crate::gendocs::ManArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -43,5 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Key(a) => crate::key::run(&a),
         Cmd::Image(a) => crate::image::run(&a),
         Cmd::Vm(a) => crate::vm::run(&a),
+        Cmd::Completions(a) => crate::gendocs::run_completions(&a),
+        Cmd::Man(a) => crate::gendocs::run_man(&a),
     }
 }

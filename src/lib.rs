@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod gendocs;
 pub mod image;
 pub mod initramfs;
 pub mod inspect;

@@ -185,7 +185,8 @@ pub fn find_agent(given: Option<PathBuf>) -> Result<PathBuf> {
     let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("lazare-agent")));
     let candidates = beside
         .into_iter()
-        .chain([PathBuf::from("target/x86_64-unknown-linux-gnu/release/lazare-agent")]);
+        .chain([PathBuf::from("target/x86_64-unknown-linux-gnu/release/lazare-agent")])
+        .chain(packaged_agent_paths());
     for c in candidates {
         if c.is_file() {
             return Ok(c);
@@ -194,6 +195,20 @@ pub fn find_agent(given: Option<PathBuf>) -> Result<PathBuf> {
     bail!(
         "lazare-agent not found: pass --agent PATH or set LAZARE_AGENT (build it with `make agent`)"
     )
+}
+
+/// Where installed copies of lazare find the agent: the Debian package ships
+/// it in /usr/lib/lazare, and `cargo install --path .` leaves the binary far
+/// from the checkout, so the checkout's static build (path fixed at compile
+/// time) is tried too.
+fn packaged_agent_paths() -> [PathBuf; 2] {
+    [
+        PathBuf::from("/usr/lib/lazare/lazare-agent"),
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/target/x86_64-unknown-linux-gnu/release/lazare-agent"
+        )),
+    ]
 }
 
 /// The agent must be a readable, static ELF executable: it runs as PID 1
