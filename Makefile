@@ -47,7 +47,7 @@ cli:
 build: agent cli
 
 test: deps build
-	$(CARGO) test --workspace --locked --release -- --test-threads=2
+	$(CARGO) test --workspace --locked --release --no-fail-fast -- --test-threads=2
 
 lint:
 	$(CARGO) fmt --all -- --check
