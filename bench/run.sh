@@ -1,0 +1,155 @@
+#!/bin/bash
+# make bench: lazare against its peers, measured in this run on this machine's
+# kernel. Figures are printed, never asserted. Everything started here (HTTP
+# listeners, qemu) is stopped by PID on exit; scratch files go in a temp dir.
+#
+# Env: LAZARE (the CLI), AGENT (the static agent), BENCH_PORT (default 8490),
+# BENCH_BOOT_TIMEOUT (seconds per VM boot, default 240).
+set -euo pipefail
+
+LAZARE=${LAZARE:?set LAZARE to the lazare binary (make bench does)}
+AGENT=${AGENT:?set AGENT to the static lazare-agent (make bench does)}
+export LAZARE_AGENT=$AGENT
+PORT=${BENCH_PORT:-8490}
+BOOT_TIMEOUT=${BENCH_BOOT_TIMEOUT:-240}
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=$(mktemp -d /tmp/lazare-bench.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+# The newest installed kernel, as `lazare build` picks it by default.
+KERNEL=$(ls -1 /boot/vmlinuz-* | sort -V | tail -n 1)
+KVER=${KERNEL#/boot/vmlinuz-}
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
+ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.1f}x' if b else 'n/a')"; }
+mb() { python3 -c "print(f'{$1/1e6:.1f} MB')"; }
+size() { stat -c %s "$1"; }
+ROWS=()
+row() { ROWS+=("$(printf '%-40s | %-26s | %-26s | %s' "$@")"); }
+log() { echo "bench: $*" >&2; }
+
+# --- 1. CD build: lazare build vs mkinitramfs + xorriso/isolinux -------------
+log "lazare build ($KERNEL)"
+t0=$(now)
+"$LAZARE" build --server "http://10.0.2.100:$PORT" -o "$W/lazare.iso" >"$W/build.log" 2>&1
+t1=$(now)
+LZ_BUILD=$(secs "$t0" "$t1")
+LZ_ISO=$(size "$W/lazare.iso")
+LZ_INITRD=$("$LAZARE" inspect --json "$W/lazare.iso" |
+	python3 -c 'import json,sys; print(next(f["size"] for f in json.load(sys.stdin)["files"] if f["path"]=="/boot/initrd.gz"))')
+xorriso -osirrox on -indev "$W/lazare.iso" -extract /boot/initrd.gz "$W/lazare-initrd.gz" >/dev/null 2>&1
+
+classic_initrd() { # $1 = MODULES value, $2 = output
+	local conf=$W/conf-$1
+	cp -a /etc/initramfs-tools "$conf"
+	sed -i "s/^MODULES=.*/MODULES=$1/" "$conf/initramfs.conf"
+	mkinitramfs -d "$conf" -o "$2" "$KVER" 2>"$W/mkinitramfs-$1.log"
+}
+declare -A MK_TIME MK_SIZE
+for m in most dep; do
+	log "mkinitramfs MODULES=$m"
+	t0=$(now); classic_initrd "$m" "$W/initrd-$m.img"; t1=$(now)
+	MK_TIME[$m]=$(secs "$t0" "$t1"); MK_SIZE[$m]=$(size "$W/initrd-$m.img")
+done
+
+log "xorriso -as mkisofs (isolinux, MODULES=most initrd)"
+S=$W/classic-tree
+mkdir -p "$S/isolinux" "$S/boot"
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$S/isolinux/"
+printf 'default linux\nlabel linux\n  kernel /boot/vmlinuz\n  append initrd=/boot/initrd.img console=ttyS0\n' >"$S/isolinux/isolinux.cfg"
+cp "$KERNEL" "$S/boot/vmlinuz"
+cp "$W/initrd-most.img" "$S/boot/initrd.img"
+t0=$(now)
+xorriso -as mkisofs -quiet -o "$W/classic.iso" -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin \
+	-b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 \
+	-boot-info-table -J -R -V CLASSIC "$S" 2>"$W/xorriso.log"
+t1=$(now)
+XO_TIME=$(secs "$t0" "$t1")
+CLASSIC_TIME=$(python3 -c "print(f'{${MK_TIME[most]} + $XO_TIME:.2f}')")
+CLASSIC_ISO=$(size "$W/classic.iso")
+
+row "CD build time (s)" "lazare $LZ_BUILD" "classic $CLASSIC_TIME" "classic/lazare $(ratio "$CLASSIC_TIME" "$LZ_BUILD") (goal >= 10x)"
+row "  classic = mkinitramfs most + xorriso" "" "${MK_TIME[most]} + $XO_TIME" ""
+row "ISO size" "lazare $(mb "$LZ_ISO")" "classic $(mb "$CLASSIC_ISO")" "classic/lazare $(ratio "$CLASSIC_ISO" "$LZ_ISO") (goal < 25 MB)"
+row "  vs Debian 12 netinst amd64" "lazare $(mb "$LZ_ISO")" "~630 MB" "reference, not measured here"
+row "  vs FAI boot-only CD" "lazare $(mb "$LZ_ISO")" "~25 MB" "reference, not measured here"
+row "  lazare ISO boots" "BIOS+UEFI+SecureBoot" "classic: BIOS only" "(classic has no ESP)"
+row "Initramfs build time (s)" "lazare (whole ISO) $LZ_BUILD" "mkinitramfs most ${MK_TIME[most]}" "most/lazare $(ratio "${MK_TIME[most]}" "$LZ_BUILD")"
+row "" "" "mkinitramfs dep ${MK_TIME[dep]}" "dep/lazare $(ratio "${MK_TIME[dep]}" "$LZ_BUILD")"
+row "Initramfs size" "lazare $(mb "$LZ_INITRD")" "mkinitramfs most $(mb "${MK_SIZE[most]}")" "most/lazare $(ratio "${MK_SIZE[most]}" "$LZ_INITRD")"
+row "" "" "mkinitramfs dep $(mb "${MK_SIZE[dep]}")" "dep/lazare $(ratio "${MK_SIZE[dep]}" "$LZ_INITRD") (dep: this host's drivers only, not the same coverage)"
+
+# --- 2. Boot to first server request vs Debian's initrd to first userspace line
+log "boot: lazare initramfs to its first request to the server (TCG)"
+python3 "$HERE/first_request.py" "$PORT" "$W/first-request" &
+PIDS+=($!)
+sleep 1
+printf '#!/bin/sh\nexec socat - TCP:127.0.0.1:%s\n' "$PORT" >"$W/fwd.sh"
+chmod +x "$W/fwd.sh"
+boot_vm() { # $1 initrd, $2 append, $3 serial log; prints the start time
+	qemu-system-x86_64 -machine accel=tcg -m 512 -nographic -no-reboot \
+		-kernel "$KERNEL" -initrd "$1" -append "$2" \
+		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:$PORT-cmd:$W/fwd.sh" \
+		-device e1000,netdev=n0 -serial "file:$3" -monitor none -display none &
+	VM=$!
+	PIDS+=($VM)
+}
+wait_for() { # $1 = condition command, waits up to BOOT_TIMEOUT
+	local end=$((SECONDS + BOOT_TIMEOUT))
+	while ((SECONDS < end)); do eval "$1" && return 0; sleep 0.2; done
+	return 1
+}
+t0=$(now)
+boot_vm "$W/lazare-initrd.gz" "console=ttyS0,115200" "$W/lazare-serial.log"
+if wait_for "[ -s '$W/first-request' ]"; then
+	LZ_BOOT=$(secs "$t0" "$(cat "$W/first-request")")
+else
+	LZ_BOOT="no request in ${BOOT_TIMEOUT}s"
+fi
+kill "$VM" 2>/dev/null || true; wait "$VM" 2>/dev/null || true
+
+log "boot: Debian's initrd to its first userspace line (TCG)"
+t0=$(now)
+touch "$W/debian-serial.log"
+boot_vm "/boot/initrd.img-$KVER" "console=ttyS0,115200 panic=-1" "$W/debian-serial.log"
+if wait_for "grep -qE 'Loading, please wait|Begin: Loading essential drivers' '$W/debian-serial.log'"; then
+	DEB_BOOT=$(secs "$t0" "$(now)")
+else
+	DEB_BOOT="no line in ${BOOT_TIMEOUT}s"
+fi
+kill "$VM" 2>/dev/null || true; wait "$VM" 2>/dev/null || true
+row "Boot to first server request (s, TCG)" "lazare $LZ_BOOT" "Debian initrd $DEB_BOOT" "Debian: first userspace line only"
+
+# --- 3. Install throughput over loopback --------------------------------------
+IMG=$(ls -1 ~/.cache/lazare/images/*/test-*.tar.zst 2>/dev/null | head -n 1 || true)
+if [ -n "$IMG" ]; then
+	log "curl | tar -x --zstd of $(basename "$IMG") over loopback"
+	python3 -m http.server --bind 127.0.0.1 --directory "$(dirname "$IMG")" $((PORT + 1)) >/dev/null 2>&1 &
+	PIDS+=($!)
+	sleep 1
+	mkdir -p "$W/untar"
+	t0=$(now)
+	/usr/bin/time -v -o "$W/tar.time" bash -c \
+		"curl -sf http://127.0.0.1:$((PORT + 1))/$(basename "$IMG") | tar -x --zstd -C '$W/untar'"
+	t1=$(now)
+	T=$(secs "$t0" "$t1")
+	row "Install throughput: curl | tar --zstd" "$(python3 -c "print(f'{$(size "$IMG")/1e6/$T:.0f} MB/s')") compressed" "${T}s for $(mb "$(size "$IMG")")" "peer"
+	rm -rf "$W/untar"
+	row "Install throughput: agent pipeline" "not measured" "" "no agent subcommand streams an image alone yet"
+else
+	row "Install throughput" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
+fi
+row "Peak RSS: agent during install" "not measured" "" "needs the agent fetch path (see above)"
+row "Peak RSS: lazare serve, 40 agents" "not measured" "" "no 40-agent driver in bench yet (tests/load_agents.rs)"
+row "Smallest RAM for an install" "not measured" "" "needs the e2e install in bench; not wired yet"
+
+echo
+echo "lazare bench — kernel $KVER, $(nproc) CPUs, $(date -u +%F)"
+printf '%-40s | %-26s | %-26s | %s\n' "measure" "lazare" "peer" "ratio / note"
+printf '%s\n' "$(printf '%.0s-' {1..130})"
+printf '%s\n' "${ROWS[@]}"
