@@ -140,11 +140,21 @@ if [ -n "$IMG" ]; then
 	T=$(secs "$t0" "$t1")
 	row "Install throughput: curl | tar --zstd" "$(python3 -c "print(f'{$(size "$IMG")/1e6/$T:.0f} MB/s')") compressed" "${T}s for $(mb "$(size "$IMG")")" "peer"
 	rm -rf "$W/untar"
-	row "Install throughput: agent pipeline" "not measured" "" "no agent subcommand streams an image alone yet"
+	log "lazare-agent fetch (the install's streaming pipeline) of the same image"
+	SHA=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["sha256"])' "$IMG.json")
+	mkdir -p "$W/untar"
+	t0=$(now)
+	/usr/bin/time -v -o "$W/agent.time" "$AGENT" fetch --url "http://127.0.0.1:$((PORT + 1))/$(basename "$IMG")" \
+		--sha256 "$SHA" --size "$(size "$IMG")" --into "$W/untar" >/dev/null
+	t1=$(now)
+	TA=$(secs "$t0" "$t1")
+	rm -rf "$W/untar"
+	rss() { awk -F': ' '/Maximum resident set size/ {printf "%.1f MB", $2/1024}' "$1"; }
+	row "Install throughput: agent pipeline" "$(python3 -c "print(f'{$(size "$IMG")/1e6/$TA:.0f} MB/s')") compressed" "${TA}s (+ sha256 check)" "agent/curl|tar $(python3 -c "print(f'{100*$T/$TA:.0f} %')") (goal >= 95 %)"
+	row "Peak RSS: agent streaming the image" "$(rss "$W/agent.time")" "curl|tar $(rss "$W/tar.time")" "Maximum resident set size (time -v; tar side: largest process)"
 else
 	row "Install throughput" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
 fi
-row "Peak RSS: agent during install" "not measured" "" "needs the agent fetch path (see above)"
 row "Peak RSS: lazare serve, 40 agents" "not measured" "" "no 40-agent driver in bench yet (tests/load_agents.rs)"
 row "Smallest RAM for an install" "not measured" "" "needs the e2e install in bench; not wired yet"
 

@@ -1,6 +1,7 @@
 //! The lazare install agent. `main.rs` only dispatches; everything lives here
 //! so tests can call it.
 
+pub mod benchcli;
 pub mod config;
 pub mod entropy;
 pub mod flow;

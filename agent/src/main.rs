@@ -30,6 +30,9 @@ enum Cmd {
     /// The agent's work (hardware, network, server); PID 1 runs it as a child.
     #[command(hide = true)]
     Agent,
+    /// Stream an image into a directory with the install pipeline (benchmarks).
+    #[command(hide = true)]
+    Fetch(lazare_agent::benchcli::FetchArgs),
 }
 
 fn main() {
@@ -50,6 +53,7 @@ fn main() {
         Some(Cmd::Agent) => flow::run(),
         Some(Cmd::Dhcp(args)) => lazare_agent::net::cli::run(&args),
         Some(Cmd::Resolve(args)) => lazare_agent::net::cli::resolve(&args),
+        Some(Cmd::Fetch(args)) => lazare_agent::benchcli::run(&args),
     };
     if let Err(e) = result {
         eprintln!("lazare-agent: {e:#}");

@@ -1,0 +1,60 @@
+//! `lazare-agent fetch` (hidden): the install's streaming pipeline alone
+//! (download → sha256 → decompress → untar, as `install::run` drives it), so
+//! `make bench` can time it against `curl | tar` and read its peak RSS.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use lazare_proto::{ImageFormat, ImageRef};
+
+use crate::install::stream::{stream, Progress, Retry, UreqFetch};
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// The image URL (plain HTTP).
+    #[arg(long)]
+    pub url: String,
+    /// The image's expected sha256 (hex); a mismatch is an error.
+    #[arg(long)]
+    pub sha256: String,
+    /// Size of the compressed image in bytes.
+    #[arg(long)]
+    pub size: u64,
+    /// Existing empty directory to unpack into.
+    #[arg(long)]
+    pub into: PathBuf,
+}
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn percent(&self, _pct: u8) {}
+    fn warn(&self, line: &str) {
+        eprintln!("lazare-agent fetch: {line}");
+    }
+}
+
+pub fn run(a: &FetchArgs) -> Result<()> {
+    let format = if a.url.ends_with(".tar.zst") {
+        ImageFormat::TarZst
+    } else if a.url.ends_with(".tar.gz") {
+        ImageFormat::TarGz
+    } else {
+        bail!("{}: only .tar.zst and .tar.gz images are supported", a.url);
+    };
+    if !a.into.is_dir() {
+        bail!("{} is not a directory", a.into.display());
+    }
+    let image = ImageRef {
+        name: "bench".into(),
+        url: a.url.clone(),
+        sha256: a.sha256.clone(),
+        size: a.size,
+        format,
+    };
+    let sha = stream(&UreqFetch::default(), &a.url, &image, &a.into, Retry::default(), &Quiet)
+        .with_context(|| format!("streaming {} into {}", a.url, a.into.display()))?;
+    println!("{sha}");
+    Ok(())
+}
