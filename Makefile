@@ -93,4 +93,5 @@ gendocs: cli
 # The Debian package (lazare, the agent in /usr/lib/lazare, man, completions).
 deb: build gendocs
 	command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
+	install -m 755 $(AGENT) target/gendocs/lazare-agent
 	$(CARGO) deb --no-build --output target/debian
