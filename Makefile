@@ -20,6 +20,9 @@ DEB_PACKAGES += dosfstools
 DEB_PACKAGES += fdisk
 # curl: make demo asks the install server's API what happened.
 DEB_PACKAGES += curl
+# make bench: the classic pipeline's mkinitramfs, peak RSS via time -v, its
+# loopback HTTP listeners in python3.
+DEB_PACKAGES += initramfs-tools time python3
 # busybox as /bin/sh: the agent's rescue-shell VM test runs commands in it.
 DEB_PACKAGES += busybox-static
 
