@@ -146,6 +146,8 @@ pub enum VmError {
     Io { context: String, source: std::io::Error },
     #[error("invalid regex {0:?}")]
     Regex(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {

@@ -28,10 +28,15 @@ pub(super) fn qemu_args(spec: &VmSpec, dir: &Path) -> Result<Vec<String>, VmErro
         push(&["-no-reboot"]);
     }
     a.extend(firmware_args(spec.firmware, dir)?);
+    // An i440FX PC has two IDE buses of two units: give every IDE device its
+    // place, the boot CD on the secondary master as on a real PC of that era
+    // (left to qemu, two IDE disks and a CD collide on one unit).
+    let pc = spec.machine == Machine::Pc && !secure;
+    let mut ide = IdeSlots::new(pc, spec.iso.is_some());
     if let Some(iso) = &spec.iso {
-        a.extend(iso_args(iso, spec.boot_from)?);
+        a.extend(iso_args(iso, spec.boot_from, &mut ide)?);
     }
-    a.extend(disk_args(&spec.disks, spec.machine, secure)?);
+    a.extend(disk_args(&spec.disks, spec.machine, secure, &mut ide)?);
     a.extend(net_args(spec, dir)?);
     a.extend(spec.extra_args.iter().cloned());
     Ok(a)
@@ -65,24 +70,64 @@ fn firmware_args(fw: Firmware, dir: &Path) -> Result<Vec<String>, VmError> {
     Ok(a)
 }
 
-fn iso_args(iso: &Path, boot: BootFrom) -> Result<Vec<String>, VmError> {
+/// Where the next IDE device goes on an i440FX PC (`""` elsewhere: q35 puts
+/// IDE devices on its AHCI ports by itself).
+struct IdeSlots {
+    pc: bool,
+    free: Vec<&'static str>,
+}
+
+impl IdeSlots {
+    fn new(pc: bool, boot_medium: bool) -> Self {
+        let free = if boot_medium {
+            vec![",bus=ide.0,unit=0", ",bus=ide.0,unit=1", ",bus=ide.1,unit=1"]
+        } else {
+            vec![",bus=ide.0,unit=0", ",bus=ide.0,unit=1", ",bus=ide.1,unit=0", ",bus=ide.1,unit=1"]
+        };
+        IdeSlots { pc, free: free.into_iter().rev().collect() }
+    }
+
+    /// The secondary master, kept free for the boot medium.
+    fn boot(&self) -> &'static str {
+        if self.pc {
+            ",bus=ide.1,unit=0"
+        } else {
+            ""
+        }
+    }
+
+    fn next_disk(&mut self) -> Result<&'static str, VmError> {
+        if !self.pc {
+            return Ok("");
+        }
+        self.free.pop().ok_or_else(|| {
+            VmError::Unsupported(
+                "an i440FX PC has 4 IDE places (3 beside the CD): use sata, virtio or scsi disks"
+                    .into(),
+            )
+        })
+    }
+}
+
+fn iso_args(iso: &Path, boot: BootFrom, ide: &mut IdeSlots) -> Result<Vec<String>, VmError> {
     if !iso.exists() {
         return Err(VmError::MissingFile(iso.to_path_buf()));
     }
     let file = iso.display();
+    let slot = ide.boot();
     Ok(match boot {
         BootFrom::Cdrom => vec![
             "-drive".into(),
             format!("if=none,id=boot0,media=cdrom,readonly=on,format=raw,file={file}"),
             "-device".into(),
-            "ide-cd,drive=boot0,bootindex=0".into(),
+            format!("ide-cd,drive=boot0,bootindex=0{slot}"),
         ],
         // snapshot=on: the guest may write to its "stick" but never to our ISO.
         BootFrom::Disk => vec![
             "-drive".into(),
             format!("if=none,id=boot0,snapshot=on,format=raw,file={file}"),
             "-device".into(),
-            "ide-hd,drive=boot0,bootindex=0".into(),
+            format!("ide-hd,drive=boot0,bootindex=0{slot}"),
         ],
         BootFrom::Usb => vec![
             "-device".into(),
@@ -95,7 +140,12 @@ fn iso_args(iso: &Path, boot: BootFrom) -> Result<Vec<String>, VmError> {
     })
 }
 
-fn disk_args(disks: &[DiskSpec], machine: Machine, secure: bool) -> Result<Vec<String>, VmError> {
+fn disk_args(
+    disks: &[DiskSpec],
+    machine: Machine,
+    secure: bool,
+    ide: &mut IdeSlots,
+) -> Result<Vec<String>, VmError> {
     let mut a = Vec::new();
     let q35 = machine == Machine::Q35 || secure;
     let (mut ahci, mut scsi) = (false, false);
@@ -107,7 +157,7 @@ fn disk_args(disks: &[DiskSpec], machine: Machine, secure: bool) -> Result<Vec<S
         a.push("-drive".into());
         a.push(format!("if=none,id={id},format={},file={}", d.format, d.path.display()));
         let dev = match d.interface {
-            DiskInterface::Ide => format!("ide-hd,drive={id}"),
+            DiskInterface::Ide => format!("ide-hd,drive={id}{}", ide.next_disk()?),
             DiskInterface::Sata if q35 => format!("ide-hd,drive={id}"),
             DiskInterface::Sata => {
                 if !ahci {
@@ -175,9 +225,35 @@ mod tests {
         assert!(script.contains("socat - TCP:127.0.0.1:8470"), "{script}");
     }
 
+    /// Regression: two IDE disks beside the CD made qemu refuse to start
+    /// ("IDE unit 1 is in use").
+    #[test]
+    fn old_pc_places_cd_and_three_ide_disks_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let iso = dir.path().join("x.iso");
+        std::fs::write(&iso, b"").unwrap();
+        let mut spec = VmSpec::new(Some(iso), dir.path().join("log"));
+        for i in 0..3 {
+            let path = dir.path().join(format!("d{i}.qcow2"));
+            std::fs::write(&path, b"").unwrap();
+            spec.disks.push(DiskSpec {
+                path,
+                interface: DiskInterface::Ide,
+                format: "qcow2".into(),
+            });
+        }
+        let a = qemu_args(&spec, dir.path()).unwrap().join(" ");
+        for place in ["ide.1,unit=0", "ide.0,unit=0", "ide.0,unit=1", "ide.1,unit=1"] {
+            assert_eq!(a.matches(place).count(), 1, "{place} in {a}");
+        }
+        spec.disks.push(spec.disks[0].clone());
+        assert!(matches!(qemu_args(&spec, dir.path()), Err(VmError::Unsupported(_))));
+    }
+
     #[test]
     fn missing_iso_is_named() {
-        let err = iso_args(Path::new("/nonexistent/x.iso"), BootFrom::Cdrom).unwrap_err();
+        let mut ide = IdeSlots::new(true, true);
+        let err = iso_args(Path::new("/nonexistent/x.iso"), BootFrom::Cdrom, &mut ide).unwrap_err();
         assert_eq!(err.to_string(), "/nonexistent/x.iso does not exist");
     }
 }
