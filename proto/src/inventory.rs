@@ -174,7 +174,9 @@ fn is_mac(s: &str) -> bool {
         && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex of `bytes` (sha256 digests, ids, tokens): the one encoder
+/// the agent, the server and the builder share.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

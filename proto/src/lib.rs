@@ -8,10 +8,11 @@ mod plan;
 mod sign;
 
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
+pub use inventory::hex;
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
 };
-pub use plan::valid_hostname;
+pub use plan::{valid_hostname, valid_user_name};
 pub use plan::{
     Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Plan, PlanError,
     SwapPolicy, TablePreference, User,

@@ -180,19 +180,21 @@ impl Plan {
         if !valid_hostname(&self.hostname) {
             return Err(PlanError::BadHostname(self.hostname.clone()));
         }
-        for u in &self.users {
-            let ok = !u.name.is_empty()
-                && u.name.len() <= 32
-                && u.name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-                && u.name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            if !ok {
-                return Err(PlanError::BadUser(u.name.clone()));
-            }
+        if let Some(u) = self.users.iter().find(|u| !valid_user_name(&u.name)) {
+            return Err(PlanError::BadUser(u.name.clone()));
         }
         Ok(())
     }
+}
+
+/// A Linux user name as Debian's adduser accepts it by default: starts with
+/// a lowercase letter or `_`, then lowercase letters, digits, `_` or `-`.
+pub fn valid_user_name(name: &str) -> bool {
+    name.len() <= 32
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// RFC 1123 host name label(s).

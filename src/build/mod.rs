@@ -285,7 +285,7 @@ fn marker(kernel: &[u8], initrd: &[u8], cmdline: &str) -> String {
     h.update(initrd);
     h.update(cmdline.as_bytes());
     let d = h.finalize();
-    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = lazare_proto::hex(&d[..8]);
     format!("/.disk/lazare-{hex}")
 }
 

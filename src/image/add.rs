@@ -3,8 +3,8 @@
 //! `DIR/images/<file>` and `DIR/images/<file>.json`.
 
 use super::build::{set_readable, write_manifest};
-use super::profile::hex;
 use anyhow::{Context, Result};
+use lazare_proto::hex;
 use lazare_proto::ImageManifest;
 use sha2::{Digest, Sha256};
 use std::fs::File;

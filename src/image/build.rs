@@ -1,7 +1,7 @@
 //! `lazare image build`: mmdebstrap → tar → zstd + sha256 → manifest, kept
 //! in a cache outside the checkout so a second build is instant.
 
-use super::profile::{self, Profile};
+use super::profile::Profile;
 use anyhow::{bail, Context, Result};
 use fs4::FileExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -217,7 +217,7 @@ fn compress(tar: &Path, out: &Path, level: i32, quiet: bool) -> Result<Packed> {
     hashed.inner.get_ref().sync_all().context("syncing the tarball")?;
     set_readable(hashed.inner.get_ref())?;
     Ok(Packed {
-        sha256: profile::hex(&hashed.hash.finalize()),
+        sha256: lazare_proto::hex(&hashed.hash.finalize()),
         size: hashed.len,
         installed_size: installed,
     })

@@ -2,6 +2,7 @@
 //! read from `--profiles DIR`), plus the mmdebstrap hook every image runs.
 
 use anyhow::{bail, Context, Result};
+use lazare_proto::hex;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -195,10 +196,6 @@ fn hash_of(parts: &[&str]) -> String {
         h.update(p.as_bytes());
     }
     hex(&h.finalize())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

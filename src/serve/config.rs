@@ -2,7 +2,9 @@
 //! its host name, locale, users and disk policy.
 
 use anyhow::{bail, Context, Result};
-use lazare_proto::{valid_hostname, Action, DiskPolicy, Firmware, Inventory, User, MIB};
+use lazare_proto::{
+    valid_hostname, valid_user_name, Action, DiskPolicy, Firmware, Inventory, User, MIB,
+};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -129,16 +131,8 @@ impl Rules {
                 bail!("hostname pattern {:?} gives {h:?}, not a valid host name", self.hostname);
             }
         }
-        for u in &self.users {
-            let ok = !u.name.is_empty()
-                && u.name.len() <= 32
-                && u.name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-                && u.name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            if !ok {
-                bail!("user name {:?} is not a valid Linux user name", u.name);
-            }
+        if let Some(u) = self.users.iter().find(|u| !valid_user_name(&u.name)) {
+            bail!("user name {:?} is not a valid Linux user name", u.name);
         }
         Ok(())
     }

@@ -97,7 +97,7 @@ impl DataDir {
         getrandom::fill(&mut raw).map_err(|e| {
             anyhow::anyhow!("drawing the admin token from the OS random source: {e}")
         })?;
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let token = lazare_proto::hex(&raw);
         write_private(&path, format!("{token}\n").as_bytes())?;
         Ok((token, true))
     }

@@ -122,7 +122,7 @@ pub fn build_plan(
 pub fn nonce() -> anyhow::Result<String> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("drawing a nonce: {e}"))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(lazare_proto::hex(&raw))
 }
 
 #[cfg(test)]

@@ -46,8 +46,7 @@ fn uuid(raw: &[u8]) -> Option<String> {
     if raw.iter().all(|&b| b == 0) {
         return None;
     }
-    let h: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Some(crate::install::format::uuid_string(raw.try_into().ok()?))
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
-use lazare_proto::{ImageFormat, ImageRef};
+use lazare_proto::{hex, ImageFormat, ImageRef};
 use sha2::{Digest, Sha256};
 
 use super::untar;
@@ -359,8 +359,4 @@ impl Read for ChannelReader<'_> {
         self.at += n;
         Ok(n)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

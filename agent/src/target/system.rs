@@ -178,7 +178,7 @@ pub fn write_machine_ids(root: &Path, lazare_id: &str) -> Result<()> {
     // A version-4 UUID's bits, as systemd-id128 makes them.
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let id: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let id = lazare_proto::hex(&bytes);
     write_file(root, "/etc/machine-id", &format!("{id}\n"))?;
     write_file(root, "/etc/lazare/machine-id", &format!("{lazare_id}\n"))
 }
