@@ -1,5 +1,6 @@
 # lazare: one entry point per job. `make demo` is the newcomer's first command,
-# `make test` runs every test (CI calls it through .ci/run).
+# `make test` runs the fast tests, `make e2e` the image builds and full
+# installs (CI calls both through .ci/run).
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -7,6 +8,9 @@ TARGET := x86_64-unknown-linux-gnu
 AGENT := target/$(TARGET)/release/lazare-agent
 CLI := target/release/lazare
 export LAZARE_AGENT := $(CURDIR)/$(AGENT)
+# build.rs embeds this agent in the CLI (every cargo run below: cli, test,
+# lint, deb) instead of building it a second time.
+export LAZARE_EMBED_AGENT := $(CURDIR)/$(AGENT)
 
 # Debian 12 packages the builder, the tests and the demo use. xorriso is only
 # a test oracle and a benchmark peer, never a build dependency.
@@ -47,7 +51,7 @@ agent:
 	@# -> 6.0 MB stripped): strip it here, it is copied into every initramfs.
 	strip --strip-all $(AGENT)
 
-cli:
+cli: agent
 	$(CARGO) build --release --locked -p lazare
 
 build: agent cli
@@ -55,7 +59,7 @@ build: agent cli
 test: deps build
 	$(CARGO) test --workspace --locked --release --no-fail-fast -- --test-threads=2
 
-lint:
+lint: agent
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
@@ -75,10 +79,14 @@ clean:
 demo: deps build
 	LAZARE=$(CURDIR)/$(CLI) scripts/demo.sh
 
-# The end-to-end install tests alone (they also run in `make test`): one VM at
-# a time, several minutes each under TCG.
+# The tests that need the Debian `test` image (built once with mmdebstrap,
+# ~12 min, cached in ~/.cache/lazare/images) and the full installs under TCG
+# (several minutes each, one VM at a time). Kept out of `make test` by
+# `test = false` in Cargo.toml; CI runs both (.ci/run).
+E2E_TESTS := -p lazare --test image_build --test e2e_install \
+	-p lazare-agent --test target_grub
 e2e: deps build
-	$(CARGO) test --locked --release -p lazare --test e2e_install -- --test-threads=1
+	$(CARGO) test --locked --release --no-fail-fast $(E2E_TESTS) -- --test-threads=1
 
 # Figures against the peers (mkinitramfs + xorriso, Debian's initrd, curl|tar),
 # measured in the same run on this machine's kernel; printed, never asserted.
@@ -93,8 +101,7 @@ gendocs: cli
 	$(CLI) completions zsh > target/gendocs/_lazare
 	$(CLI) completions fish > target/gendocs/lazare.fish
 
-# The Debian package (lazare, the agent in /usr/lib/lazare, man, completions).
+# The Debian package (lazare with its agent embedded, man, completions).
 deb: build gendocs
 	command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
-	install -m 755 $(AGENT) target/gendocs/lazare-agent
 	$(CARGO) deb --no-build --output target/debian
