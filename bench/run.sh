@@ -4,7 +4,8 @@
 # listeners, qemu) is stopped by PID on exit; scratch files go in a temp dir.
 #
 # Env: LAZARE (the CLI), AGENT (the static agent), BENCH_PORT (default 8490),
-# BENCH_BOOT_TIMEOUT (seconds per VM boot, default 240).
+# BENCH_BOOT_TIMEOUT (seconds per VM boot, default 240); BENCH_AGENTS
+# (bench/server_load.sh), BENCH_RAM_SIZES, BENCH_INSTALL_TIMEOUT (bench/ram_sweep.sh).
 set -euo pipefail
 
 LAZARE=${LAZARE:?set LAZARE to the lazare binary (make bench does)}
@@ -15,7 +16,9 @@ BOOT_TIMEOUT=${BENCH_BOOT_TIMEOUT:-240}
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d /tmp/lazare-bench.XXXXXX)
 PIDS=()
+PGROUPS=() # `lazare vm` sessions: qemu is in their process group
 cleanup() {
+	for g in "${PGROUPS[@]}"; do kill -TERM -- "-$g" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	rm -rf "$W"
 }
@@ -155,8 +158,17 @@ if [ -n "$IMG" ]; then
 else
 	row "Install throughput" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
 fi
-row "Peak RSS: lazare serve, 40 agents" "not measured" "" "no 40-agent driver in bench yet (tests/load_agents.rs)"
-row "Smallest RAM for an install" "not measured" "" "needs the e2e install in bench; not wired yet"
+
+# --- 4. Server under 40 agents; 5. smallest RAM for a whole install ----------
+. "$HERE/server_load.sh"
+. "$HERE/ram_sweep.sh"
+if [ -n "$IMG" ]; then
+	server_load
+	if [ -n "$RAM_SIZES" ]; then ram_sweep; else row "Smallest RAM for an install" "skipped" "" "BENCH_RAM_SIZES is empty"; fi
+else
+	row "Peak RSS: lazare serve, $AGENTS agents" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
+	row "Smallest RAM for an install" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
+fi
 
 echo
 echo "lazare bench — kernel $KVER, $(nproc) CPUs, $(date -u +%F)"

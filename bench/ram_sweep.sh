@@ -1,0 +1,103 @@
+# Sourced by bench/run.sh (uses its LAZARE, PORT, W, PIDS, IMG, row, log and
+# server_load.sh's start_server). The smallest RAM at which a real install
+# completes: for each size, a blank qemu PC (i440FX, SeaBIOS, one 8 GB IDE
+# disk, TCG) boots a lazare ISO and installs the `test` image from a real
+# `lazare serve` on loopback. Success is the server's word: the machine's
+# status `installed`. Each attempt is bounded by BENCH_INSTALL_TIMEOUT.
+#
+# Env: BENCH_RAM_SIZES (MB, default "512 256 192 128"; empty: skipped),
+# BENCH_INSTALL_TIMEOUT (seconds per attempt, default 1200).
+
+RAM_SIZES=${BENCH_RAM_SIZES-512 256 192 128}
+INSTALL_TIMEOUT=${BENCH_INSTALL_TIMEOUT:-1200}
+DONE_LINE='installed; restarting into the new system'
+
+# Stops `lazare vm` $1 and its qemu: it runs in its own session (setsid) and
+# keeps qemu in its process group (timeout --foreground).
+stop_group() {
+	kill -TERM -- "-$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# Why an install stopped, from its serial log $1 (first match wins).
+why_failed() {
+	local pat
+	for pat in 'Kernel panic[^\r]*' 'Out of memory: Killed process [^\r]*' 'oom-kill[^\r]*' \
+		'Technical detail: [^\r]*' 'Initramfs unpacking failed[^\r]*'; do
+		if grep -aoE "$pat" "$1" | head -n 1 | grep -q .; then
+			grep -aoE "$pat" "$1" | head -n 1 | cut -c1-100
+			return
+		fi
+	done
+	echo "no install end in the serial log"
+}
+
+# The machine's status on the server at 127.0.0.1:$1 (one machine).
+machine_status() {
+	curl -fsS "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null |
+		python3 -c 'import json,sys; m=json.load(sys.stdin); print(m[0]["status"] if m else "none")' 2>/dev/null ||
+		echo "none"
+}
+
+# One install at $1 MB; sets RESULT to "passed SECONDS" or "failed: WHY";
+# keeps the serial log in $W/install-$1.log. (Not run in $(...): the PIDs it
+# records must reach run.sh's cleanup.)
+install_at() {
+	local mb=$1 sp=$((PORT + 4)) data=$W/ram-$1 serial=$W/install-$1.log vm t0 status
+	mkdir -p "$data"
+	cp "$W/ram-seed/server.key" "$data/" && chmod 600 "$data/server.key"
+	start_server "$data" "$sp" "$W/ram-server-$mb.log" || { RESULT="failed: server did not start"; return; }
+	"$LAZARE" image add --data "$data" "$IMG" >/dev/null 2>&1
+	qemu-img create -q -f qcow2 "$W/disk-$mb.qcow2" 8G
+	t0=$SECONDS
+	setsid "$LAZARE" vm --iso "$W/ram.iso" --disk "$W/disk-$mb.qcow2" --disk-interface ide \
+		--memory "$mb" --server-port "$sp" --serial-log "$serial" >/dev/null 2>&1 &
+	vm=$!
+	PGROUPS+=("$vm")
+	# The agent restarts the PC at the end and the VM runs with -no-reboot:
+	# qemu exits. A panic or the agent's failure screen ends the wait early.
+	while kill -0 "$vm" 2>/dev/null && ((SECONDS - t0 < INSTALL_TIMEOUT)); do
+		grep -aqE 'Kernel panic|Technical detail: ' "$serial" 2>/dev/null && { sleep 3; break; }
+		sleep 2
+	done
+	local took=$((SECONDS - t0))
+	stop_group "$vm"
+	status=$(machine_status "$sp")
+	rm -f "$W/disk-$mb.qcow2"
+	kill "$SERVER" 2>/dev/null || true
+	wait "$SERVER" 2>/dev/null || true
+	if [ "$status" = installed ] && grep -aq "$DONE_LINE" "$serial"; then
+		RESULT="passed ${took}s"
+	elif ((took >= INSTALL_TIMEOUT)); then
+		RESULT="failed: not installed within ${INSTALL_TIMEOUT}s (server: $status; $(why_failed "$serial"))"
+	else
+		RESULT="failed after ${took}s: server says $status; $(why_failed "$serial")"
+	fi
+}
+
+ram_sweep() {
+	local key mb result passed="" smallest=""
+	RAM_RESULTS=()
+	log "smallest RAM: ISO for the install server on 127.0.0.1:$((PORT + 4))"
+	# The key is made by a first server start, as a volunteer's is.
+	start_server "$W/ram-seed" "$((PORT + 4))" "$W/ram-seed.log" || return 1
+	kill "$SERVER" 2>/dev/null || true
+	wait "$SERVER" 2>/dev/null || true
+	key=$W/ram-server.pub
+	"$LAZARE" key show --data "$W/ram-seed" >"$key"
+	"$LAZARE" build --server "http://10.0.2.100:$((PORT + 4))" --key "$key" -o "$W/ram.iso" \
+		>"$W/ram-build.log" 2>&1
+	for mb in $RAM_SIZES; do
+		log "install at $mb MB (TCG, up to ${INSTALL_TIMEOUT}s)"
+		install_at "$mb"
+		log "  $mb MB: $RESULT"
+		RAM_RESULTS+=("$mb MB: $RESULT")
+		if [[ $RESULT == passed* ]]; then
+			passed="$passed $mb"
+			if [ -z "$smallest" ] || ((mb < smallest)); then smallest=$mb; fi
+		fi
+	done
+	row "Smallest RAM for an install" "${smallest:-none} MB" "tried: $RAM_SIZES" \
+		"passed:${passed:- none} (goal 128 MB; BIOS, 1 IDE disk, test image)"
+	for result in "${RAM_RESULTS[@]}"; do row "" "" "" "$result"; done
+}
