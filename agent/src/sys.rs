@@ -275,3 +275,25 @@ pub fn poll_readable(files: &[File]) -> Option<usize> {
         }
     }
 }
+
+/// Starts swapping to `dev` (a partition or file with a swap header).
+pub fn swap_on(dev: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(dev.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `path` is a valid NUL-terminated string for the whole call.
+    match unsafe { libc::swapon(path.as_ptr(), 0) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// Stops swapping to `dev` (its pages are read back into RAM first).
+pub fn swap_off(dev: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = CString::new(dev.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: `path` is a valid NUL-terminated string for the whole call.
+    match unsafe { libc::swapoff(path.as_ptr()) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}

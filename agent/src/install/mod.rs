@@ -8,6 +8,7 @@
 mod configure;
 pub mod format;
 mod ioctl;
+mod memory;
 pub mod probe;
 pub mod show;
 pub mod stream;
@@ -142,20 +143,11 @@ pub fn run(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
         r.event(Phase::Format, None, "making filesystems");
         let made = make_filesystems(ctx)?;
         mount_all(ctx, &made)?;
-        r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.image.name));
-        let progress = DownloadProgress { r };
-        let sha = stream::stream(
-            ctx.fetch,
-            ctx.image_url,
-            &ctx.plan.image,
-            ctx.target,
-            ctx.retry,
-            &progress,
-        )?;
-        r.log(&format!("image sha256 {sha} matches the signed plan"));
-        r.event(Phase::Configure, None, "configuring the installed system");
-        configure(ctx, &made)?;
-        Ok(made)
+        let swaps = memory::swap_on(&made, r);
+        let filled = fill(ctx, &made);
+        r.log(&memory::report(Path::new("/proc/self/status"), Path::new("/proc/meminfo")));
+        memory::swap_off(&swaps, r);
+        filled.map(|()| made)
     })();
     let unmounted = unmount_all(ctx.target);
     if let Err(e) = &result {
@@ -168,6 +160,25 @@ pub fn run(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
         r.log(&format!("unmounting {}: {e}", ctx.target.display()));
     }
     result
+}
+
+/// Streams the image into the mounted target, then configures it.
+fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
+    let r = ctx.reporter;
+    r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.image.name));
+    let progress = DownloadProgress { r };
+    let sha = stream::stream(
+        ctx.fetch,
+        ctx.image_url,
+        &ctx.plan.image,
+        ctx.target,
+        ctx.retry,
+        &progress,
+    )?;
+    r.log(&format!("image sha256 {sha} matches the signed plan"));
+    r.event(Phase::Configure, None, "configuring the installed system");
+    configure(ctx, made)?;
+    Ok(())
 }
 
 struct DownloadProgress<'a> {
