@@ -84,6 +84,17 @@ fn human(i: &Inspection) -> String {
     let _ =
         writeln!(o, "baked /etc/lazare/cmdline: {}", i.baked_cmdline.as_deref().unwrap_or(none));
     let _ = writeln!(o, "baked /etc/lazare/server.pub: {}", i.baked_key.as_deref().unwrap_or(none));
+    if let Some(a) = i.build.as_ref().and_then(|b| b.get("agent")) {
+        // build.json records where `lazare build` took the agent from.
+        let field = |k: &str| a.get(k).map_or_else(|| "?".into(), |v| v.to_string());
+        let _ = writeln!(
+            o,
+            "agent (/init): {}, {} bytes, sha256 {}",
+            a.get("origin").and_then(|v| v.as_str()).unwrap_or("?"),
+            field("bytes"),
+            a.get("sha256").and_then(|v| v.as_str()).unwrap_or("?"),
+        );
+    }
     let _ = writeln!(o, "files:");
     for f in &i.files {
         let _ = writeln!(o, "  {:>10}  {}", f.size, f.path);

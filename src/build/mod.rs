@@ -2,7 +2,10 @@
 //! and boot menus from `templates/` make one hybrid ISO, written to a temp
 //! file in the output directory and renamed into place.
 
+mod agent;
 mod settings;
+
+pub use agent::{Agent, AgentOrigin};
 
 pub use settings::{ConfigFile, EfiLoaderKind, Settings};
 
@@ -65,8 +68,9 @@ pub struct BuildArgs {
     /// byte-reproducible).
     #[arg(long, value_enum)]
     pub efi_loader: Option<EfiLoaderKind>,
-    /// The static lazare-agent (default: $LAZARE_AGENT, beside this program,
-    /// or target/x86_64-unknown-linux-gnu/release/lazare-agent).
+    /// The static lazare-agent (default: $LAZARE_AGENT, else the one embedded
+    /// in this program, else beside it, /usr/lib/lazare/lazare-agent or
+    /// target/x86_64-unknown-linux-gnu/release/lazare-agent).
     #[arg(long)]
     pub agent: Option<PathBuf>,
     /// TOML file with the same settings; flags win.
@@ -90,6 +94,7 @@ pub struct BuildReport {
 
 pub fn run(args: &BuildArgs) -> Result<()> {
     let settings = resolve(args)?;
+    println!("agent: {}", settings.agent);
     let r = build(&settings)?;
     println!(
         "wrote {} ({:.1} MB, initramfs {:.1} MB, {} modules) in {:.1} s",
@@ -136,8 +141,7 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
     if !modules_dir.join("modules.dep").is_file() {
         bail!("kernel modules {} not found (no modules.dep)", modules_dir.display());
     }
-    let agent = settings::find_agent(args.agent.clone().or(cfg.agent))?;
-    settings::check_agent(&agent)?;
+    let agent = agent::find_agent(args.agent.clone().or(cfg.agent))?;
     let key = args.key.clone().or(cfg.key).map(|p| settings::read_key(&p)).transpose()?;
     let label = args.label.clone().or(cfg.label).unwrap_or_else(|| "LAZARE".into());
     iso::check_label(&label)?;
@@ -197,7 +201,10 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
     let base = s.base_cmdline()?;
     let base_text = base.to_string();
 
-    let mut spec = InitramfsSpec::new(&s.agent, &s.modules_dir, s.epoch.max(0) as u64);
+    // The initramfs writer reads the agent from a file: the checked bytes go
+    // there, so what was checked is what ends up as /init.
+    let agent_file = staged_agent(&s.agent)?;
+    let mut spec = InitramfsSpec::new(agent_file.path(), &s.modules_dir, s.epoch.max(0) as u64);
     spec.files.push(ExtraFile {
         path: BAKED_CMDLINE.into(),
         data: format!("{base_text}\n").into_bytes(),
@@ -260,6 +267,16 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
     })
 }
 
+/// The agent's checked bytes in a private temp file (removed on drop).
+fn staged_agent(agent: &Agent) -> Result<tempfile::NamedTempFile> {
+    let mut f = tempfile::Builder::new()
+        .prefix("lazare-agent-")
+        .tempfile()
+        .context("creating a temp file for the agent")?;
+    std::io::Write::write_all(&mut f, &agent.bytes).context("writing the agent to a temp file")?;
+    Ok(f)
+}
+
 /// Write through a temp file in the target directory, renamed into place only
 /// on success; on failure the temp file is removed by its Drop.
 fn write_atomically<T>(out: &Path, f: impl FnOnce(std::fs::File) -> Result<T>) -> Result<T> {
@@ -313,6 +330,11 @@ fn build_json(
         "efi_loader": format!("{:?}", s.efi_loader).to_lowercase(),
         "marker": marker,
         "modules": report.modules,
+        "agent": {
+            "origin": s.agent.origin_kind(),
+            "bytes": s.agent.bytes.len(),
+            "sha256": s.agent.sha256(),
+        },
     });
     Ok(serde_json::to_vec_pretty(&v)?)
 }

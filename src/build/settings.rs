@@ -1,7 +1,8 @@
 //! Build settings: command-line flags over an optional TOML config file,
 //! checked once, before anything is written.
 
-use anyhow::{bail, Context, Result};
+use super::agent::Agent;
+use anyhow::{Context, Result};
 use kernel_cmdline::{Cmdline, IpConfig, Server};
 use std::path::{Path, PathBuf};
 
@@ -77,7 +78,7 @@ pub struct Settings {
     pub serial: bool,
     pub lilo: Option<PathBuf>,
     pub efi_loader: EfiLoaderKind,
-    pub agent: PathBuf,
+    pub agent: Agent,
     /// SOURCE_DATE_EPOCH, or now.
     pub epoch: i64,
 }
@@ -171,66 +172,6 @@ fn version_key(s: &str) -> Vec<(u64, String)> {
         out.push((0, text));
     }
     out
-}
-
-/// `--agent`, else `$LAZARE_AGENT`, else beside this executable, else the
-/// workspace's static build.
-pub fn find_agent(given: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(p) = given {
-        return Ok(p);
-    }
-    if let Some(p) = std::env::var_os("LAZARE_AGENT") {
-        return Ok(PathBuf::from(p));
-    }
-    let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("lazare-agent")));
-    let candidates = beside
-        .into_iter()
-        .chain([PathBuf::from("target/x86_64-unknown-linux-gnu/release/lazare-agent")])
-        .chain(packaged_agent_paths());
-    for c in candidates {
-        if c.is_file() {
-            return Ok(c);
-        }
-    }
-    bail!(
-        "lazare-agent not found: pass --agent PATH or set LAZARE_AGENT (build it with `make agent`)"
-    )
-}
-
-/// Where installed copies of lazare find the agent: the Debian package ships
-/// it in /usr/lib/lazare, and `cargo install --path .` leaves the binary far
-/// from the checkout, so the checkout's static build (path fixed at compile
-/// time) is tried too.
-fn packaged_agent_paths() -> [PathBuf; 2] {
-    [
-        PathBuf::from("/usr/lib/lazare/lazare-agent"),
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/target/x86_64-unknown-linux-gnu/release/lazare-agent"
-        )),
-    ]
-}
-
-/// The agent must be a readable, static ELF executable: it runs as PID 1
-/// with no libraries around it.
-pub fn check_agent(path: &Path) -> Result<()> {
-    let data = std::fs::read(path).with_context(|| format!("reading agent {}", path.display()))?;
-    if !data.starts_with(b"\x7fELF") {
-        bail!("agent {} is not an ELF executable", path.display());
-    }
-    let has_interp = object::read::elf::ElfFile64::<object::Endianness>::parse(&*data)
-        .map(|f| {
-            use object::Object;
-            f.sections().any(|s| {
-                use object::ObjectSection;
-                s.name() == Ok(".interp")
-            })
-        })
-        .unwrap_or(false);
-    if has_interp {
-        bail!("agent {} is dynamically linked: build it static with `make agent`", path.display());
-    }
-    Ok(())
 }
 
 pub fn epoch_now() -> Result<i64> {
