@@ -40,7 +40,9 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "usb-storage", "uas", "ehci-hcd", "ehci-pci", "ohci-hcd", "ohci-pci", "uhci-hcd",
     "xhci-hcd", "xhci-pci", "usbhid", "hid-generic",
     // Filesystems; ext4 needs crc32c, which qemu's CPU model may lack in hardware.
-    "ext4", "iso9660", "vfat", "nls_cp437", "nls_iso8859-1", "nls_utf8",
+    // vfat mounts fail (EINVAL, "IO charset ascii not found") without
+    // nls_ascii: Debian's kernel has FAT_DEFAULT_IOCHARSET="ascii".
+    "ext4", "iso9660", "vfat", "nls_cp437", "nls_iso8859-1", "nls_utf8", "nls_ascii",
     "crc32c_generic", "loop",
 ];
 

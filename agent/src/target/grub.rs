@@ -131,8 +131,8 @@ fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {
 }
 
 /// Installs GRUB for the firmware in a chroot (BIOS: the MBR of each boot
-/// disk; UEFI: `EFI/BOOT/BOOTX64.EFI` on the ESP mounted at `root/boot/efi`,
-/// without touching NVRAM), then writes `/boot/grub/grub.cfg`.
+/// disk; UEFI: the ESP mounted at `root/boot/efi`, see [`install_efi`]),
+/// then writes `/boot/grub/grub.cfg`.
 pub fn install_bootloader(root: &Path, boot: &Boot, mounts: &Mounts) -> Result<()> {
     let _binds = BindMounts::new(root)?;
     match boot.firmware {
@@ -146,22 +146,7 @@ pub fn install_bootloader(root: &Path, boot: &Boot, mounts: &Mounts) -> Result<(
                 run_in_chroot(root, &["grub-install", "--target=i386-pc", MODULES, disk])?;
             }
         }
-        Firmware::Uefi => {
-            if !at(root, "/boot/efi").is_dir() {
-                return Err(TargetError::Invalid("UEFI install but no ESP at /boot/efi".into()));
-            }
-            run_in_chroot(
-                root,
-                &[
-                    "grub-install",
-                    "--target=x86_64-efi",
-                    "--efi-directory=/boot/efi",
-                    "--removable",
-                    "--no-nvram",
-                    MODULES,
-                ],
-            )?;
-        }
+        Firmware::Uefi => install_efi(root)?,
     }
     if !at(root, "/boot/grub/grubenv").exists() {
         run_in_chroot(root, &["grub-editenv", "/boot/grub/grubenv", "create"])?;
@@ -172,6 +157,58 @@ pub fn install_bootloader(root: &Path, boot: &Boot, mounts: &Mounts) -> Result<(
         let _ = std::fs::remove_file(l);
     }
     made.map(|_| ())
+}
+
+/// Microsoft-signed shim and Debian-signed GRUB in the image (packages
+/// shim-signed and grub-efi-amd64-signed, in every profile's base).
+const SIGNED_EFI: [&str; 2] =
+    ["/usr/lib/shim/shimx64.efi.signed", "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"];
+
+/// The ESP's two boot paths, written without touching NVRAM (the agent has
+/// no efibootmgr, and old PCs lose or ignore their boot entries):
+/// `EFI/debian/` as Debian itself installs it, and the removable-media path
+/// `EFI/BOOT/BOOTX64.EFI` that firmware boots when it has no entry, which
+/// is the case for the first boot after the CD is ejected.
+///
+/// With the signed binaries in the image, both paths get shim (as
+/// `shimx64.efi` / `BOOTX64.EFI`), the signed GRUB as `grubx64.efi` and the
+/// small grub.cfg that finds `/boot/grub` by UUID: the PC then boots with
+/// Secure Boot on or off. An image without them (built before they were in
+/// base.toml) gets an unsigned GRUB, which boots only with Secure Boot off.
+fn install_efi(root: &Path) -> Result<()> {
+    if !at(root, "/boot/efi").is_dir() {
+        return Err(TargetError::Invalid("UEFI install but no ESP at /boot/efi".into()));
+    }
+    let signed = SIGNED_EFI.iter().all(|f| at(root, f).is_file());
+    let chain = if signed { "--uefi-secure-boot" } else { "--no-uefi-secure-boot" };
+    run_in_chroot(
+        root,
+        &[
+            "grub-install",
+            "--target=x86_64-efi",
+            "--efi-directory=/boot/efi",
+            "--bootloader-id=debian",
+            "--no-nvram",
+            "--force-extra-removable",
+            chain,
+            MODULES,
+        ],
+    )?;
+    check_esp(root, signed)
+}
+
+/// grub-install exits 0 in cases where a path is missing (it prints a
+/// warning about the removable path, for one): check the files a firmware
+/// and shim will look for.
+fn check_esp(root: &Path, signed: bool) -> Result<()> {
+    let mut want = vec!["/boot/efi/EFI/BOOT/BOOTX64.EFI", "/boot/efi/EFI/debian/grubx64.efi"];
+    if signed {
+        want.extend(["/boot/efi/EFI/BOOT/grubx64.efi", "/boot/efi/EFI/debian/grub.cfg"]);
+    }
+    match want.iter().find(|f| !at(root, f).is_file()) {
+        Some(f) => Err(TargetError::Invalid(format!("grub-install did not write {f} on the ESP"))),
+        None => Ok(()),
+    }
 }
 
 /// GRUB's 10_linux writes `root=UUID=...` only if `/dev/disk/by-uuid/<uuid>`
