@@ -124,7 +124,8 @@ start_vm() {
 step "4/6 Installing an empty PC ($MEMORY MB, one 8 GB disk) from the ISO — takes several minutes under TCG"
 rm -f "$DISK" "$INSTALL_LOG" "$BOOT_LOG"
 qemu-img create -q -f qcow2 "$DISK" 8G || fail "qemu-img create failed (is qemu-utils installed? make deps)"
-start_vm --iso "$ISO" --disk "$DISK" --serial-log "$INSTALL_LOG"
+rm -rf "$OUT/screens"
+start_vm --iso "$ISO" --disk "$DISK" --serial-log "$INSTALL_LOG" --screenshots "$OUT/screens"
 # The agent restarts the PC when done; the VM is started with -no-reboot, so
 # the VM stops there.
 deadline=$((SECONDS + INSTALL_MINUTES * 60))
@@ -165,6 +166,7 @@ cat <<EOF
   Dashboard:   http://127.0.0.1:$PORT/  (while a server runs: lazare serve --data $DATA --listen 127.0.0.1:$PORT)
   Machine:     $host ($id) — status: $status
   Details:     http://127.0.0.1:$PORT/api/v1/machines/$id
+  Screens:     $OUT/screens/  (the PC's screen during the install, one PNG per change)
   Logs:        $SERVER_LOG, $INSTALL_LOG, $BOOT_LOG
   Disk:        $DISK  (lazare vm --disk $DISK boots it again)
 

@@ -109,6 +109,11 @@ fn boot(name: &str, boot_from: BootFrom, firmware: Firmware, memory_mb: u32, exp
         b.baked,
         "{name}: agent read {agent_view:?}"
     );
+    // What the staff see: qemu's display as a PNG (`lazare vm --screenshots`).
+    let shot = dir.path().join("screen.png");
+    vm.screenshot(&shot).unwrap();
+    let size = lazare::vm::png_size(&std::fs::read(&shot).unwrap());
+    assert!(size.is_some_and(|(w, h)| w >= 640 && h >= 400), "{name}: screen {size:?}");
     if let Some(l) = listener {
         let req = first_request(&l);
         assert!(req.starts_with("POST /api/v1/hello "), "{name}: first request {req:?}");

@@ -1,6 +1,6 @@
 //! `lazare vm`: the command around the harness.
 
-use super::{BootFrom, DiskInterface, DiskSpec, Firmware, Machine, Vm, VmSpec};
+use super::{BootFrom, DiskInterface, DiskSpec, Firmware, Machine, ScreenRecorder, Vm, VmSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,6 +40,10 @@ pub struct VmArgs {
     /// Keep the serial log here (default: a temp file).
     #[arg(long)]
     pub serial_log: Option<PathBuf>,
+    /// Save a PNG of the VM's screen here each time it changes (checked every
+    /// 5 s): the screens the staff will see, for your own instructions.
+    #[arg(long, value_name = "DIR")]
+    pub screenshots: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -80,8 +84,18 @@ pub fn run(args: &VmArgs) -> anyhow::Result<()> {
     spec.guestfwd_port = args.server_port;
     spec.max_runtime = Duration::from_secs(24 * 3600);
     eprintln!("lazare vm: booting (TCG, no KVM: expect ~10 s to the kernel); Ctrl-C stops the VM");
+    let mut recorder = match &args.screenshots {
+        Some(dir) => Some(
+            ScreenRecorder::new(dir, Duration::from_secs(5))
+                .with_context(|| format!("preparing {}", dir.display()))?,
+        ),
+        None => None,
+    };
     let mut vm = Vm::start(&spec).context("starting the VM")?;
-    let status = vm.follow(&mut std::io::stdout()).context("running the VM")?;
+    let status = vm.follow(&mut std::io::stdout(), recorder.as_mut()).context("running the VM")?;
     eprintln!("lazare vm: qemu exited ({status})");
+    if let (Some(rec), Some(dir)) = (&recorder, &args.screenshots) {
+        eprintln!("lazare vm: {} distinct screens saved in {}", rec.kept(), dir.display());
+    }
     Ok(())
 }

@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 mod command;
 mod qemu_args;
+mod screens;
 
 pub use command::{run, DiskIfArg, VmArgs};
 use qemu_args::qemu_args;
+pub use screens::{png_size, ScreenRecorder};
 
 /// What the firmware boots first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +150,8 @@ pub enum VmError {
     Regex(String),
     #[error("{0}")]
     Unsupported(String),
+    #[error("screenshot: {0}")]
+    Screenshot(String),
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
@@ -359,11 +363,23 @@ impl Vm {
         }
     }
 
-    /// Copy the serial output to `out` as it arrives, until qemu exits.
-    pub fn follow(&mut self, out: &mut dyn Write) -> Result<ExitStatus, VmError> {
+    /// Copy the serial output to `out` as it arrives, until qemu exits;
+    /// `screens` (if any) gets a chance to photograph the display meanwhile.
+    pub fn follow(
+        &mut self,
+        out: &mut dyn Write,
+        mut screens: Option<&mut ScreenRecorder>,
+    ) -> Result<ExitStatus, VmError> {
         let mut shown = 0u64;
         loop {
             let exited = self.child.try_wait().map_err(io_err("waiting for qemu"))?;
+            if let (Some(rec), None) = (screens.as_deref_mut(), exited) {
+                // The monitor may close under us as the guest powers off: a
+                // missed picture is not worth stopping the VM's output for.
+                if let Err(e) = rec.tick(self) {
+                    eprintln!("lazare vm: {e}");
+                }
+            }
             let new = self.raw_output(shown);
             if !new.is_empty() {
                 shown += new.len() as u64;
