@@ -71,8 +71,12 @@ fn default_set_on_the_real_kernel_is_closed_under_modules_dep() {
     assert!(carried.iter().any(|m| m.starts_with("pata_")));
     // bnx2 names its firmware in .modinfo: carried if the host has it
     // (firmware-bnx2), else reported.
-    let firmware: Vec<&String> = report.firmware.iter().chain(&report.missing_firmware).collect();
+    let missing = report.missing_firmware.iter().map(|m| &m.file);
+    let firmware: Vec<&String> = report.firmware.iter().chain(missing).collect();
     assert!(firmware.iter().any(|f| f.starts_with("bnx2/bnx2-mips")), "{firmware:?}");
+    // Each missing file names the module that asked for it.
+    let bnx2 = report.missing_firmware.iter().filter(|m| m.file.starts_with("bnx2/"));
+    assert!(bnx2.clone().all(|m| m.module == "bnx2"), "{:?}", bnx2.collect::<Vec<_>>());
     println!("firmware carried {:?}, missing {}", report.firmware, report.missing_firmware.len());
     // af_packet is built into Debian's kernel: present, nothing to carry.
     assert!(report.builtin_modules.contains(&"af_packet".to_string()));

@@ -87,6 +87,8 @@ pub struct BuildReport {
     pub cmdline: String,
     pub modules: usize,
     pub missing_modules: Vec<String>,
+    /// Firmware the carried drivers name that this machine lacks.
+    pub missing_firmware: Vec<crate::initramfs::MissingFirmware>,
     /// What the ISO writer could not store as asked (none expected).
     pub warnings: Vec<String>,
     pub seconds: f64,
@@ -110,6 +112,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
     }
     if !r.missing_modules.is_empty() {
         eprintln!("note: modules not in this kernel: {}", r.missing_modules.join(", "));
+    }
+    if let Some(w) = crate::initramfs::missing_firmware_warning(&r.missing_firmware) {
+        eprintln!("warning: {w}");
     }
     Ok(())
 }
@@ -263,6 +268,7 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
         cmdline: base_text,
         modules: report.modules.len(),
         missing_modules: report.missing_modules,
+        missing_firmware: report.missing_firmware,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

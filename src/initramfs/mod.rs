@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 pub use cpio::CpioEntry;
 pub use elf::{elf_closure, CarriedFile, LibSearch};
+pub use firmware::{debian_package, missing_firmware_warning, MissingFirmware};
 pub use modules::{resolve_modules, ModuleSelection};
 
 /// What an old or new PC needs to reach its network and its disks, and to read
@@ -133,7 +134,7 @@ pub struct InitramfsReport {
     pub firmware: Vec<String>,
     /// Firmware the carried modules name that the host lacks (many are
     /// optional; Debian ships them in non-free firmware-* packages).
-    pub missing_firmware: Vec<String>,
+    pub missing_firmware: Vec<MissingFirmware>,
     pub uncompressed_bytes: u64,
     pub compressed_bytes: u64,
 }

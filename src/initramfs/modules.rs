@@ -262,9 +262,9 @@ pub(crate) fn add_to_tree(
     tree.add_dir(&base)?;
     let total = selection.modules.len() as u64;
     let mut firmware = Vec::new();
-    for (done, path) in selection.modules.values().enumerate() {
+    for (done, (name, path)) in selection.modules.iter().enumerate() {
         let data = module_data(&modules_dir.join(path))?;
-        firmware.extend(modinfo_firmware(&data));
+        firmware.extend(modinfo_firmware(&data).into_iter().map(|f| (f, name.clone())));
         tree.add_file(&format!("{base}/{}", plain_path(path)), data, 0o644)?;
         progress(Progress { phase: Phase::Modules, done: done as u64 + 1, total });
     }
