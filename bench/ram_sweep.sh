@@ -6,10 +6,11 @@
 # status `installed`. Each attempt is bounded by BENCH_INSTALL_TIMEOUT.
 #
 # Env: BENCH_RAM_SIZES (MB, default "512 256 192 128"; empty: skipped),
-# BENCH_INSTALL_TIMEOUT (seconds per attempt, default 1200).
+# BENCH_INSTALL_TIMEOUT (seconds per attempt, default 1800: 128 MB took
+# 1189 s under TCG on a loaded 2-core host, 512 MB 206 s).
 
 RAM_SIZES=${BENCH_RAM_SIZES-512 256 192 128}
-INSTALL_TIMEOUT=${BENCH_INSTALL_TIMEOUT:-1200}
+INSTALL_TIMEOUT=${BENCH_INSTALL_TIMEOUT:-1800}
 DONE_LINE='installed; restarting into the new system'
 
 # Stops `lazare vm` $1 and its qemu: it runs in its own session (setsid) and
@@ -39,6 +40,20 @@ machine_status() {
 		echo "none"
 }
 
+# The agent's "memory: ..." line from the log it uploaded to the server at
+# 127.0.0.1:$1 (its own peak RSS, the RAM it saw, swap used); empty if none.
+agent_memory() {
+	curl -fsS "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null | python3 -c '
+import json, sys, urllib.request
+m = json.load(sys.stdin)
+if m:
+    d = json.load(urllib.request.urlopen(sys.argv[1] + "/api/v1/machines/" + m[0]["id"]))
+    text = "".join(l.get("text", "") for l in d.get("logs", []))
+    hit = [l for l in text.splitlines() if "memory: agent peak" in l]
+    print(hit[-1].split("memory: ", 1)[1] if hit else "")
+' "http://127.0.0.1:$1" 2>/dev/null || true
+}
+
 # One install at $1 MB; sets RESULT to "passed SECONDS" or "failed: WHY";
 # keeps the serial log in $W/install-$1.log. (Not run in $(...): the PIDs it
 # records must reach run.sh's cleanup.)
@@ -63,15 +78,16 @@ install_at() {
 	local took=$((SECONDS - t0))
 	stop_group "$vm"
 	status=$(machine_status "$sp")
+	MEMORY=$(agent_memory "$sp")
 	rm -f "$W/disk-$mb.qcow2"
 	kill "$SERVER" 2>/dev/null || true
 	wait "$SERVER" 2>/dev/null || true
 	if [ "$status" = installed ] && grep -aq "$DONE_LINE" "$serial"; then
-		RESULT="passed ${took}s"
+		RESULT="passed ${took}s${MEMORY:+; $MEMORY}"
 	elif ((took >= INSTALL_TIMEOUT)); then
 		RESULT="failed: not installed within ${INSTALL_TIMEOUT}s (server: $status; $(why_failed "$serial"))"
 	else
-		RESULT="failed after ${took}s: server says $status; $(why_failed "$serial")"
+		RESULT="failed after ${took}s: server says $status; $(why_failed "$serial")${MEMORY:+; $MEMORY}"
 	fi
 }
 

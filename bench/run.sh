@@ -163,8 +163,12 @@ fi
 . "$HERE/server_load.sh"
 . "$HERE/ram_sweep.sh"
 if [ -n "$IMG" ]; then
-	server_load
-	if [ -n "$RAM_SIZES" ]; then ram_sweep; else row "Smallest RAM for an install" "skipped" "" "BENCH_RAM_SIZES is empty"; fi
+	server_load || row "Peak RSS: lazare serve, $AGENTS agents" "failed" "" "see the lines above"
+	if [ -z "$RAM_SIZES" ]; then
+		row "Smallest RAM for an install" "skipped" "" "BENCH_RAM_SIZES is empty"
+	else
+		ram_sweep || row "Smallest RAM for an install" "failed" "" "see the lines above"
+	fi
 else
 	row "Peak RSS: lazare serve, $AGENTS agents" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
 	row "Smallest RAM for an install" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
