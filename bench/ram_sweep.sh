@@ -40,8 +40,9 @@ machine_status() {
 		echo "none"
 }
 
-# The agent's "memory: ..." line from the log it uploaded to the server at
-# 127.0.0.1:$1 (its own peak RSS, the RAM it saw, swap used); empty if none.
+# From the server at 127.0.0.1:$1: how long the configure phase took (its
+# events) and the agent's "memory: ..." line from the log it uploaded (its
+# own peak RSS, the RAM it saw, swap used); empty if none.
 agent_memory() {
 	curl -fsS "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null | python3 -c '
 import json, sys, urllib.request
@@ -50,7 +51,13 @@ if m:
     d = json.load(urllib.request.urlopen(sys.argv[1] + "/api/v1/machines/" + m[0]["id"]))
     text = "".join(l.get("text", "") for l in d.get("logs", []))
     hit = [l for l in text.splitlines() if "memory: agent peak" in l]
-    print(hit[-1].split("memory: ", 1)[1] if hit else "")
+    # How long the chroot steps (initramfs, GRUB) took: where low RAM hurts.
+    from datetime import datetime
+    at = {e["phase"]: datetime.fromisoformat(e["time"].replace("Z", "+00:00")) for e in d["events"]}
+    took = ""
+    if "configure" in at and "installed" in at:
+        took = "configure %ds; " % (at["installed"] - at["configure"]).total_seconds()
+    print(took + (hit[-1].split("memory: ", 1)[1] if hit else ""))
 ' "http://127.0.0.1:$1" 2>/dev/null || true
 }
 
