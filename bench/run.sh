@@ -86,6 +86,8 @@ row "Initramfs build time (s)" "lazare (whole ISO) $LZ_BUILD" "mkinitramfs most 
 row "" "" "mkinitramfs dep ${MK_TIME[dep]}" "dep/lazare $(ratio "${MK_TIME[dep]}" "$LZ_BUILD")"
 row "Initramfs size" "lazare $(mb "$LZ_INITRD")" "mkinitramfs most $(mb "${MK_SIZE[most]}")" "most/lazare $(ratio "${MK_SIZE[most]}" "$LZ_INITRD")"
 row "" "" "mkinitramfs dep $(mb "${MK_SIZE[dep]}")" "dep/lazare $(ratio "${MK_SIZE[dep]}" "$LZ_INITRD") (dep: this host's drivers only, not the same coverage)"
+# It stays unpacked in RAM (tmpfs) for the whole install: what a 128 MB PC loses.
+row "  lazare initramfs unpacked (in RAM)" "$(mb "$(zcat "$W/lazare-initrd.gz" | wc -c)")" "" "cpio size; the agent runs from it"
 
 # --- 2. Boot to first server request vs Debian's initrd to first userspace line
 log "boot: lazare initramfs to its first request to the server (TCG)"
