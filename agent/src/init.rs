@@ -160,7 +160,15 @@ pub const EXIT_FAILED: i32 = 2;
 pub fn run() -> ! {
     let errors: Vec<String> =
         STEPS.iter().filter_map(|s| s.apply().err().map(|e| format!("{s}: {e}"))).collect();
+    // Kernel chatter (driver probes, link up, filesystem mounts) would bury
+    // the agent's sentences on the PC's screen: from here the console shows
+    // only errors and worse (OOM kills, I/O errors); the rest stays in dmesg.
+    let quiet = std::fs::write("/proc/sys/kernel/printk", "4");
     let screen = Screen::open_console();
+    screen.clear();
+    if let Err(e) = quiet {
+        screen.note(&format!("kernel console level not lowered: {e}"));
+    }
     for s in STEPS {
         screen.note(&s.to_string());
     }
@@ -176,7 +184,9 @@ pub fn run() -> ! {
 
 /// The first lines a person (or a test on the serial console) sees.
 fn banner(screen: &Screen) {
-    match config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE)) {
+    use config::Action;
+    let config = config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE));
+    match &config {
         Ok(c) => screen.line(&format!(
             "lazare-agent {} server={} action={}",
             env!("CARGO_PKG_VERSION"),
@@ -189,6 +199,25 @@ fn banner(screen: &Screen) {
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     screen.line(&format!("cmdline: {}", cmdline.trim_end_matches('\n')));
+    // The two lines above are for the volunteer; this one is for whoever
+    // stands in front of the PC.
+    let plain = match config.map(|c| c.action) {
+        Ok(Action::Install) => [
+            "This computer is being set up. You can leave it:",
+            "it restarts by itself when it is done.",
+        ],
+        Ok(Action::Inventory) => [
+            "This computer's details are being sent to the install server;",
+            "it switches itself off afterwards.",
+        ],
+        _ => return,
+    };
+    // Two short lines: the console is 80 columns and wraps mid-word.
+    screen.line("");
+    for l in plain {
+        screen.line(l);
+    }
+    screen.line("");
 }
 
 /// Runs the agent as a child, reaps everything, handles its end.
@@ -259,6 +288,7 @@ pub fn run_shell(screen: &Screen) {
         return;
     }
     screen.line("Starting a shell; type `exit` to come back.");
+    screen.show_cursor();
     // The agent child runs with stdin closed: give the shell the console.
     let console = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console");
     let mut cmd = Command::new("/bin/sh");

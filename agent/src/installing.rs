@@ -28,7 +28,7 @@ pub struct ScreenReporter<'a> {
 impl Reporter for ScreenReporter<'_> {
     fn event(&self, phase: Phase, percent: Option<u8>, message: &str) {
         match percent {
-            Some(p) => self.screen.line(&format!("{message} ({p}%)")),
+            Some(p) => self.screen.progress(message, p),
             None => self.screen.line(message),
         }
         let ev = Event { phase, percent, message: message.to_string() };

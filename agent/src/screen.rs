@@ -14,6 +14,14 @@ const RED: &str = "\x1b[1;31m";
 const GREEN: &str = "\x1b[1;32m";
 const YELLOW: &str = "\x1b[1;33m";
 const RESET: &str = "\x1b[0m";
+/// The Linux console's blinking cursor means nothing to the staff (and
+/// makes every screenshot of the same screen differ): hidden on tty1.
+const HIDE_CURSOR: &str = "\x1b[?25l";
+const SHOW_CURSOR: &str = "\x1b[?25h";
+/// Clears the whole screen and puts the cursor top left.
+const CLEAR_SCREEN: &str = "\x1b[2J\x1b[H";
+/// Clears from the cursor to the end of the line.
+const CLEAR_EOL: &str = "\x1b[K";
 
 /// Terminals the agent writes to. Cheap to clone: clones share outputs and log.
 #[derive(Clone)]
@@ -27,6 +35,11 @@ struct Inner {
     stderr: bool,
     log: Mutex<String>,
     started: Instant,
+    /// The first output is the PC's own screen (tty1), where a progress
+    /// line is redrawn in place rather than repeated.
+    vt: bool,
+    /// A progress line is being redrawn on tty1 (the next line starts below it).
+    progress_open: AtomicBool,
 }
 
 /// Terminal devices to mirror to, in order; `/dev/console` is only a fallback
@@ -36,25 +49,38 @@ const TERMINALS: &[&str] = &["/dev/tty1", "/dev/ttyS0"];
 impl Screen {
     /// Opens the PC's screen and first serial port (when present).
     pub fn open_console() -> Screen {
-        let mut outputs: Vec<File> = TERMINALS.iter().filter_map(|p| open_tty(p)).collect();
+        let mut outputs: Vec<File> = Vec::new();
+        let mut vt = false;
+        for (i, path) in TERMINALS.iter().enumerate() {
+            if let Some(f) = open_tty(path) {
+                vt |= i == 0;
+                outputs.push(f);
+            }
+        }
         if outputs.is_empty() {
             outputs.extend(open_tty("/dev/console"));
         }
-        Screen::with(outputs, false)
+        let screen = Screen::with(outputs, false, vt);
+        if vt {
+            screen.write_first(HIDE_CURSOR);
+        }
+        screen
     }
 
     /// A screen that writes to stderr, for runs on a host.
     pub fn stderr() -> Screen {
-        Screen::with(Vec::new(), true)
+        Screen::with(Vec::new(), true, false)
     }
 
-    fn with(outputs: Vec<File>, stderr: bool) -> Screen {
+    fn with(outputs: Vec<File>, stderr: bool, vt: bool) -> Screen {
         Screen {
             inner: Arc::new(Inner {
                 outputs: Mutex::new(outputs),
                 stderr,
                 log: Mutex::new(String::new()),
                 started: Instant::now(),
+                vt,
+                progress_open: AtomicBool::new(false),
             }),
         }
     }
@@ -63,6 +89,9 @@ impl Screen {
         if self.inner.stderr {
             let _ = std::io::stderr().write_all(text.as_bytes());
             return;
+        }
+        if self.inner.progress_open.swap(false, Ordering::Relaxed) {
+            self.write_first("\r\n");
         }
         let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
         // A port that fails (a serial line without a UART) is dropped.
@@ -90,6 +119,42 @@ impl Screen {
     pub fn line(&self, text: &str) {
         self.log(text);
         self.write_raw(&format!("{text}\r\n"));
+    }
+
+    /// A long step's progress. On the PC's screen one line with a bar,
+    /// redrawn in place; on the serial port and in the log a line per
+    /// change (`message (NN%)`), which is what tests and volunteers grep.
+    pub fn progress(&self, message: &str, percent: u8) {
+        let line = format!("{message} ({percent}%)");
+        self.log(&line);
+        if self.inner.stderr || !self.inner.vt {
+            self.write_raw(&format!("{line}\r\n"));
+            return;
+        }
+        self.write_first(&format!("\r{message} {}{CLEAR_EOL}", progress_bar(percent)));
+        self.inner.progress_open.store(percent < 100, Ordering::Relaxed);
+        if percent >= 100 {
+            self.write_first("\r\n");
+        }
+        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        for f in outs.iter_mut().skip(1) {
+            let _ = f.write_all(format!("{line}\r\n").as_bytes());
+        }
+    }
+
+    /// Starts a clean page on the PC's screen (PID 1 does it once: the
+    /// kernel's boot messages are of no use to the staff).
+    pub fn clear(&self) {
+        if self.inner.vt {
+            self.write_first(CLEAR_SCREEN);
+        }
+    }
+
+    /// Shows tty1's cursor again (before handing the console to a shell).
+    pub fn show_cursor(&self) {
+        if self.inner.vt {
+            self.write_first(SHOW_CURSOR);
+        }
     }
 
     /// A line only in the log (technical detail nobody needs on screen).
@@ -182,6 +247,12 @@ impl Drop for Step {
     }
 }
 
+/// `[##########----------]  50 %`: 20 cells, one per 5 %.
+fn progress_bar(percent: u8) -> String {
+    let p = usize::from(percent.min(100));
+    format!("[{}{}] {p:3} %", "#".repeat(p / 5), "-".repeat(20 - p / 5))
+}
+
 fn open_tty(path: &str) -> Option<File> {
     let mut f = OpenOptions::new().write(true).open(path).ok()?;
     // Writing nothing fails on a serial device with no UART behind it.
@@ -206,5 +277,18 @@ pub fn read_choice() -> Option<char> {
             let line = String::from_utf8_lossy(&buf[..n]);
             Some(line.trim().chars().next().unwrap_or('\n').to_ascii_lowercase())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_bar;
+
+    #[test]
+    fn progress_bar_fills_one_cell_per_five_percent() {
+        assert_eq!(progress_bar(0), "[--------------------]   0 %");
+        assert_eq!(progress_bar(52), "[##########----------]  52 %");
+        assert_eq!(progress_bar(100), "[####################] 100 %");
+        assert_eq!(progress_bar(250), progress_bar(100));
     }
 }
