@@ -33,10 +33,16 @@ why_failed() {
 	echo "no install end in the serial log"
 }
 
-# The machine's status on the server at 127.0.0.1:$1 (one machine).
+# The machine's status on the server at 127.0.0.1:$1 (one machine), with its
+# last event when not installed: where a failed install stopped.
 machine_status() {
 	curl -fsS "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null |
-		python3 -c 'import json,sys; m=json.load(sys.stdin); print(m[0]["status"] if m else "none")' 2>/dev/null ||
+		python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+e = m[0].get("last_event") if m else None
+last = " (last event: %s %s)" % (e["phase"], e["message"][:40]) if e and m[0]["status"] != "installed" else ""
+print((m[0]["status"] if m else "none") + last)' 2>/dev/null ||
 		echo "none"
 }
 
