@@ -33,14 +33,8 @@ fn pc(firmware: Firmware, iso: Option<&Path>, disk: &Path, log: &Path, port: u16
     spec.memory_mb = 512;
     spec.machine = Machine::Q35;
     spec.firmware = firmware;
-    // Placed by hand on the second AHCI port: the harness's q35 disks take
-    // no bus, and qemu then puts the disk beside the CD on port 0 and fails
-    // ("Can't create IDE unit 1, bus supports only 1 units").
-    let fmt = DiskSpec::new(disk, DiskInterface::Sata).format;
-    spec.extra_args.push("-drive".into());
-    spec.extra_args.push(format!("if=none,id=e2e0,format={fmt},file={}", disk.display()));
-    spec.extra_args.push("-device".into());
-    spec.extra_args.push("ide-hd,drive=e2e0,bus=ide.1".into());
+    // The harness gives the CD and each SATA disk their own AHCI port.
+    spec.disks = vec![DiskSpec::new(disk, DiskInterface::Sata)];
     spec.guestfwd_port = Some(port);
     spec.max_runtime = 40 * MIN;
     spec

@@ -28,9 +28,11 @@ pub(super) fn qemu_args(spec: &VmSpec, dir: &Path) -> Result<Vec<String>, VmErro
         push(&["-no-reboot"]);
     }
     a.extend(firmware_args(spec.firmware, dir)?);
-    // An i440FX PC has two IDE buses of two units: give every IDE device its
-    // place, the boot CD on the secondary master as on a real PC of that era
-    // (left to qemu, two IDE disks and a CD collide on one unit).
+    // Every IDE/SATA device gets its place: an i440FX PC has two IDE buses
+    // of two units (the boot CD on the secondary master, as on a real PC of
+    // that era); a Q35's AHCI has six ports of one unit. Left to qemu, two
+    // IDE disks and a CD collide on one unit, and on a Q35 the CD and a
+    // SATA disk do ("bus supports only 1 units").
     let pc = spec.machine == Machine::Pc && !secure;
     let mut ide = IdeSlots::new(pc, spec.iso.is_some());
     if let Some(iso) = &spec.iso {
@@ -70,42 +72,42 @@ fn firmware_args(fw: Firmware, dir: &Path) -> Result<Vec<String>, VmError> {
     Ok(a)
 }
 
-/// Where the next IDE device goes on an i440FX PC (`""` elsewhere: q35 puts
-/// IDE devices on its AHCI ports by itself).
+/// Where the next IDE device goes: an i440FX PC's two IDE buses of two
+/// units, or a Q35's six single-unit AHCI ports.
 struct IdeSlots {
-    pc: bool,
+    boot: &'static str,
     free: Vec<&'static str>,
+    full: &'static str,
 }
 
 impl IdeSlots {
     fn new(pc: bool, boot_medium: bool) -> Self {
-        let free = if boot_medium {
-            vec![",bus=ide.0,unit=0", ",bus=ide.0,unit=1", ",bus=ide.1,unit=1"]
+        let (boot, mut free, full) = if pc {
+            (
+                ",bus=ide.1,unit=0",
+                vec![",bus=ide.0,unit=0", ",bus=ide.0,unit=1", ",bus=ide.1,unit=1"],
+                "an i440FX PC has 4 IDE places (3 beside the CD): use sata, virtio or scsi disks",
+            )
         } else {
-            vec![",bus=ide.0,unit=0", ",bus=ide.0,unit=1", ",bus=ide.1,unit=0", ",bus=ide.1,unit=1"]
+            (
+                ",bus=ide.0",
+                vec![",bus=ide.1", ",bus=ide.2", ",bus=ide.3", ",bus=ide.4", ",bus=ide.5"],
+                "a Q35 PC has 6 SATA places (5 beside the CD): use virtio or scsi disks",
+            )
         };
-        IdeSlots { pc, free: free.into_iter().rev().collect() }
+        if !boot_medium {
+            free.insert(0, boot);
+        }
+        IdeSlots { boot, free: free.into_iter().rev().collect(), full }
     }
 
-    /// The secondary master, kept free for the boot medium.
+    /// The place kept free for the boot medium.
     fn boot(&self) -> &'static str {
-        if self.pc {
-            ",bus=ide.1,unit=0"
-        } else {
-            ""
-        }
+        self.boot
     }
 
     fn next_disk(&mut self) -> Result<&'static str, VmError> {
-        if !self.pc {
-            return Ok("");
-        }
-        self.free.pop().ok_or_else(|| {
-            VmError::Unsupported(
-                "an i440FX PC has 4 IDE places (3 beside the CD): use sata, virtio or scsi disks"
-                    .into(),
-            )
-        })
+        self.free.pop().ok_or_else(|| VmError::Unsupported(self.full.into()))
     }
 }
 
@@ -158,7 +160,7 @@ fn disk_args(
         a.push(format!("if=none,id={id},format={},file={}", d.format, d.path.display()));
         let dev = match d.interface {
             DiskInterface::Ide => format!("ide-hd,drive={id}{}", ide.next_disk()?),
-            DiskInterface::Sata if q35 => format!("ide-hd,drive={id}"),
+            DiskInterface::Sata if q35 => format!("ide-hd,drive={id}{}", ide.next_disk()?),
             DiskInterface::Sata => {
                 if !ahci {
                     a.extend(["-device".into(), "ahci,id=ahci0".into()]);
@@ -246,6 +248,30 @@ mod tests {
         for place in ["ide.1,unit=0", "ide.0,unit=0", "ide.0,unit=1", "ide.1,unit=1"] {
             assert_eq!(a.matches(place).count(), 1, "{place} in {a}");
         }
+        spec.disks.push(spec.disks[0].clone());
+        assert!(matches!(qemu_args(&spec, dir.path()), Err(VmError::Unsupported(_))));
+    }
+
+    /// Regression: on a Q35 the CD and a SATA disk both went to the first
+    /// AHCI port ("Can't create IDE unit 1, bus supports only 1 units").
+    #[test]
+    fn q35_places_cd_and_sata_disks_on_their_own_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let iso = dir.path().join("x.iso");
+        std::fs::write(&iso, b"").unwrap();
+        let mut spec = VmSpec::new(Some(iso), dir.path().join("log"));
+        spec.machine = Machine::Q35;
+        for i in 0..5 {
+            let path = dir.path().join(format!("d{i}.qcow2"));
+            std::fs::write(&path, b"").unwrap();
+            let interface = if i % 2 == 0 { DiskInterface::Sata } else { DiskInterface::Ide };
+            spec.disks.push(DiskSpec { path, interface, format: "qcow2".into() });
+        }
+        let a = qemu_args(&spec, dir.path()).unwrap().join(" ");
+        for port in 0..6 {
+            assert_eq!(a.matches(&format!(",bus=ide.{port}")).count(), 1, "port {port} in {a}");
+        }
+        assert!(a.contains("ide-cd,drive=boot0,bootindex=0,bus=ide.0"), "{a}");
         spec.disks.push(spec.disks[0].clone());
         assert!(matches!(qemu_args(&spec, dir.path()), Err(VmError::Unsupported(_))));
     }
