@@ -49,7 +49,9 @@ agent:
 		--target $(TARGET) -p lazare-agent
 	@# cargo's `strip = true` left the static-pie's symbol table in (7.4 MB
 	@# -> 6.0 MB stripped): strip it here, it is copied into every initramfs.
-	strip --strip-all $(AGENT)
+	@# Only a fresh build has a .symtab: stripping again would touch the file
+	@# and make build.rs re-embed it, recompiling lazare on every make run.
+	if readelf -S $(AGENT) | grep -q '\.symtab'; then strip --strip-all $(AGENT); fi
 
 cli: agent
 	$(CARGO) build --release --locked -p lazare
