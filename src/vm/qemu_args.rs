@@ -227,23 +227,27 @@ mod tests {
         assert!(script.contains("socat - TCP:127.0.0.1:8470"), "{script}");
     }
 
+    /// A spec booting an (empty) ISO from CD with one empty qcow2 per
+    /// interface, files in `dir`.
+    fn cd_and_disks(dir: &Path, machine: Machine, interfaces: &[DiskInterface]) -> VmSpec {
+        let iso = dir.join("x.iso");
+        std::fs::write(&iso, b"").unwrap();
+        let mut spec = VmSpec::new(Some(iso), dir.join("log"));
+        spec.machine = machine;
+        for (i, &interface) in interfaces.iter().enumerate() {
+            let path = dir.join(format!("d{i}.qcow2"));
+            std::fs::write(&path, b"").unwrap();
+            spec.disks.push(DiskSpec { path, interface, format: "qcow2".into() });
+        }
+        spec
+    }
+
     /// Regression: two IDE disks beside the CD made qemu refuse to start
     /// ("IDE unit 1 is in use").
     #[test]
     fn old_pc_places_cd_and_three_ide_disks_apart() {
         let dir = tempfile::tempdir().unwrap();
-        let iso = dir.path().join("x.iso");
-        std::fs::write(&iso, b"").unwrap();
-        let mut spec = VmSpec::new(Some(iso), dir.path().join("log"));
-        for i in 0..3 {
-            let path = dir.path().join(format!("d{i}.qcow2"));
-            std::fs::write(&path, b"").unwrap();
-            spec.disks.push(DiskSpec {
-                path,
-                interface: DiskInterface::Ide,
-                format: "qcow2".into(),
-            });
-        }
+        let mut spec = cd_and_disks(dir.path(), Machine::Pc, &[DiskInterface::Ide; 3]);
         let a = qemu_args(&spec, dir.path()).unwrap().join(" ");
         for place in ["ide.1,unit=0", "ide.0,unit=0", "ide.0,unit=1", "ide.1,unit=1"] {
             assert_eq!(a.matches(place).count(), 1, "{place} in {a}");
@@ -257,16 +261,8 @@ mod tests {
     #[test]
     fn q35_places_cd_and_sata_disks_on_their_own_ports() {
         let dir = tempfile::tempdir().unwrap();
-        let iso = dir.path().join("x.iso");
-        std::fs::write(&iso, b"").unwrap();
-        let mut spec = VmSpec::new(Some(iso), dir.path().join("log"));
-        spec.machine = Machine::Q35;
-        for i in 0..5 {
-            let path = dir.path().join(format!("d{i}.qcow2"));
-            std::fs::write(&path, b"").unwrap();
-            let interface = if i % 2 == 0 { DiskInterface::Sata } else { DiskInterface::Ide };
-            spec.disks.push(DiskSpec { path, interface, format: "qcow2".into() });
-        }
+        let (sata, ide) = (DiskInterface::Sata, DiskInterface::Ide);
+        let mut spec = cd_and_disks(dir.path(), Machine::Q35, &[sata, ide, sata, ide, sata]);
         let a = qemu_args(&spec, dir.path()).unwrap().join(" ");
         for port in 0..6 {
             assert_eq!(a.matches(&format!(",bus=ide.{port}")).count(), 1, "port {port} in {a}");

@@ -1,5 +1,5 @@
-//! The end-to-end install fixture, for test files other than
-//! `e2e_install.rs` (which keeps its own copy): the real `test` image, a
+//! The end-to-end install fixture shared by
+//! `e2e_install.rs` and `e2e_uefi.rs`: the real `test` image, a
 //! signing key from a first `lazare serve` start, an ISO that bakes in
 //! `http://10.0.2.100:<port>` and that key, a `lazare serve` per test, and
 //! the checks that an install ended and the server saw it. Included with
