@@ -39,6 +39,22 @@ pub enum Cmd {
     Man(crate::gendocs::ManArgs),
 }
 
+/// The command line, parsed. A value its type refuses (`--server ftp://x`)
+/// is said in one line, as every other `lazare:` error; help, version and
+/// usage errors are clap's.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("lazare: {}", line.strip_prefix("error: ").unwrap_or(line));
+            std::process::exit(2)
+        }
+        Err(e) => e.exit(),
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Build(a) => crate::build::run(&a),
