@@ -3,7 +3,7 @@
 
 use super::{InstallCtx, Made};
 use crate::target::{self, Boot, MountEntry, Mounts, TargetError};
-use diskplan::Fs;
+use diskplan::{Fs, Role};
 use lazare_proto::Firmware;
 
 /// fstab entries for the made filesystems, in mount order.
@@ -14,7 +14,13 @@ pub fn mounts(made: &[Made]) -> Mounts {
             uuid: m.uuid.clone(),
             fstype: m.fs.name().to_string(),
             mountpoint: if m.fs == Fs::Swap { "none".into() } else { m.mount.clone() },
-            options: String::new(),
+            // Users write there: no setuid files or device nodes honoured,
+            // so nothing planted in a kept /home can become root.
+            options: if m.kept || m.role == Role::Home {
+                "defaults,nosuid,nodev".into()
+            } else {
+                String::new()
+            },
         })
         .collect();
     Mounts { entries }
