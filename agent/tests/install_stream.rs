@@ -15,7 +15,6 @@ use std::time::Duration;
 use lazare_agent::install::stream::{stream, Progress, StreamError};
 use lazare_agent::install::{Retry, UreqFetch};
 use lazare_proto::{ChunkError, ChunkIndex, ImageFormat, ImageRef, CHUNK_SIZE};
-use sha2::{Digest, Sha256};
 
 /// How the test server misbehaves.
 #[derive(Clone, Copy)]
@@ -285,6 +284,9 @@ fn noise_files(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
             .collect();
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         h.set_size(data.len() as u64);
         h.set_cksum();
         b.append_data(&mut h, format!("f{i}"), &data[..]).unwrap();
@@ -341,7 +343,7 @@ fn a_server_gone_for_good_is_reported_after_the_retries() {
     let dir = tempfile::tempdir().unwrap();
     let e = stream(&UreqFetch::default(), &url, &img, dir.path(), quick(), &Seen::default())
         .unwrap_err();
-    assert!(matches!(e, StreamError::Download { tries: 5, .. }), "{e}");
+    assert!(matches!(e, StreamError::IndexDownload { tries: 5, .. }), "{e}");
 }
 
 #[test]
@@ -382,6 +384,9 @@ fn raw_entry(
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o4755 });
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
     h.set_size(data.len() as u64);
     h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
     if let Some(l) = link {

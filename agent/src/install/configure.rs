@@ -44,3 +44,43 @@ pub fn configure(ctx: &InstallCtx, made: &[Made]) -> Result<(), TargetError> {
     };
     target::configure(&t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn made(mount: &str, role: Role, fs: Fs, kept: bool) -> Made {
+        Made {
+            disk: "sda".into(),
+            number: 1,
+            role,
+            fs,
+            uuid: format!("uuid-{}", mount.trim_start_matches('/')),
+            device: PathBuf::from("/dev/sda1"),
+            mount: mount.into(),
+            kept,
+        }
+    }
+
+    #[test]
+    fn home_is_mounted_nosuid_nodev_and_the_rest_as_before() {
+        let m = mounts(&[
+            made("/", Role::Root, Fs::Ext4, false),
+            made("/home", Role::Home, Fs::Ext4, true),
+            made("/data", Role::Data, Fs::Ext4, true),
+            made("swap", Role::Swap, Fs::Swap, false),
+        ]);
+        let opts: Vec<(&str, &str)> =
+            m.entries.iter().map(|e| (e.mountpoint.as_str(), e.options.as_str())).collect();
+        assert_eq!(
+            opts,
+            [
+                ("/", ""),
+                ("/home", "defaults,nosuid,nodev"),
+                ("/data", "defaults,nosuid,nodev"),
+                ("none", "")
+            ]
+        );
+    }
+}

@@ -342,10 +342,9 @@ fn copy_body(
     if skipped < skip {
         return Ok(false);
     }
-    let size = index.chunk_size() as u64;
+    let size = u64::from(index.chunk_size());
     loop {
-        let n = *have / size;
-        if n == index.count() {
+        if *have == index.size() {
             // Everything the index covers is in: the body must end here.
             let mut extra = [0u8; 1];
             return match read_full(&mut body, &mut extra).map_err(Stop::Io)? {
@@ -353,6 +352,7 @@ fn copy_body(
                 _ => Err(Stop::TooLong),
             };
         }
+        let n = *have / size;
         let range = index.range(n).map_err(Stop::Bad)?;
         let mut buf = vec![0u8; (range.end - range.start) as usize];
         if read_full(&mut body, &mut buf).map_err(Stop::Io)? < buf.len() {

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use diskplan::{DiskAction, DiskLayout, PlannedPartition, Role};
+use diskplan::{DiskAction, DiskLayout, Role};
 use gptman::{GPTPartitionEntry, GPT};
 use lazare_proto::{Firmware, PartitionTable, MIB};
 use mbrman::{MBRPartitionEntry, CHS, MBR};

@@ -67,14 +67,15 @@ fn one<R: Read>(
     let owner = (Uid::from_raw(h.uid()? as u32), Gid::from_raw(h.gid()? as u32));
     let mode = Mode::from_bits_truncate(h.mode()? & 0o7777);
     let mtime = TimeSpec::new(h.mtime()? as i64, 0);
-    let parts = parts(path)?;
-    let Some((name, parent)) = parts.split_last() else {
+    let comps = parts(path)?;
+    let Some((name, parent)) = comps.split_last() else {
         // `./`: the target root itself.
         if kind == EntryType::Directory {
             return set_fd_meta(dirs.root.as_fd(), owner, mode, mtime);
         }
         return Err(io::Error::other("an entry with an empty path that is not a directory"));
     };
+    let name: &OsStr = name;
     // A hard link's source, resolved before `dirs` lends out the parent.
     let link_src = match kind {
         EntryType::Link => {
@@ -216,7 +217,7 @@ impl Dirs {
     /// replaced while unpacking, so the kept descriptors stay right.
     fn open(&mut self, parent: &[&OsStr]) -> io::Result<BorrowedFd<'_>> {
         let common =
-            self.stack.iter().zip(parent).take_while(|((have, _), want)| have == *want).count();
+            self.stack.iter().zip(parent).take_while(|((have, _), want)| have.as_os_str() == **want).count();
         self.stack.truncate(common);
         for name in &parent[common..] {
             let at = self.stack.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
