@@ -342,7 +342,7 @@ fn a_refused_image_leaves_the_disk_unbootable_and_unmounted() {
     let body = tiny_image();
     let url = serve(body.clone());
     let mut plan = test_plan(&body);
-    plan.image.sha256 = "ab".repeat(32); // not this image: a man in the middle
+    plan.image.chunks = "ab".repeat(32); // not this image: a man in the middle
     let target = work.path().join("target");
     let _unmount = Unmount(&target);
     let (events, fetch) = (Events::default(), UreqFetch::default());
