@@ -77,7 +77,11 @@ fn answer(
         }
     }
     if first.contains(".chunks ") {
-        write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", index.len())?;
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            index.len()
+        )?;
         return s.write_all(index);
     }
     let i = n.fetch_add(1, Ordering::SeqCst);
@@ -475,7 +479,7 @@ fn absolute_paths_and_dot_dot_are_refused() {
         raw_entry(&mut b, path, kind, b"", link);
         let e = stream_tar(b.into_inner().unwrap(), &target).unwrap_err();
         assert!(e.to_string().contains("refusing tar path"), "{path}: {e}");
-        assert_eq!(walk(work.path()), [target.clone()], "{path}");
+        assert_eq!(walk(work.path()), vec![target.clone()], "{path}");
     }
 }
 

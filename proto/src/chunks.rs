@@ -97,7 +97,10 @@ impl ChunkIndex {
                 break;
             }
         }
-        Ok(Indexed { index: ChunkIndex { chunk_size, size, hashes }, sha256: hex(&whole.finalize()) })
+        Ok(Indexed {
+            index: ChunkIndex { chunk_size, size, hashes },
+            sha256: hex(&whole.finalize()),
+        })
     }
 
     /// The canonical bytes (see the module doc).

@@ -8,9 +8,11 @@ mod inventory;
 mod plan;
 mod sign;
 
-pub use chunks::{encoded_len, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX};
+pub use chunks::{
+    encoded_len, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
+};
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
-pub use inventory::hex;
+pub use inventory::{hex, valid_machine_id, MacAddr, MacError};
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
 };

@@ -129,8 +129,8 @@ mod tests {
         assert!(ensure_all(dir.path()).is_empty());
         let m: ImageManifest = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
         let index_bytes = std::fs::read(dir.path().join("t.tar.zst.chunks")).unwrap();
-        let index = ChunkIndex::parse_signed(&index_bytes, m.chunks.as_ref().unwrap(), m.size)
-            .unwrap();
+        let index =
+            ChunkIndex::parse_signed(&index_bytes, m.chunks.as_ref().unwrap(), m.size).unwrap();
         assert_eq!(index.count(), 4);
         index.check(3, &bytes[3 << 20..]).unwrap();
         // A second start finds it and leaves the file alone.

@@ -108,7 +108,10 @@ pub fn build_plan(
             size: image.size,
             format: image.format,
             chunks: image.chunks.clone().with_context(|| {
-                format!("image {} has no chunk index: restart `lazare serve` to make it", image.file)
+                format!(
+                    "image {} has no chunk index: restart `lazare serve` to make it",
+                    image.file
+                )
             })?,
         },
         disks,

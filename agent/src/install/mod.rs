@@ -288,12 +288,18 @@ pub fn mount_verified(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallErro
             mount_one(ctx, m, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
         } else {
             let target = ctx.target.join(m.mount.trim_start_matches('/'));
-            nix::mount::mount(None::<&str>, &target, None::<&str>, MsFlags::MS_REMOUNT, None::<&str>)
-                .map_err(|e| InstallError::Mount {
-                    dev: m.device.clone(),
-                    target: target.clone(),
-                    source: e.into(),
-                })?;
+            nix::mount::mount(
+                None::<&str>,
+                &target,
+                None::<&str>,
+                MsFlags::MS_REMOUNT,
+                None::<&str>,
+            )
+            .map_err(|e| InstallError::Mount {
+                dev: m.device.clone(),
+                target: target.clone(),
+                source: e.into(),
+            })?;
         }
     }
     Ok(())
@@ -301,7 +307,8 @@ pub fn mount_verified(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallErro
 
 fn mount_one(ctx: &InstallCtx, m: &Made, flags: MsFlags) -> Result<(), InstallError> {
     let target = ctx.target.join(m.mount.trim_start_matches('/'));
-    let err = |source| InstallError::Mount { dev: m.device.clone(), target: target.clone(), source };
+    let err =
+        |source| InstallError::Mount { dev: m.device.clone(), target: target.clone(), source };
     std::fs::create_dir_all(&target).map_err(err)?;
     nix::mount::mount(Some(&m.device), &target, Some(m.fs.name()), flags, None::<&str>)
         .map_err(|e| err(e.into()))
@@ -310,10 +317,9 @@ fn mount_one(ctx: &InstallCtx, m: &Made, flags: MsFlags) -> Result<(), InstallEr
 /// Unmounts everything at or below `target`, deepest first.
 pub fn unmount_all(target: &Path) -> io::Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mounts")?;
-    let mut below: Vec<PathBuf> = mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+    let mut below: Vec<PathBuf> = crate::procfs::mounts(&mounts)
+        .into_iter()
+        .map(|m| m.target)
         .filter(|p| p.starts_with(target))
         .collect();
     below.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -349,12 +355,10 @@ pub fn disarm(dev: &Path, layout: &Layout) -> io::Result<()> {
 /// Mount points whose source is `node`.
 fn mounted_from(node: &Path) -> Vec<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(src, _)| Path::new(src) == node)
-        .filter_map(|(_, rest)| rest.split(' ').next())
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+    crate::procfs::mounts(&mounts)
+        .into_iter()
+        .filter(|m| Path::new(&m.source) == node)
+        .map(|m| m.target)
         .collect()
 }
 

@@ -212,4 +212,3 @@ pub fn zero(f: &mut File, at: u64, len: u64) -> io::Result<()> {
     }
     Ok(())
 }
-

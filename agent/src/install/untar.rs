@@ -24,17 +24,18 @@ use tar::EntryType;
 
 /// Unpacks a tar stream into `root` (which must exist).
 pub fn unpack(reader: &mut dyn Read, root: &Path) -> io::Result<()> {
-    let root_fd = nix::fcntl::open(root, dir_flags() & !OFlag::O_NOFOLLOW, Mode::empty())
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("opening {}: {e}", root.display())))?;
+    let root_fd =
+        nix::fcntl::open(root, dir_flags() & !OFlag::O_NOFOLLOW, Mode::empty()).map_err(|e| {
+            io::Error::new(io::Error::from(e).kind(), format!("opening {}: {e}", root.display()))
+        })?;
     let mut dirs = Dirs { root: root_fd, stack: Vec::new() };
     let mut buf = vec![0u8; 128 << 10];
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
-        one(&mut dirs, &mut entry, &path, &mut buf).map_err(|e| {
-            io::Error::new(e.kind(), format!("unpacking {}: {e}", path.display()))
-        })?;
+        one(&mut dirs, &mut entry, &path, &mut buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("unpacking {}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -79,7 +80,8 @@ fn one<R: Read>(
     // A hard link's source, resolved before `dirs` lends out the parent.
     let link_src = match kind {
         EntryType::Link => {
-            let link = entry.link_name()?.ok_or_else(|| io::Error::other("hard link without target"))?;
+            let link =
+                entry.link_name()?.ok_or_else(|| io::Error::other("hard link without target"))?;
             let src = parts(&link)?;
             let (src_name, src_parent) =
                 src.split_last().ok_or_else(|| io::Error::other("hard link to the root"))?;
@@ -89,7 +91,10 @@ fn one<R: Read>(
     };
     let symlink_target = match kind {
         EntryType::Symlink => Some(
-            entry.link_name()?.ok_or_else(|| io::Error::other("symlink without target"))?.into_owned(),
+            entry
+                .link_name()?
+                .ok_or_else(|| io::Error::other("symlink without target"))?
+                .into_owned(),
         ),
         _ => None,
     };
@@ -106,7 +111,8 @@ fn one<R: Read>(
                 | OFlag::O_EXCL
                 | OFlag::O_NOFOLLOW
                 | OFlag::O_CLOEXEC;
-            let mut f = File::from(nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o600))?);
+            let mut f =
+                File::from(nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o600))?);
             loop {
                 let n = match entry.read(buf) {
                     Ok(0) => break,
@@ -162,7 +168,12 @@ fn set_fd_meta(fd: BorrowedFd, owner: (Uid, Gid), mode: Mode, mtime: TimeSpec) -
 }
 
 /// Owner and times of `name` itself (a symlink or a node), not followed.
-fn set_name_meta(dir: BorrowedFd, name: &OsStr, owner: (Uid, Gid), mtime: TimeSpec) -> io::Result<()> {
+fn set_name_meta(
+    dir: BorrowedFd,
+    name: &OsStr,
+    owner: (Uid, Gid),
+    mtime: TimeSpec,
+) -> io::Result<()> {
     unistd::fchownat(dir, name, Some(owner.0), Some(owner.1), AtFlags::AT_SYMLINK_NOFOLLOW)?;
     stat::utimensat(dir, name, &mtime, &mtime, UtimensatFlags::NoFollowSymlink)?;
     Ok(())
@@ -216,8 +227,12 @@ impl Dirs {
     /// without following a symlink. Directories are never removed or
     /// replaced while unpacking, so the kept descriptors stay right.
     fn open(&mut self, parent: &[&OsStr]) -> io::Result<BorrowedFd<'_>> {
-        let common =
-            self.stack.iter().zip(parent).take_while(|((have, _), want)| have.as_os_str() == **want).count();
+        let common = self
+            .stack
+            .iter()
+            .zip(parent)
+            .take_while(|((have, _), want)| have.as_os_str() == **want)
+            .count();
         self.stack.truncate(common);
         for name in &parent[common..] {
             let at = self.stack.last().map_or(self.root.as_fd(), |(_, fd)| fd.as_fd());
@@ -232,7 +247,8 @@ impl Dirs {
     fn lookup(&self, parent: &[&OsStr]) -> io::Result<OwnedFd> {
         let mut fd = self.root.try_clone()?;
         for name in parent {
-            fd = nix::fcntl::openat(&fd, *name, dir_flags(), Mode::empty()).map_err(not_a_dir(name))?;
+            fd = nix::fcntl::openat(&fd, *name, dir_flags(), Mode::empty())
+                .map_err(not_a_dir(name))?;
         }
         Ok(fd)
     }

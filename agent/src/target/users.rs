@@ -274,7 +274,10 @@ mod tests {
         let group = std::fs::read_to_string(r.join("etc/group")).unwrap();
         assert!(!group.contains("SKEL"), "{group}");
         let home = r.join("home/alice");
-        assert_eq!(std::fs::read_link(home.join(".profile")).unwrap(), Path::new("../../etc/passwd"));
+        assert_eq!(
+            std::fs::read_link(home.join(".profile")).unwrap(),
+            Path::new("../../etc/passwd")
+        );
         assert_eq!(std::fs::read_to_string(home.join(".bashrc")).unwrap(), "alias ll='ls -l'\n");
         // What the home lacked is added.
         assert_eq!(std::fs::read_to_string(home.join(".config/new.conf")).unwrap(), "SKEL NEW\n");
