@@ -3,7 +3,6 @@
 //! screen, server connection and the CD's kernel for the reinstall entry.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use lazare_proto::{Event, Inventory, Phase, Plan};
 
@@ -59,11 +58,7 @@ pub fn install(
             e,
         )
     })?;
-    screen.line("The disks will be used like this:");
-    for l in install::show::describe(&layout) {
-        screen.line(&format!("  {l}"));
-    }
-    countdown(screen, plan.countdown_secs);
+    install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
     let reinstall = reinstall_entry(screen, inv, &server.base, cmdline);
     let image_url = server.url(&plan.image.url);
@@ -98,12 +93,9 @@ pub fn install(
     ))
 }
 
-fn countdown(screen: &Screen, secs: u32) {
-    for left in (1..=secs).rev() {
-        if left % 5 == 0 || left <= 3 {
-            screen.line(&format!("Starting in {left} s (switch the computer off now to stop)..."));
-        }
-        std::thread::sleep(Duration::from_secs(1));
+impl install::show::Say for Screen {
+    fn say(&self, line: &str) {
+        self.line(line);
     }
 }
 

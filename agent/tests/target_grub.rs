@@ -83,6 +83,7 @@ fn plan() -> Plan {
             sha256: "0".repeat(64),
             size: 0,
             format: ImageFormat::TarZst,
+            chunks: "0".repeat(64),
         },
         disks: DiskPolicy::default(),
         locale: "en_US.UTF-8".into(),
