@@ -67,7 +67,11 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
     step.done("done");
     let hello = || {
         with_retries(screen, cfg.retries, &format!("Contacting the install server {base}"), |_| {
-            server.hello(&inv).map_err(|e| Failure::new(NO_SERVER, e))
+            server.hello(&inv).map_err(|e| match e {
+                // The server knows this PC's id but the CD holds no proof of it.
+                http::HttpError::Status { status: 401 | 403, .. } => Failure::new(NOT_RECOGNISED, e),
+                e => Failure::new(NO_SERVER, e),
+            })
         })
     };
     let mut answer = hello()?;
@@ -100,7 +104,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
             PlanAction::Install => return installing::install(screen, &server, &inv, &plan),
             PlanAction::Inventory => return report_and_power_off(screen, &events, &inv),
             PlanAction::Wait => {
-                screen.line("The install server has not approved this computer yet; asking again in 60 seconds.");
+                screen.line("The install server has not accepted this computer yet: ask the volunteer to accept new PCs on the dashboard. Asking again in 60 seconds.");
                 std::thread::sleep(Duration::from_secs(60));
                 answer = hello()?;
             }
@@ -111,6 +115,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
 const NO_NETWORK: &str =
     "This computer could not connect to the network. Check that the network cable is plugged in.";
 const NO_SERVER: &str = "This computer could not reach the install server.";
+const NOT_RECOGNISED: &str = "The install server already knows a computer with this identity: ask the volunteer to let this PC enrol again on the dashboard.";
 
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.

@@ -62,7 +62,7 @@ pub fn install(
     }
     countdown(screen, plan.countdown_secs);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
-    let reinstall = reinstall_entry(screen, inv, &server.base);
+    let reinstall = reinstall_entry(screen, inv, &server.base, server.secret());
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let _ = std::fs::create_dir_all(TARGET);
@@ -106,7 +106,12 @@ fn countdown(screen: &Screen, secs: u32) {
 
 /// The CD's kernel and initramfs for the "Reinstall from server" entry,
 /// when the boot device can be mounted; else the entry is left out.
-fn reinstall_entry(screen: &Screen, inv: &Inventory, server: &str) -> Option<Reinstall> {
+fn reinstall_entry(
+    screen: &Screen,
+    inv: &Inventory,
+    server: &str,
+    secret: Option<String>,
+) -> Option<Reinstall> {
     let Some(dev) = inv.boot_device.as_deref() else {
         screen.note("no boot CD/USB found: the reinstall entry is left out");
         return None;
@@ -125,10 +130,24 @@ fn reinstall_entry(screen: &Screen, inv: &Inventory, server: &str) -> Option<Rei
         );
         return None;
     }
-    let mut cmdline = kernel_cmdline::Cmdline::parse(
-        &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
-    );
+    let cmdline = match entry_cmdline(Path::new(crate::config::BAKED_CMDLINE)) {
+        Ok(c) => c,
+        Err(e) => {
+            screen.note(&format!("{e}: the reinstall entry is left out"));
+            return None;
+        }
+    };
+    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string(), secret })
+}
+
+/// The reinstall entry's command line: the one `lazare build` baked into the
+/// CD, never /proc/cmdline, where someone at the boot menu may have typed
+/// `lazare.insecure` or another `lazare.key=` that the installed system
+/// would then keep for every later reinstall.
+pub fn entry_cmdline(baked: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(baked)
+        .map_err(|e| format!("reading the CD's command line {}: {e}", baked.display()))?;
+    let mut cmdline = kernel_cmdline::Cmdline::parse(&text);
     cmdline.remove("BOOT_IMAGE");
-    let cmdline = cmdline.to_string();
-    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string() })
+    Ok(cmdline.to_string())
 }

@@ -190,6 +190,7 @@ fn reinstall_entry_and_next_service_files() {
         initrd: cd.path().join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0".into(),
         server: "http://10.0.2.100:8470/".into(),
+        secret: None,
     };
     target::install_reinstall_entry(r, &re).unwrap();
     assert_eq!(read(r, "boot/lazare/vmlinuz"), "KERNEL");

@@ -97,6 +97,8 @@ fn plan() -> Plan {
         reinstall_entry: true,
         countdown_secs: 0,
         nonce: String::new(),
+        challenge: String::new(),
+        valid_secs: 0,
     }
 }
 
@@ -168,6 +170,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         initrd: cd.join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0,115200".into(),
         server: "http://10.0.2.100:8470".into(),
+        secret: None,
     };
     let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
     let boot = Boot { firmware, disks: vec![PathBuf::from(&whole)] };

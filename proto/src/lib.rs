@@ -2,11 +2,16 @@
 //! install server (DESIGN.md "Server API" and "Plan"). Both sides depend on
 //! this crate; nothing here is ever copied into another crate.
 
+mod enroll;
 mod event;
 mod inventory;
 mod plan;
 mod sign;
 
+pub use enroll::{
+    machine_auth, parse_machine_auth, valid_token_hex, CHALLENGE_BYTES, CHALLENGE_HEADER,
+    MACHINE_AUTH_SCHEME, PLAN_VALID_SECS, SECRET_HEADER,
+};
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
 pub use inventory::hex;
 pub use inventory::{

@@ -126,6 +126,31 @@ pub fn install_next_service(root: &Path, server: &str, machine_id: &str) -> Resu
         .map_err(io_err("linking", &link))
 }
 
+/// Writes `/etc/lazare/machine-secret`, readable by root only: whoever
+/// reads it can speak for this PC to the install server.
+pub fn write_machine_secret(root: &Path, secret: &str) -> Result<()> {
+    if !lazare_proto::valid_token_hex(secret) {
+        return Err(TargetError::Invalid("the machine secret is not lowercase hex".into()));
+    }
+    let path = at(root, "/etc/lazare/machine-secret");
+    let dir = at(root, "/etc/lazare");
+    std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+    let tmp = dir.join(".machine-secret.tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err("creating", &tmp))?;
+        f.write_all(format!("{secret}\n").as_bytes()).map_err(io_err("writing", &tmp))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io_err("renaming", &tmp))
+}
+
 fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {
     paths.iter().find_map(|p| super::chroot::resolve_in_root(root, p))
 }
