@@ -130,8 +130,17 @@ fn reinstall_entry(
         );
         return None;
     }
-    let cmdline = match entry_cmdline(Path::new(crate::config::BAKED_CMDLINE)) {
-        Ok(c) => c,
+    let live = Path::new(crate::config::LIVE_CMDLINE);
+    let cmdline = match entry_cmdline(Path::new(crate::config::BAKED_CMDLINE), live) {
+        Ok((c, ignored)) => {
+            if !ignored.is_empty() {
+                screen.note(&format!(
+                    "the reinstall entry leaves out what was typed at the boot menu: {}",
+                    ignored.join(" ")
+                ));
+            }
+            c
+        }
         Err(e) => {
             screen.note(&format!("{e}: the reinstall entry is left out"));
             return None;
@@ -141,13 +150,44 @@ fn reinstall_entry(
 }
 
 /// The reinstall entry's command line: the one `lazare build` baked into the
-/// CD, never /proc/cmdline, where someone at the boot menu may have typed
-/// `lazare.insecure` or another `lazare.key=` that the installed system
-/// would then keep for every later reinstall.
-pub fn entry_cmdline(baked: &Path) -> Result<String, String> {
+/// CD, never the `live` one (/proc/cmdline), where someone at the boot menu
+/// may have typed `lazare.insecure` or another `lazare.key=` that the
+/// installed system would then keep for every later reinstall. Also returns
+/// the live `lazare.*` parameters left out, to say so on screen.
+pub fn entry_cmdline(baked: &Path, live: &Path) -> Result<(String, Vec<String>), String> {
     let text = std::fs::read_to_string(baked)
         .map_err(|e| format!("reading the CD's command line {}: {e}", baked.display()))?;
     let mut cmdline = kernel_cmdline::Cmdline::parse(&text);
     cmdline.remove("BOOT_IMAGE");
-    Ok(cmdline.to_string())
+    let typed = kernel_cmdline::Cmdline::parse(&std::fs::read_to_string(live).unwrap_or_default());
+    let ignored = typed
+        .iter()
+        .filter(|p| p.key.starts_with("lazare.") && !cmdline.iter().any(|b| b == *p))
+        .map(ToString::to_string)
+        .collect();
+    Ok((cmdline.to_string(), ignored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_insecure_or_key_does_not_reach_the_reinstall_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let baked = dir.path().join("cmdline");
+        let live = dir.path().join("proc-cmdline");
+        std::fs::write(&baked, "lazare.server=http://10.0.2.100:8470 console=tty0\n").unwrap();
+        std::fs::write(
+            &live,
+            "BOOT_IMAGE=/boot/vmlinuz lazare.server=http://10.0.2.100:8470 console=tty0 \
+             lazare.insecure lazare.key=ed25519:AAAA\n",
+        )
+        .unwrap();
+        let (entry, ignored) = entry_cmdline(&baked, &live).unwrap();
+        assert_eq!(entry, "lazare.server=http://10.0.2.100:8470 console=tty0");
+        assert_eq!(ignored, ["lazare.insecure", "lazare.key=ed25519:AAAA"]);
+        let missing = entry_cmdline(&dir.path().join("none"), &live).unwrap_err();
+        assert!(missing.contains("the CD's command line"), "{missing}");
+    }
 }
