@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lazare_proto::{
-    Action, Event, Inventory, Next, NextAction, CHALLENGE_HEADER, PLAN_VALID_SECS, SECRET_HEADER,
+    Action, Event, Inventory, Next, NextAction, CHALLENGE_HEADER, SECRET_HEADER,
     SIGNATURE_HEADER,
 };
 use std::sync::Arc;
@@ -206,7 +206,6 @@ fn answer_hello(
     })?;
     let mut plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?)?;
     plan.challenge = challenge;
-    plan.valid_secs = PLAN_VALID_SECS;
     if !accepted {
         plan.action = Action::Wait;
         for u in &mut plan.users {

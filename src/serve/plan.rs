@@ -115,6 +115,9 @@ pub fn build_plan(
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
         nonce,
+        // Set from the hello by the caller (api.rs).
+        challenge: String::new(),
+        valid_secs: lazare_proto::PLAN_VALID_SECS,
     })
 }
 

@@ -151,6 +151,7 @@ pub enum LogOutcome {
 }
 
 /// What a hello changed.
+#[derive(Debug)]
 pub struct HelloRecord {
     /// Order in which the server first saw this PC (1, 2, …): the `{n}` of host names.
     pub seq: u64,
