@@ -119,12 +119,11 @@ fn reads_need_the_admin_and_the_dashboard_logs_in_with_a_strict_cookie() {
 
     // Login: a wrong token is refused, the right one sets an HttpOnly, Strict cookie.
     let no_redirect = ureq::AgentBuilder::new().redirects(0).build();
-    let post_login = |token: &str| {
-        match no_redirect.post(&s.url("/login")).send_form(&[("token", token)]) {
+    let post_login =
+        |token: &str| match no_redirect.post(&s.url("/login")).send_form(&[("token", token)]) {
             Ok(r) | Err(ureq::Error::Status(_, r)) => r,
             Err(e) => panic!("{e}"),
-        }
-    };
+        };
     let r = post_login("not-the-token");
     assert_eq!(r.status(), 403);
     assert!(r.header("Set-Cookie").is_none());
@@ -325,7 +324,8 @@ fn the_database_is_private_and_bounded() {
         assert_eq!(machine_post(&log, &secret, "text/plain", text.as_bytes()).status, 204);
     }
     let d = s.admin_get(&format!("/api/v1/machines/{id}")).json();
-    let installs: Vec<_> = d["logs"].as_array().unwrap().iter().map(|l| l["install"].clone()).collect();
+    let installs: Vec<_> =
+        d["logs"].as_array().unwrap().iter().map(|l| l["install"].clone()).collect();
     assert_eq!(installs, [3, 4, 5]);
     // The page shows the end of each log and links the whole.
     let page = s.admin_get(&format!("/machines/{id}")).text();

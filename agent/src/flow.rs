@@ -69,7 +69,9 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
         with_retries(screen, cfg.retries, &format!("Contacting the install server {base}"), |_| {
             server.hello(&inv).map_err(|e| match e {
                 // The server knows this PC's id but the CD holds no proof of it.
-                http::HttpError::Status { status: 401 | 403, .. } => Failure::new(NOT_RECOGNISED, e),
+                http::HttpError::Status { status: 401 | 403, .. } => {
+                    Failure::new(NOT_RECOGNISED, e)
+                }
                 e => Failure::new(NO_SERVER, e),
             })
         })

@@ -69,7 +69,9 @@ pub fn fresh(plan: &Plan, answer: &SignedAnswer) -> Result<(), FreshError> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FreshError {
-    #[error("the plan echoes challenge {got:?}, not {sent:?} which this hello sent: a replayed plan")]
+    #[error(
+        "the plan echoes challenge {got:?}, not {sent:?} which this hello sent: a replayed plan"
+    )]
     Challenge { sent: String, got: String },
     #[error("the plan arrived {age_secs} s after the hello, past its {valid_secs} s validity")]
     Expired { age_secs: u64, valid_secs: u32 },

@@ -80,7 +80,8 @@ fn a_replayed_or_late_plan_is_refused() {
 
     // A man in the middle answers the second hello with the first, validly
     // signed, answer (an old plan: another image, `home = "fresh"`...).
-    let replay = SignedAnswer { body: first.body.clone(), signature: first.signature, ..second.clone() };
+    let replay =
+        SignedAnswer { body: first.body.clone(), signature: first.signature, ..second.clone() };
     verify::check(&replay, Some(&key)).expect("the replayed bytes are validly signed");
     let e = verify::plan(&replay, Some(&key), false, &inv.machine_id, &screen).unwrap_err();
     assert!(e.plain.contains("nothing will be written"), "{}", e.plain);

@@ -25,7 +25,7 @@ pub const CHALLENGE_BYTES: usize = 16;
 /// A machine secret or challenge as it travels: 16 to 64 bytes in lowercase hex.
 pub fn valid_token_hex(s: &str) -> bool {
     (32..=128).contains(&s.len())
-        && s.len() % 2 == 0
+        && s.len().is_multiple_of(2)
         && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 

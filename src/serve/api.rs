@@ -13,8 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use lazare_proto::{
-    Action, Event, Inventory, Next, NextAction, CHALLENGE_HEADER, SECRET_HEADER,
-    SIGNATURE_HEADER,
+    Action, Event, Inventory, Next, NextAction, CHALLENGE_HEADER, SECRET_HEADER, SIGNATURE_HEADER,
 };
 use std::sync::Arc;
 
@@ -169,7 +168,8 @@ async fn hello(
         .map_err(|e| anyhow::anyhow!("signature header: {e}"))?;
     headers.insert(SIGNATURE_HEADER, sig);
     if let Some(secret) = answer.new_secret {
-        let v = HeaderValue::from_str(&secret).map_err(|e| anyhow::anyhow!("secret header: {e}"))?;
+        let v =
+            HeaderValue::from_str(&secret).map_err(|e| anyhow::anyhow!("secret header: {e}"))?;
         headers.insert(SECRET_HEADER, v);
     }
     Ok(resp)
@@ -191,14 +191,13 @@ fn answer_hello(
     proof: Option<&str>,
     challenge: String,
 ) -> Result<HelloAnswer, ApiError> {
-    let (rec, accepted, new_secret) =
-        match s.store.hello(inv, now_ms(), proof, s.rules.enroll)? {
-            HelloOutcome::In { rec, accepted, new_secret } => (rec, accepted, new_secret),
-            HelloOutcome::Refused(r) => {
-                eprintln!("lazare: hello for {} refused: {}", &inv.machine_id[..12], refusal_text(&r));
-                return Err(r.into());
-            }
-        };
+    let (rec, accepted, new_secret) = match s.store.hello(inv, now_ms(), proof, s.rules.enroll)? {
+        HelloOutcome::In { rec, accepted, new_secret } => (rec, accepted, new_secret),
+        HelloOutcome::Refused(r) => {
+            eprintln!("lazare: hello for {} refused: {}", &inv.machine_id[..12], refusal_text(&r));
+            return Err(r.into());
+        }
+    };
     let ram = inv.memory_bytes / lazare_proto::MIB;
     let profile = s.rules.pick_profile(inv).ok_or(NoPlan::NoRule { ram })?;
     let image = find_image(&s.data.images(), profile).inspect_err(|e| {

@@ -1,7 +1,9 @@
 //! The dashboard: server-rendered HTML from `templates/`, no JavaScript, so
 //! it works on the same old PCs it manages.
 
-use super::api::{blocking, check_id, open_window, order, request_reinstall, ApiError, MachineOrder};
+use super::api::{
+    blocking, check_id, open_window, order, request_reinstall, ApiError, MachineOrder,
+};
 use super::auth::set_cookie;
 use super::enroll::EnrollRule;
 use super::store::{human_bytes, now_ms, rfc3339, MachineDetail, MachineSummary};
@@ -140,7 +142,9 @@ fn admin_or_login(s: &Server, headers: &HeaderMap) -> Result<(), Response> {
 /// A sentence on how new PCs are accepted right now.
 fn enroll_state(s: &Server) -> Result<String, ApiError> {
     Ok(match s.rules.enroll {
-        EnrollRule::Open => "New PCs are accepted at once (enroll = \"open\" in lazare.toml).".into(),
+        EnrollRule::Open => {
+            "New PCs are accepted at once (enroll = \"open\" in lazare.toml).".into()
+        }
         EnrollRule::Approve => {
             "Each new PC waits until you accept it on its page (enroll = \"approve\").".into()
         }
@@ -168,7 +172,7 @@ async fn index(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
                 &s,
                 "dashboard.html",
                 context! { machines => rows, counts => counts, enroll => enroll,
-                           waiting => waiting, window => window },
+                waiting => waiting, window => window },
             )
         },
     );
@@ -247,8 +251,8 @@ async fn whole_log(
     let s2 = s.clone();
     let result = async {
         check_id(&id)?;
-        let m = blocking(move || s2.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id)))
-            .await?;
+        let m =
+            blocking(move || s2.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id))).await?;
         let log = m.logs.into_iter().find(|l| l.install == install).ok_or_else(|| {
             ApiError::Body { status: StatusCode::NOT_FOUND, reason: "no such install log".into() }
         })?;

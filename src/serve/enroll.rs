@@ -47,7 +47,11 @@ impl EnrollRule {
 pub enum HelloOutcome {
     /// Recorded. `new_secret` is set when this hello enrolled the machine
     /// (its first contact, or the first after "let it enrol again").
-    In { rec: HelloRecord, accepted: bool, new_secret: Option<String> },
+    In {
+        rec: HelloRecord,
+        accepted: bool,
+        new_secret: Option<String>,
+    },
     Refused(Refusal),
 }
 
@@ -320,7 +324,10 @@ mod tests {
             HelloOutcome::Refused(r) => r,
             HelloOutcome::In { .. } => panic!("let in"),
         };
-        assert_eq!(refused(s.hello(&inv('a'), 2, None, EnrollRule::Open).unwrap()), Refusal::NoProof);
+        assert_eq!(
+            refused(s.hello(&inv('a'), 2, None, EnrollRule::Open).unwrap()),
+            Refusal::NoProof
+        );
         let wrong = "0".repeat(64);
         assert_eq!(
             refused(s.hello(&inv('a'), 2, Some(&wrong), EnrollRule::Open).unwrap()),
@@ -332,8 +339,7 @@ mod tests {
         assert!(again.is_none(), "a proven hello keeps the secret");
         assert!(s.reenroll(&id).unwrap());
         assert_eq!(s.check_machine(&id, Some(&first)).unwrap(), Err(Refusal::NotEnrolled));
-        let (accepted, second) =
-            secret(s.hello(&inv('a'), 4, None, EnrollRule::Approve).unwrap());
+        let (accepted, second) = secret(s.hello(&inv('a'), 4, None, EnrollRule::Approve).unwrap());
         assert!(accepted, "a machine let in again stays accepted");
         assert_ne!(second.unwrap(), first);
         assert!(s.forget(&id).unwrap());

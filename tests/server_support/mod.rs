@@ -99,7 +99,8 @@ impl TestServer {
             headers.push(("Authorization", format!("Lazare-Machine {s}")));
         }
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let reply = post_with(&self.url("/api/v1/hello"), &headers, &serde_json::to_vec(inv).unwrap());
+        let reply =
+            post_with(&self.url("/api/v1/hello"), &headers, &serde_json::to_vec(inv).unwrap());
         let secret = reply.header("Lazare-Machine-Secret").map(str::to_string);
         Hello { reply, challenge, secret }
     }
