@@ -129,13 +129,13 @@ fn error_page(s: &Server, err: ApiError) -> Response {
 
 /// Pages need the admin; a browser without the login cookie (or with one
 /// from before a token rotation) goes to the login form.
-fn admin_or_login(s: &Server, headers: &HeaderMap) -> Result<(), Response> {
+fn login_needed(s: &Server, headers: &HeaderMap) -> Option<Response> {
     match s.admin(headers) {
-        Ok(()) => Ok(()),
+        Ok(()) => None,
         Err(ApiError::NoToken | ApiError::WrongToken) => {
-            Err(Redirect::to("/login").into_response())
+            Some(Redirect::to("/login").into_response())
         }
-        Err(e) => Err(error_page(s, e)),
+        Err(e) => Some(error_page(s, e)),
     }
 }
 
@@ -157,7 +157,7 @@ fn enroll_state(s: &Server) -> Result<String, ApiError> {
 }
 
 async fn index(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if let Err(r) = admin_or_login(&s, &headers) {
+    if let Some(r) = login_needed(&s, &headers) {
         return r;
     }
     let s2 = s.clone();
@@ -197,7 +197,7 @@ async fn machine_page(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = admin_or_login(&s, &headers) {
+    if let Some(r) = login_needed(&s, &headers) {
         return r;
     }
     let s2 = s.clone();
@@ -245,7 +245,7 @@ async fn whole_log(
     Path((id, install)): Path<(String, u32)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = admin_or_login(&s, &headers) {
+    if let Some(r) = login_needed(&s, &headers) {
         return r;
     }
     let s2 = s.clone();
@@ -307,7 +307,7 @@ async fn order_form(
     Path((id, what)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = admin_or_login(&s, &headers) {
+    if let Some(r) = login_needed(&s, &headers) {
         return r;
     }
     let result = async {
@@ -345,7 +345,7 @@ async fn window_form(
     headers: HeaderMap,
     form: Result<Form<WindowForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    if let Err(r) = admin_or_login(&s, &headers) {
+    if let Some(r) = login_needed(&s, &headers) {
         return r;
     }
     let result = async {
