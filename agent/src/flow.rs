@@ -62,6 +62,13 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
     }
     let base = server_base(&cfg.server, &net)?;
     let server = http::Server::new(http::agent(net.dns.clone()), &base);
+    // Booted from an installed disk's reinstall entry: the disk's secret
+    // came in a second initramfs and proves this PC (see target::grub).
+    if let Ok(secret) = std::fs::read_to_string(MACHINE_SECRET) {
+        if server.set_secret(secret.trim()) {
+            screen.note("machine secret from the installed system found");
+        }
+    }
     let step = screen.step("Looking at this computer");
     let inv = inventory::collect(Path::new("/"));
     step.done("done");
@@ -122,6 +129,9 @@ const NOT_RECOGNISED: &str = "The install server already knows a computer with t
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.
 const BUILD_FLOOR: u64 = 1_767_225_600;
+
+/// Where the reinstall entry's extra initramfs puts the machine secret.
+pub const MACHINE_SECRET: &str = "/etc/lazare/machine-secret";
 
 /// The server public key `lazare build --key` bakes in.
 pub const BAKED_KEY: &str = "/etc/lazare/server.pub";

@@ -91,6 +91,15 @@ impl Server {
         self.secret.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Uses `secret` (a kept one); false when it is not a secret's shape.
+    pub fn set_secret(&self, secret: &str) -> bool {
+        let ok = valid_token_hex(secret);
+        if ok {
+            *self.secret.lock().unwrap_or_else(|e| e.into_inner()) = Some(secret.to_string());
+        }
+        ok
+    }
+
     fn auth(&self, req: ureq::Request) -> ureq::Request {
         match self.secret() {
             Some(s) => req.set("Authorization", &machine_auth(&s)),
@@ -153,8 +162,8 @@ impl Server {
         )?;
         let signature = r.header(SIGNATURE_HEADER).map(str::to_string);
         let date = r.header("Date").map(str::to_string);
-        if let Some(secret) = r.header(SECRET_HEADER).filter(|s| valid_token_hex(s)) {
-            *self.secret.lock().unwrap_or_else(|e| e.into_inner()) = Some(secret.to_string());
+        if let Some(secret) = r.header(SECRET_HEADER) {
+            self.set_secret(secret);
         }
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut r.into_reader(), &mut body)

@@ -87,10 +87,60 @@ pub fn install_reinstall_entry(root: &Path, r: &Reinstall) -> Result<()> {
         std::fs::copy(src, &tmp).map_err(io_err("copying the CD's boot file", src))?;
         std::fs::rename(&tmp, dir.join(name)).map_err(io_err("renaming", &tmp))?;
     }
+    let secret_initrd = dir.join(SECRET_INITRD);
+    match &r.secret {
+        Some(secret) => write_secret_initrd(&secret_initrd, secret)?,
+        None => {
+            let _ = std::fs::remove_file(&secret_initrd);
+        }
+    }
     let script =
         REINSTALL_SCRIPT.replace("@CMDLINE@", r.cmdline.trim()).replace("@ID@", REINSTALL_ENTRY_ID);
     write_file(root, "/etc/grub.d/42_lazare_reinstall", &script)?;
     chmod(&at(root, "/etc/grub.d/42_lazare_reinstall"), 0o755)
+}
+
+/// In `/boot/lazare/`: the machine secret as an extra initramfs. The
+/// reinstall entry loads it after the CD's; the kernel unpacks both, so the
+/// CD's agent finds `/etc/lazare/machine-secret` and proves this PC to the
+/// server. Root only, like the secret itself.
+pub const SECRET_INITRD: &str = "secret.cpio";
+
+fn write_secret_initrd(path: &Path, secret: &str) -> Result<()> {
+    if !lazare_proto::valid_token_hex(secret) {
+        return Err(TargetError::Invalid("the machine secret is not lowercase hex".into()));
+    }
+    let file = format!("{secret}\n");
+    let entries: [(&str, u32, &[u8]); 3] = [
+        ("etc", 0o040755, b""),
+        ("etc/lazare", 0o040755, b""),
+        ("etc/lazare/machine-secret", 0o100600, file.as_bytes()),
+    ];
+    let mut out = Vec::new();
+    let io = |e: std::io::Error| io_err("writing", path)(e);
+    for (name, mode, data) in entries {
+        let mut w = cpio::newc::Builder::new(name).mode(mode).write(&mut out, data.len() as u32);
+        std::io::Write::write_all(&mut w, data).map_err(io)?;
+        w.finish().map_err(io)?;
+    }
+    cpio::newc::trailer(&mut out).map_err(io)?;
+    write_private(path, &out)
+}
+
+/// Temp file (created 0600) + rename.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err("creating", &tmp))?;
+    f.write_all(bytes).map_err(io_err("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err("renaming", &tmp))
 }
 
 fn chmod(p: &Path, mode: u32) -> Result<()> {
@@ -132,23 +182,9 @@ pub fn write_machine_secret(root: &Path, secret: &str) -> Result<()> {
     if !lazare_proto::valid_token_hex(secret) {
         return Err(TargetError::Invalid("the machine secret is not lowercase hex".into()));
     }
-    let path = at(root, "/etc/lazare/machine-secret");
     let dir = at(root, "/etc/lazare");
     std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-    let tmp = dir.join(".machine-secret.tmp");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err("creating", &tmp))?;
-        f.write_all(format!("{secret}\n").as_bytes()).map_err(io_err("writing", &tmp))?;
-    }
-    std::fs::rename(&tmp, &path).map_err(io_err("renaming", &tmp))
+    write_private(&dir.join("machine-secret"), format!("{secret}\n").as_bytes())
 }
 
 fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {
