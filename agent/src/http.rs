@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kernel_cmdline::ServerUrl;
 use lazare_proto::{
     machine_auth, valid_token_hex, Event, Inventory, CHALLENGE_BYTES, CHALLENGE_HEADER,
     SECRET_HEADER, SIGNATURE_HEADER,
@@ -70,20 +71,19 @@ pub fn agent(dns: Vec<Ipv4Addr>) -> ureq::Agent {
         .build()
 }
 
-/// The install server at `base` (`http://10.0.2.100:8470`).
+/// A client of the install server at `base` (`http://10.0.2.100:8470`).
 #[derive(Clone)]
-pub struct Server {
+pub struct Client {
     pub agent: ureq::Agent,
-    pub base: String,
+    pub base: ServerUrl,
     /// This machine's enrolment secret, from the hello that enrolled it:
     /// every later call proves the machine with it.
     secret: Arc<Mutex<Option<String>>>,
 }
 
-impl Server {
-    pub fn new(agent: ureq::Agent, base: &str) -> Server {
-        let secret = Arc::new(Mutex::new(None));
-        Server { agent, base: base.trim_end_matches('/').to_string(), secret }
+impl Client {
+    pub fn new(agent: ureq::Agent, base: ServerUrl) -> Client {
+        Client { agent, base, secret: Arc::new(Mutex::new(None)) }
     }
 
     /// The machine secret, once the server gave one.
@@ -107,11 +107,9 @@ impl Server {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            return path.to_string();
-        }
-        format!("{}{}", self.base, path)
+    /// A route (`/api/v1/hello`) or a plan's URL, resolved against the base.
+    pub fn url(&self, reference: &str) -> String {
+        self.base.join(reference)
     }
 
     fn post(

@@ -3,15 +3,16 @@
 //! screen, server connection and the CD's kernel for the reinstall entry.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use lazare_proto::{Event, Inventory, Phase, Plan};
 
-use crate::flow::Failure;
-use crate::http::Server;
+use crate::failure::Failure;
+use crate::http::Client as Server;
 use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
 use crate::screen::Screen;
 use crate::target::Reinstall;
+use kernel_cmdline::{Cmdline, ServerUrl};
+use lazare_cd::paths::{BAKED_CMDLINE, CD_INITRD, CD_KERNEL};
 
 /// Where the boot CD (or USB stick) is mounted to copy its kernel.
 const CD_MOUNT: &str = "/run/lazare/cd";
@@ -49,6 +50,7 @@ pub fn install(
     server: &Server,
     inv: &Inventory,
     plan: &Plan,
+    cmdline: &Cmdline,
 ) -> Result<(), Failure> {
     let layout = diskplan::plan(inv, &plan.disks).map_err(|e| {
         Failure::new(
@@ -56,13 +58,9 @@ pub fn install(
             e,
         )
     })?;
-    screen.line("The disks will be used like this:");
-    for l in install::show::describe(&layout) {
-        screen.line(&format!("  {l}"));
-    }
-    countdown(screen, plan.countdown_secs);
+    install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
-    let reinstall = reinstall_entry(screen, inv, &server.base, server.secret());
+    let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret());
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let _ = std::fs::create_dir_all(TARGET);
@@ -95,12 +93,9 @@ pub fn install(
     ))
 }
 
-fn countdown(screen: &Screen, secs: u32) {
-    for left in (1..=secs).rev() {
-        if left % 5 == 0 || left <= 3 {
-            screen.line(&format!("Starting in {left} s (switch the computer off now to stop)..."));
-        }
-        std::thread::sleep(Duration::from_secs(1));
+impl install::show::Say for Screen {
+    fn say(&self, line: &str) {
+        self.line(line);
     }
 }
 
@@ -109,7 +104,8 @@ fn countdown(screen: &Screen, secs: u32) {
 fn reinstall_entry(
     screen: &Screen,
     inv: &Inventory,
-    server: &str,
+    server: &ServerUrl,
+    live: &Cmdline,
     secret: Option<String>,
 ) -> Option<Reinstall> {
     let Some(dev) = inv.boot_device.as_deref() else {
@@ -122,16 +118,15 @@ fn reinstall_entry(
         screen.note(&format!("mounting {src}: {e}: the reinstall entry is left out"));
         return None;
     }
-    let kernel = PathBuf::from(CD_MOUNT).join("boot/vmlinuz");
-    let initrd = PathBuf::from(CD_MOUNT).join("boot/initrd.gz");
+    let on_cd = |p: &str| PathBuf::from(CD_MOUNT).join(p.trim_start_matches('/'));
+    let (kernel, initrd) = (on_cd(CD_KERNEL), on_cd(CD_INITRD));
     if !kernel.exists() || !initrd.exists() {
-        screen.note(
-            "the boot CD has no boot/vmlinuz or boot/initrd.gz: the reinstall entry is left out",
-        );
+        screen.note(&format!(
+            "the boot CD has no {CD_KERNEL} or {CD_INITRD}: the reinstall entry is left out"
+        ));
         return None;
     }
-    let live = Path::new(crate::config::LIVE_CMDLINE);
-    let cmdline = match entry_cmdline(Path::new(crate::config::BAKED_CMDLINE), live) {
+    let cmdline = match entry_cmdline(Path::new(BAKED_CMDLINE), live) {
         Ok((c, ignored)) => {
             if !ignored.is_empty() {
                 screen.note(&format!(
@@ -146,7 +141,7 @@ fn reinstall_entry(
             return None;
         }
     };
-    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string(), secret })
+    Some(Reinstall { kernel, initrd, cmdline, server: server.clone(), secret })
 }
 
 /// The reinstall entry's command line: the one `lazare build` baked into the
@@ -154,13 +149,12 @@ fn reinstall_entry(
 /// may have typed `lazare.insecure` or another `lazare.key=` that the
 /// installed system would then keep for every later reinstall. Also returns
 /// the live `lazare.*` parameters left out, to say so on screen.
-pub fn entry_cmdline(baked: &Path, live: &Path) -> Result<(String, Vec<String>), String> {
+pub fn entry_cmdline(baked: &Path, live: &Cmdline) -> Result<(String, Vec<String>), String> {
     let text = std::fs::read_to_string(baked)
         .map_err(|e| format!("reading the CD's command line {}: {e}", baked.display()))?;
-    let mut cmdline = kernel_cmdline::Cmdline::parse(&text);
+    let mut cmdline = Cmdline::parse(&text);
     cmdline.remove("BOOT_IMAGE");
-    let typed = kernel_cmdline::Cmdline::parse(&std::fs::read_to_string(live).unwrap_or_default());
-    let ignored = typed
+    let ignored = live
         .iter()
         .filter(|p| p.key.starts_with("lazare.") && !cmdline.iter().any(|b| b == *p))
         .map(ToString::to_string)
@@ -176,14 +170,11 @@ mod tests {
     fn a_typed_insecure_or_key_does_not_reach_the_reinstall_entry() {
         let dir = tempfile::tempdir().unwrap();
         let baked = dir.path().join("cmdline");
-        let live = dir.path().join("proc-cmdline");
         std::fs::write(&baked, "lazare.server=http://10.0.2.100:8470 console=tty0\n").unwrap();
-        std::fs::write(
-            &live,
+        let live = Cmdline::parse(
             "BOOT_IMAGE=/boot/vmlinuz lazare.server=http://10.0.2.100:8470 console=tty0 \
-             lazare.insecure lazare.key=ed25519:AAAA\n",
-        )
-        .unwrap();
+             lazare.insecure lazare.key=ed25519:AAAA",
+        );
         let (entry, ignored) = entry_cmdline(&baked, &live).unwrap();
         assert_eq!(entry, "lazare.server=http://10.0.2.100:8470 console=tty0");
         assert_eq!(ignored, ["lazare.insecure", "lazare.key=ed25519:AAAA"]);

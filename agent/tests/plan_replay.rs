@@ -30,9 +30,12 @@ fn start_server(data: &Path) -> String {
         keymap: "fr".into(),
         timezone: "Europe/Paris".into(),
         created: 1,
+        chunks: None,
     };
-    std::fs::write(images.join("standard-1.tar.zst.json"), serde_json::to_vec(&m).unwrap())
-        .unwrap();
+    let manifest = images.join("standard-1.tar.zst.json");
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    // The chunk index as `lazare image add` makes it (the plan names its hash).
+    lazare::image::chunks::ensure(&manifest).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let args = lazare::serve::ServeArgs {
         data: data.to_path_buf(),
@@ -67,7 +70,7 @@ fn a_replayed_or_late_plan_is_refused() {
     let base = start_server(dir.path());
     let key: PublicKey =
         std::fs::read_to_string(dir.path().join("server.pub")).unwrap().trim().parse().unwrap();
-    let server = http::Server::new(http::agent(vec![]), &base);
+    let server = http::Client::new(http::agent(vec![]), base.parse().unwrap());
     let inv = inventory();
     let screen = Screen::stderr();
 
