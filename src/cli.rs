@@ -29,6 +29,8 @@ pub enum Cmd {
     Serve(crate::serve::ServeArgs),
     /// Manage the server's signing key.
     Key(crate::key::KeyArgs),
+    /// Server administration: rotate the admin token, accept or forget PCs.
+    Admin(crate::serve::admin::AdminArgs),
     /// Build Debian root filesystem images and add them to a server.
     Image(crate::image::ImageArgs),
     /// Boot an ISO in a local qemu VM to try it against a server.
@@ -61,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Inspect(a) => crate::inspect::run(&a),
         Cmd::Serve(a) => crate::serve::run(&a),
         Cmd::Key(a) => crate::key::run(&a),
+        Cmd::Admin(a) => crate::serve::admin::run(&a),
         Cmd::Image(a) => crate::image::run(&a),
         Cmd::Vm(a) => crate::vm::run(&a),
         Cmd::Completions(a) => crate::gendocs::run_completions(&a),
