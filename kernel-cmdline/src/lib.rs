@@ -28,7 +28,8 @@ pub use cmdline::{keys_equal, Cmdline, CmdlineError, Param};
 pub use fuzz::fuzz_check;
 pub use ip::{Autoconf, ClientId, IpConfig, IpError, IpForm, MacAddr, Netmask};
 pub use lazare::{
-    Action, Host, Insecure, Retries, Scheme, Server, ServerKey, ServerUrl, ValueError,
-    DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_RETRIES, KEY_SERVER, KNOWN_KEYS,
+    Action, Host, Insecure, Lang, Retries, Scheme, Server, ServerKey, ServerUrl, ValueError,
+    DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_LANG, KEY_RETRIES, KEY_SERVER,
+    KNOWN_KEYS,
 };
 pub use resolve::{resolve, AgentConfig, ConfigError, Method, NetworkConfig, ServerSource};
