@@ -7,6 +7,7 @@ pub mod entropy;
 pub mod flow;
 pub mod http;
 pub mod hw;
+pub mod i18n;
 pub mod init;
 pub mod install;
 pub mod installing;

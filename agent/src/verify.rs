@@ -7,9 +7,8 @@ use lazare_proto::{Plan, PublicKey, SignError};
 
 use crate::flow::Failure;
 use crate::http::SignedAnswer;
+use crate::i18n::t;
 use crate::screen::Screen;
-
-const REFUSED: &str = "The answer from the install server is not signed by the server this CD belongs to: nothing will be written to the disks.";
 
 /// Checks the signature (unless `insecure`, then warns in red), parses the
 /// plan and checks it is for `machine_id`.
@@ -27,20 +26,11 @@ pub fn plan(
                 "lazare.insecure: using a plan whose signature was not verified ({e})"
             ));
         }
-        Err(e) => return Err(Failure::new(REFUSED, e)),
+        Err(e) => return Err(Failure::new(&t("fail-refused"), e)),
     }
-    let plan: Plan = serde_json::from_slice(&answer.body).map_err(|e| {
-        Failure::new(
-            "The install server sent an answer this CD does not understand.",
-            format!("parsing the plan: {e}"),
-        )
-    })?;
-    plan.validate_for(machine_id).map_err(|e| {
-        Failure::new(
-            "The install server sent a plan for another computer: nothing will be written.",
-            e,
-        )
-    })?;
+    let plan: Plan = serde_json::from_slice(&answer.body)
+        .map_err(|e| Failure::new(&t("fail-not-understood"), format!("parsing the plan: {e}")))?;
+    plan.validate_for(machine_id).map_err(|e| Failure::new(&t("fail-other-computer"), e))?;
     Ok(plan)
 }
 

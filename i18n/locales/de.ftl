@@ -65,3 +65,9 @@ fail-other-computer = Der Installationsserver hat einen Plan für einen anderen 
 fail-disks = Die Festplatten dieses Computers fassen das gewählte System nicht: nichts wurde geschrieben.
 fail-install = Die Installation wurde nicht beendet. Dieser Computer startet das halb installierte System nicht; rufen Sie Hilfe und nennen Sie das Detail unten.
 fail-no-restart = Installiert, aber der Computer ist nicht von selbst neu gestartet: CD entfernen und neu starten.
+
+## Ein schon installierter PC, erneut von einer vergessenen CD oder einem Stick gestartet.
+installed-already = Dieser Computer ist schon installiert: nichts wird auf seine Festplatten geschrieben.
+installed-cd = Die CD wird ausgeworfen und der Computer startet sein installiertes System.
+installed-usb = Ziehen Sie den USB-Stick ab: dann startet der Computer sein installiertes System.
+installed-usb-off = Der USB-Stick steckt noch: der Computer schaltet sich aus. Stick abziehen, dann einschalten.

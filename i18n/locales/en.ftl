@@ -68,3 +68,9 @@ fail-other-computer = The install server sent a plan for another computer: nothi
 fail-disks = This computer's disks cannot hold the system the server chose: nothing was written.
 fail-install = The installation did not finish. This computer will not start the half-installed system; call for help with the detail below.
 fail-no-restart = Installed, but the computer did not restart by itself: remove the CD and restart it.
+
+## A PC already installed, booted again from a CD or stick left in.
+installed-already = This computer is already installed: nothing will be written to its disks.
+installed-cd = The CD comes out and the computer restarts on its installed system.
+installed-usb = Remove the USB stick: the computer then restarts on its installed system.
+installed-usb-off = The USB stick is still in: the computer switches off. Remove the stick, then switch it on.

@@ -65,3 +65,9 @@ fail-other-computer = El servidor de instalación envió un plan para otro orden
 fail-disks = Los discos de este ordenador no pueden contener el sistema elegido: no se escribió nada.
 fail-install = La instalación no terminó. Este ordenador no arrancará el sistema a medio instalar; pida ayuda con el detalle de abajo.
 fail-no-restart = Instalado, pero el ordenador no se reinició solo: retire el CD y reinícielo.
+
+## Un PC ya instalado, arrancado otra vez desde un CD o una memoria olvidados.
+installed-already = Este ordenador ya está instalado: no se escribirá nada en sus discos.
+installed-cd = El CD sale y el ordenador se reinicia en su sistema instalado.
+installed-usb = Retire la memoria USB: el ordenador se reiniciará en su sistema instalado.
+installed-usb-off = La memoria USB sigue puesta: el ordenador se apaga. Retire la memoria y enciéndalo.

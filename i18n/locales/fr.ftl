@@ -66,3 +66,9 @@ fail-other-computer = Le serveur d'installation a envoyé un plan pour un autre 
 fail-disks = Les disques de cet ordinateur ne peuvent pas contenir le système choisi par le serveur : rien n'a été écrit.
 fail-install = L'installation n'est pas allée jusqu'au bout. Cet ordinateur ne démarrera pas le système à moitié installé ; appelez de l'aide avec le détail ci-dessous.
 fail-no-restart = Installé, mais l'ordinateur n'a pas redémarré tout seul : retirez le CD et redémarrez-le.
+
+## Un PC déjà installé, redémarré sur un CD ou une clé oubliés.
+installed-already = Cet ordinateur est déjà installé : rien ne sera écrit sur ses disques.
+installed-cd = Le CD sort et l'ordinateur redémarre sur son système installé.
+installed-usb = Retirez la clé USB : l'ordinateur redémarre alors sur son système installé.
+installed-usb-off = La clé USB est toujours là : l'ordinateur s'éteint. Retirez la clé, puis rallumez-le.

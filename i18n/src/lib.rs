@@ -9,8 +9,8 @@
 use std::sync::OnceLock;
 
 use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentArgs, FluentResource};
 pub use fluent_bundle::FluentValue;
+use fluent_bundle::{FluentArgs, FluentResource};
 pub use kernel_cmdline::Lang;
 
 /// The source of each language's messages, in [`Lang::ALL`] order.
@@ -47,9 +47,7 @@ fn load(lang: Lang, src: &str) -> Bundle {
 /// missing in `lang` falls back to English; missing everywhere, the id itself
 /// is shown (the tests make sure neither happens).
 pub fn tr(lang: Lang, id: &str, args: &[(&str, FluentValue<'_>)]) -> String {
-    format(lang, id, args)
-        .or_else(|| format(Lang::En, id, args))
-        .unwrap_or_else(|| id.to_string())
+    format(lang, id, args).or_else(|| format(Lang::En, id, args)).unwrap_or_else(|| id.to_string())
 }
 
 fn format(lang: Lang, id: &str, args: &[(&str, FluentValue<'_>)]) -> Option<String> {

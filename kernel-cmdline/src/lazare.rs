@@ -402,7 +402,11 @@ impl FromStr for Lang {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Lang::from_locale(s).ok_or_else(|| {
-            ValueError::new(KEY_LANG, s, "expected en, fr, de or es (or a locale such as fr_FR.UTF-8)")
+            ValueError::new(
+                KEY_LANG,
+                s,
+                "expected en, fr, de or es (or a locale such as fr_FR.UTF-8)",
+            )
         })
     }
 }

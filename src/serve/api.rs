@@ -1,6 +1,6 @@
 //! API v1 (DESIGN.md "Server API"): what the agents and admin scripts call.
 
-use super::plan::{build_plan, find_image, nonce, NoPlan};
+use super::plan::{action_for, build_plan, find_image, nonce, NoPlan};
 use super::store::{now_ms, LogOutcome, MAX_LOG_PER_INSTALL};
 use super::Server;
 use axum::body::Bytes;
@@ -132,27 +132,41 @@ async fn hello(
 /// Records the machine (even when no image is ready, so the dashboard shows
 /// it), then builds, checks and signs its plan.
 fn answer_hello(s: &Server, inv: &Inventory) -> Result<(Vec<u8>, String), ApiError> {
-    let rec = s.store.hello(inv, now_ms())?;
+    let action = action_for(&s.rules, s.store.standing(&inv.machine_id)?, inv);
+    let rec = match action {
+        lazare_proto::Action::Local => s.store.hello_installed(inv, now_ms())?,
+        _ => s.store.hello(inv, now_ms())?,
+    };
     let ram = inv.memory_bytes / lazare_proto::MIB;
     let profile = s.rules.pick_profile(inv).ok_or(NoPlan::NoRule { ram })?;
     let image = find_image(&s.data.images(), profile).inspect_err(|e| {
         eprintln!("lazare: hello from {}: {e}", &inv.machine_id[..12]);
     })?;
-    let plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?)?;
+    let plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?, action)?;
     // The agent refuses a plan that fails this; better to fail here, loudly.
     plan.validate_for(&inv.machine_id).map_err(|e| anyhow::anyhow!("checking the plan: {e}"))?;
     s.store.set_plan(&inv.machine_id, &plan.hostname, &image.name)?;
     let body = serde_json::to_vec(&plan).map_err(|e| anyhow::anyhow!("encoding the plan: {e}"))?;
     let signature = s.key.sign(&body);
     eprintln!(
-        "lazare: hello from {} ({}, {ram} MiB RAM, install #{}) → {} {}",
+        "lazare: hello from {} ({}, {ram} MiB RAM, install #{}) → {} {} {}",
         plan.hostname,
         &inv.machine_id[..12],
         rec.install,
+        action_name(action),
         image.name,
         image.file
     );
     Ok((body, signature))
+}
+
+fn action_name(a: lazare_proto::Action) -> &'static str {
+    match a {
+        lazare_proto::Action::Install => "install",
+        lazare_proto::Action::Inventory => "inventory",
+        lazare_proto::Action::Wait => "wait",
+        lazare_proto::Action::Local => "local (already installed: start it)",
+    }
 }
 
 async fn event(
@@ -239,6 +253,7 @@ pub async fn request_reinstall(s: Arc<Server>, id: String) -> Result<(), ApiErro
     blocking(move || match s.store.request_reinstall(&id, now_ms())? {
         true => {
             eprintln!("lazare: reinstall requested for {}", &id[..12]);
+            super::wol::wake_machine(&s, &id);
             Ok(())
         }
         false => Err(ApiError::UnknownMachine(id)),

@@ -7,6 +7,7 @@ mod dashboard;
 pub mod datadir;
 mod plan;
 mod store;
+mod wol;
 
 use anyhow::{Context, Result};
 use api::ApiError;
@@ -40,6 +41,8 @@ pub struct Server {
     key: SigningKey,
     token_digest: [u8; 32],
     templates: minijinja::Environment<'static>,
+    /// Where it listens: the LANs Wake-on-LAN packets go to (wol.rs).
+    listen: SocketAddr,
 }
 
 impl Server {
@@ -80,6 +83,7 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         token_digest: datadir::token_digest(&token),
         templates,
         data: data.clone(),
+        listen: args.listen,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -201,6 +201,43 @@ impl Store {
         Ok(HelloRecord { seq: seq as u64, install: install as u32 })
     }
 
+    /// What the server knew of the machine before this hello (nothing for
+    /// a new one): installed, and whether a reinstall is ordered.
+    pub fn standing(&self, id: &str) -> Result<super::plan::Standing> {
+        let row: Option<(String, bool)> = self
+            .conn()
+            .query_row(
+                "SELECT status, reinstall IS NOT NULL FROM machines WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("reading the machine's standing")?;
+        Ok(row.map_or_else(Default::default, |(status, reinstall_ordered)| super::plan::Standing {
+            installed: status == status_name(MachineStatus::Installed),
+            reinstall_ordered,
+        }))
+    }
+
+    /// A hello answered [`lazare_proto::Action::Local`]: the machine stays
+    /// installed, its install count and any order untouched; only its
+    /// inventory and last-seen time are refreshed.
+    pub fn hello_installed(&self, inv: &Inventory, now: i64) -> Result<HelloRecord> {
+        let conn = self.conn();
+        let json = serde_json::to_string(inv).context("encoding the inventory")?;
+        conn.execute(
+            "UPDATE machines SET last_seen = ?2, inventory = ?3 WHERE id = ?1",
+            params![inv.machine_id, now, json],
+        )
+        .context("updating the machine")?;
+        let (seq, install): (i64, i64) = conn
+            .query_row("SELECT seq, install FROM machines WHERE id = ?1", [&inv.machine_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .context("reading the machine back")?;
+        Ok(HelloRecord { seq: seq as u64, install: install as u32 })
+    }
+
     /// Remembers what the last plan gave the machine.
     pub fn set_plan(&self, id: &str, hostname: &str, image: &str) -> Result<()> {
         self.conn()

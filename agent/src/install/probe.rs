@@ -11,11 +11,30 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 /// unmounts. `noload` keeps ext3/4 from replaying a dirty journal, so the
 /// look writes nothing: a kept /home stays byte-for-byte.
 pub fn looks_like_home(dev: &Path, fs_type: &str, scratch: &Path) -> io::Result<bool> {
+    read_only(dev, fs_type, scratch, is_home_tree)
+}
+
+/// The lazare machine id (`etc/lazare/machine-id`) of a system lazare
+/// installed on `dev`, read the same write-nothing way.
+pub fn lazare_id(dev: &Path, fs_type: &str, scratch: &Path) -> io::Result<Option<String>> {
+    read_only(dev, fs_type, scratch, |root| {
+        let id = std::fs::read_to_string(root.join("etc/lazare/machine-id")).ok()?;
+        Some(id.trim().to_string()).filter(|id| !id.is_empty())
+    })
+}
+
+/// Mounts `dev` read-only on `scratch`, runs `look` on it, unmounts.
+fn read_only<T>(
+    dev: &Path,
+    fs_type: &str,
+    scratch: &Path,
+    look: impl Fn(&Path) -> T,
+) -> io::Result<T> {
     std::fs::create_dir_all(scratch)?;
     let data = if fs_type == "ext2" { None } else { Some("noload") };
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some(dev), scratch, Some(fs_type), flags, data).map_err(io::Error::from)?;
-    let found = is_home_tree(scratch);
+    let found = look(scratch);
     umount2(scratch, MntFlags::empty()).map_err(io::Error::from)?;
     Ok(found)
 }
