@@ -71,3 +71,16 @@ installed-already = Dieser Computer ist schon installiert: nichts wird auf seine
 installed-cd = Die CD wird ausgeworfen und der Computer startet sein installiertes System.
 installed-usb = Ziehen Sie den USB-Stick ab: dann startet der Computer sein installiertes System.
 installed-usb-off = Der USB-Stick steckt noch: der Computer schaltet sich aus. Stick abziehen, dann einschalten.
+
+## Der Festplattenplan, gezeigt bevor etwas geschrieben wird.
+plan-disk = Festplatte { $name } ({ $size })
+plan-untouched = bleibt wie sie ist
+plan-erased = wird GELÖSCHT
+plan-partly = teilweise neu geschrieben, Ihre Dateien bleiben erhalten
+plan-kept = bleibt
+plan-note = Hinweis: { $note }
+why-boot-device = das ist die Installations-CD oder der Stick
+why-removable = Wechseldatenträger
+why-excluded = vom Server ausgeschlossen
+why-too-small = zu klein, um nützlich zu sein
+why-holds-home = persönlicher Ordner mit Ihren Dateien

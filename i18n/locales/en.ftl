@@ -74,3 +74,16 @@ installed-already = This computer is already installed: nothing will be written 
 installed-cd = The CD comes out and the computer restarts on its installed system.
 installed-usb = Remove the USB stick: the computer then restarts on its installed system.
 installed-usb-off = The USB stick is still in: the computer switches off. Remove the stick, then switch it on.
+
+## The disk plan shown before anything is written.
+plan-disk = Disk { $name } ({ $size })
+plan-untouched = kept as is
+plan-erased = will be ERASED
+plan-partly = partly rewritten, your files are kept
+plan-kept = kept
+plan-note = Note: { $note }
+why-boot-device = this is the install CD or stick
+why-removable = removable media
+why-excluded = excluded by the server
+why-too-small = too small to be useful
+why-holds-home = home with your files

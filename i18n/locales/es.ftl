@@ -71,3 +71,16 @@ installed-already = Este ordenador ya está instalado: no se escribirá nada en 
 installed-cd = El CD sale y el ordenador se reinicia en su sistema instalado.
 installed-usb = Retire la memoria USB: el ordenador se reiniciará en su sistema instalado.
 installed-usb-off = La memoria USB sigue puesta: el ordenador se apaga. Retire la memoria y enciéndalo.
+
+## El plan de los discos, mostrado antes de escribir nada.
+plan-disk = Disco { $name } ({ $size })
+plan-untouched = se queda como está
+plan-erased = se BORRARÁ
+plan-partly = reescrito en parte, sus archivos se conservan
+plan-kept = conservado
+plan-note = Nota: { $note }
+why-boot-device = es el CD o la memoria de instalación
+why-removable = soporte extraíble
+why-excluded = excluido por el servidor
+why-too-small = demasiado pequeño para ser útil
+why-holds-home = carpeta personal con sus archivos

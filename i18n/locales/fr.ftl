@@ -72,3 +72,16 @@ installed-already = Cet ordinateur est déjà installé : rien ne sera écrit su
 installed-cd = Le CD sort et l'ordinateur redémarre sur son système installé.
 installed-usb = Retirez la clé USB : l'ordinateur redémarre alors sur son système installé.
 installed-usb-off = La clé USB est toujours là : l'ordinateur s'éteint. Retirez la clé, puis rallumez-le.
+
+## Le plan des disques, montré avant toute écriture.
+plan-disk = Disque { $name } ({ $size })
+plan-untouched = gardé tel quel
+plan-erased = sera EFFACÉ
+plan-partly = en partie réécrit, vos fichiers sont gardés
+plan-kept = gardé
+plan-note = Remarque : { $note }
+why-boot-device = c'est le CD ou la clé d'installation
+why-removable = support amovible
+why-excluded = exclu par le serveur
+why-too-small = trop petit pour servir
+why-holds-home = dossier personnel avec vos fichiers

@@ -22,6 +22,9 @@ fn sample_args() -> Vec<(&'static str, FluentValue<'static>)> {
         ("count", 7.into()),
         ("secs", 5.into()),
         ("id", "8086:100e".into()),
+        ("name", "sda".into()),
+        ("size", "8.6 GB, QEMU HARDDISK".into()),
+        ("note", "sdb is too small".into()),
     ]
 }
 
