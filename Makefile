@@ -96,6 +96,7 @@ demo: deps build
 # (several minutes each, one VM at a time). Kept out of `make test` by
 # `test = false` in Cargo.toml; CI runs both (.ci/run).
 E2E_TESTS := -p lazare --test image_build --test e2e_install --test e2e_uefi \
+	--test e2e_left_in \
 	-p lazare-agent --test target_grub
 e2e: deps build
 	$(CARGO) test --locked --release --no-fail-fast $(E2E_TESTS) -- --test-threads=1
