@@ -51,6 +51,10 @@ pub struct BootMenu {
     pub entries: Vec<MenuEntry>,
     /// "Boot from local disk", in the menu's language.
     pub local_title: String,
+    /// ISOLINUX's countdown and Tab hint, in the menu's language (`#` is
+    /// the seconds left, `{,s}` ISOLINUX's own singular/plural choice).
+    pub autoboot: String,
+    pub tabmsg: String,
 }
 
 /// A menu sentence in `lang`, spelled in ASCII: ISOLINUX draws code page
@@ -92,8 +96,15 @@ impl BootMenu {
                 cmdline: with_action(Action::Rescue)?,
             },
         ];
-        let local_title = menu_text(lang, "menu-local");
-        Ok(BootMenu { title: title.into(), timeout, serial, entries, local_title })
+        Ok(BootMenu {
+            title: title.into(),
+            timeout,
+            serial,
+            entries,
+            local_title: menu_text(lang, "menu-local"),
+            autoboot: menu_text(lang, "menu-autoboot"),
+            tabmsg: menu_text(lang, "menu-tabmsg"),
+        })
     }
 }
 
@@ -123,7 +134,7 @@ pub fn isolinux_cfg(menu: &BootMenu) -> Result<String, TemplateError> {
         ISOLINUX,
         context! {
             title => menu.title, serial => menu.serial, isolinux_timeout, entries,
-            local_title => menu.local_title,
+            local_title => menu.local_title, autoboot => menu.autoboot, tabmsg => menu.tabmsg,
             default => "install", kernel => KERNEL_PATH, initrd => INITRD_PATH,
             version => env!("CARGO_PKG_VERSION"),
         },

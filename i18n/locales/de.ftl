@@ -5,6 +5,8 @@ menu-install = Installieren (löscht diesen PC)
 menu-inventory = Nur Inventar (Hardware melden, nichts ändern)
 menu-rescue = Rettungskonsole
 menu-local = Von der lokalen Festplatte starten
+menu-autoboot = Automatischer Start in # Sekunde{"{"},n{"}"}...
+menu-tabmsg = [Tab] drücken, um die Optionen zu ändern
 
 ## Die ersten Zeilen auf dem Bildschirm.
 banner-install = Dieser Computer wird eingerichtet. Sie können ihn allein lassen:

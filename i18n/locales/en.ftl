@@ -7,6 +7,8 @@ menu-install = Install (erases this PC)
 menu-inventory = Inventory only (report hardware, change nothing)
 menu-rescue = Rescue shell
 menu-local = Boot from local disk
+menu-autoboot = Automatic boot in # second{"{"},s{"}"}...
+menu-tabmsg = Press [Tab] to edit options
 
 ## The first lines on the screen.
 banner-install = This computer is being set up. You can leave it:

@@ -5,6 +5,8 @@ menu-install = Instalar (borra este PC)
 menu-inventory = Solo inventario (informa del hardware, no cambia nada)
 menu-rescue = Consola de rescate
 menu-local = Arrancar desde el disco local
+menu-autoboot = Arranque automático en # segundo{"{"},s{"}"}...
+menu-tabmsg = Pulse [Tab] para editar las opciones
 
 ## Las primeras líneas en pantalla.
 banner-install = Este ordenador se está instalando. Puede dejarlo:

@@ -6,6 +6,8 @@ menu-install = Installer (efface ce PC)
 menu-inventory = Inventaire seul (signale le matériel, ne change rien)
 menu-rescue = Console de secours
 menu-local = Démarrer sur le disque local
+menu-autoboot = Démarrage automatique dans # seconde{"{"},s{"}"}...
+menu-tabmsg = Touche [Tab] : modifier les options
 
 ## Les premières lignes à l'écran.
 banner-install = Cet ordinateur est en cours d'installation. Vous pouvez le laisser :
