@@ -73,31 +73,10 @@ step "2/6 Install server on 127.0.0.1:$PORT (data: $DATA)"
 # A fresh data dir each run: a new key, an empty machine list.
 rm -rf "$DATA"
 mkdir -p "$DATA"
-cat >"$DATA/lazare.toml" <<'EOF'
-# Demo rules: every PC gets the small `test` image; 5 s to read the disk plan.
-hostname = "demo-{n:02}"
-locale = "fr_FR.UTF-8"
-keymap = "fr"
-timezone = "Europe/Paris"
-countdown_secs = 5
-reinstall_entry = true
-action = "install"
-
-[[image]]
-profile = "test"
-
-[disks]
-root_min = 3221225472
-home = "preserve"
-swap = { kind = "auto" }
-table = "auto"
-exclude = []
-
-[[user]]
-name = "utilisateur"
-full_name = "Utilisateur"
-admin = false
-EOF
+# The tests' rules (every PC gets the small `test` image), with 5 s to
+# read the disk plan on screen.
+sed 's/^countdown_secs = 0$/countdown_secs = 5/' tests/fixtures/rules-test.toml >"$DATA/lazare.toml"
+grep -q '^countdown_secs = 5$' "$DATA/lazare.toml" || fail "tests/fixtures/rules-test.toml has no countdown_secs = 0 line"
 "$LAZARE" serve --data "$DATA" --listen "127.0.0.1:$PORT" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 60); do

@@ -5,7 +5,6 @@
 //! LAN's broadcast address. Nothing leaves the two namespaces. Needs root,
 //! iproute2, curl and socat (Makefile DEB_PACKAGES).
 
-#[allow(dead_code)]
 mod server_support;
 
 use lazare_proto::Inventory;

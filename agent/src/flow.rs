@@ -6,33 +6,20 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lazare_proto::{Action as PlanAction, Event, Inventory, Phase, PublicKey};
+use lazare_proto::{Action, Event, Inventory, Phase};
 
-use crate::config::{self, Action};
+use crate::config::{self, BootAction, Server, ServerUrl};
+use crate::failure::Failure;
 use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::i18n::{t, t_with};
 use crate::screen::Screen;
 use crate::{entropy, http, i18n, installing, inventory, net, verify};
 
-/// A failure with a sentence for the person at the PC.
-#[derive(Debug, thiserror::Error)]
-#[error("{plain}")]
-pub struct Failure {
-    pub plain: String,
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn new(plain: &str, detail: impl std::fmt::Display) -> Failure {
-        Failure { plain: plain.to_string(), detail: format!("{detail:#}") }
-    }
-}
-
 /// The child's main. Never returns.
 pub fn run() -> ! {
     let screen = Screen::open_console();
-    let mut reached: Option<(http::Server, String)> = None;
+    let mut reached: Option<(http::Client, String)> = None;
     match work(&screen, &mut reached) {
         Ok(()) => std::process::exit(0),
         Err(f) => {
@@ -48,8 +35,8 @@ pub fn run() -> ! {
     }
 }
 
-fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result<(), Failure> {
-    let cfg = config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE))
+fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result<(), Failure> {
+    let cfg = config::load(Path::new(config::LIVE_CMDLINE), Path::new("/"))
         .map_err(|e| Failure::new(&t("fail-settings"), e))?;
     if let Some(lang) = cfg.lang {
         i18n::set(lang);
@@ -60,18 +47,18 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
         net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(&t("fail-network"), e))
     })?;
     screen.note(&format!("network: {}", serde_json::to_string(&net).unwrap_or_default()));
-    if cfg.action == Action::Rescue {
+    if cfg.action == BootAction::Rescue {
         crate::init::run_shell(screen);
         return Ok(());
     }
-    let base = server_base(&cfg.server, &net)?;
-    let server = http::Server::new(http::agent(net.dns.clone()), &base);
+    let base = server_url(&cfg.server, &net)?;
+    let server = http::Client::new(http::agent(net.dns.clone()), base.clone());
     let step = screen.step(&t("step-looking"));
     let mut inv = inventory::collect(Path::new("/"));
     inv.installed_id = inventory::installed_id(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
     step.done(&t("step-done"));
     let hello = || {
-        let words = t_with("step-server", &[("server", base.as_str().into())]);
+        let words = t_with("step-server", &[("server", base.to_string().into())]);
         with_retries(screen, cfg.retries, &words, |_| {
             server.hello(&inv).map_err(|e| Failure::new(&t("fail-server"), e))
         })
@@ -93,22 +80,23 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
         &format!("{} {}/{} via {:?}", net.iface, net.address, net.netmask, net.gateway),
     );
     events.send(Phase::Hello, &format!("hello from agent {}", env!("CARGO_PKG_VERSION")));
-    if cfg.action == Action::Inventory {
+    if cfg.action == BootAction::Inventory {
         return report_and_power_off(screen, &events, &inv);
     }
-    let key = server_key(&cfg)?;
     loop {
-        let plan = verify::plan(&answer, key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
+        let plan = verify::plan(&answer, cfg.key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
         entropy::mix(plan.nonce.as_bytes());
         let lang = i18n::follow_locale(&plan.locale);
         screen.note(&format!("speaking {lang} (plan locale {})", plan.locale));
         events
             .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
         match plan.action {
-            PlanAction::Install => return installing::install(screen, &server, &inv, &plan),
-            PlanAction::Inventory => return report_and_power_off(screen, &events, &inv),
-            PlanAction::Local => return start_installed(screen, &events, &inv),
-            PlanAction::Wait => {
+            Action::Install => {
+                return installing::install(screen, &server, &inv, &plan, &cfg.cmdline)
+            }
+            Action::Inventory => return report_and_power_off(screen, &events, &inv),
+            Action::Local => return start_installed(screen, &events, &inv),
+            Action::Wait => {
                 screen.line(&t("not-approved"));
                 std::thread::sleep(Duration::from_secs(60));
                 answer = hello()?;
@@ -120,9 +108,6 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.
 const BUILD_FLOOR: u64 = 1_767_225_600;
-
-/// The server public key `lazare build --key` bakes in.
-pub const BAKED_KEY: &str = "/etc/lazare/server.pub";
 
 fn find_hardware(screen: &Screen) -> Result<(), Failure> {
     let step = screen.step(&t("step-hardware"));
@@ -171,36 +156,32 @@ fn with_retries<T>(
 }
 
 /// The server's base URL: the configured one, or from the DHCP lease
-/// (option 66, else next-server) for `lazare.server=dhcp`.
-fn server_base(server: &config::Server, net: &net::NetState) -> Result<String, Failure> {
-    match server {
-        config::Server::Dhcp => {
-            let lease = net.lease.as_ref();
-            let host = lease
-                .and_then(|l| l.tftp_server.clone())
-                .or_else(|| lease.and_then(|l| l.next_server).map(|a| a.to_string()));
-            host.map(|h| format!("http://{h}:{}", config::DEFAULT_SERVER_PORT)).ok_or_else(|| {
-                Failure::new(&t("fail-server"), "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)")
-            })
-        }
-        other => Ok(other.to_string()),
-    }
-}
-
-/// The key plans must be signed with: `lazare.key=` or the baked file.
-fn server_key(cfg: &config::AgentConfig) -> Result<Option<PublicKey>, Failure> {
-    let text = match &cfg.key {
-        Some(k) => Some(k.to_string()),
-        None => std::fs::read_to_string(BAKED_KEY).ok(),
+/// (option 66, else next-server) for `lazare.server=dhcp`, on lazare's port.
+fn server_url(server: &Server, net: &net::NetState) -> Result<ServerUrl, Failure> {
+    let dhcp = match server {
+        Server::Url(url) => return Ok(url.clone()),
+        Server::Dhcp => net.lease.as_ref(),
     };
-    text.map(|t| t.trim().parse::<PublicKey>())
-        .transpose()
-        .map_err(|e| Failure::new(&t("fail-key"), e))
+    let host = match (dhcp.and_then(|l| l.tftp_server.as_deref()), dhcp.and_then(|l| l.next_server))
+    {
+        (Some(name), _) => name.parse().map_err(|e| {
+            Failure::new(
+                &t("fail-server"),
+                format!("lazare.server=dhcp: the lease's option 66: {e}"),
+            )
+        })?,
+        (None, Some(addr)) => config::Host::V4(addr),
+        (None, None) => return Err(Failure::new(
+            &t("fail-server"),
+            "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)",
+        )),
+    };
+    Ok(ServerUrl::new(config::Scheme::Http, host, Some(config::DEFAULT_SERVER_PORT)))
 }
 
 /// Best-effort progress events to the server (a lost event stops nothing).
 struct Events<'a> {
-    server: &'a http::Server,
+    server: &'a http::Client,
     machine_id: &'a str,
     screen: &'a Screen,
 }
@@ -307,14 +288,21 @@ mod tests {
 
     #[test]
     fn server_from_the_lease_prefers_option_66_then_next_server() {
-        let dhcp = config::Server::Dhcp;
+        let url =
+            |server: &Server, net: &net::NetState| server_url(server, net).map(|u| u.to_string());
+        let dhcp = Server::Dhcp;
         let both = state(Some(Ipv4Addr::new(10, 0, 2, 2)), Some("install.lan"));
-        assert_eq!(server_base(&dhcp, &both).unwrap(), "http://install.lan:8470");
+        assert_eq!(url(&dhcp, &both).unwrap(), "http://install.lan:8470");
         let next = state(Some(Ipv4Addr::new(10, 0, 2, 2)), None);
-        assert_eq!(server_base(&dhcp, &next).unwrap(), "http://10.0.2.2:8470");
+        assert_eq!(url(&dhcp, &next).unwrap(), "http://10.0.2.2:8470");
+        let v4 = state(None, Some("10.0.2.3"));
+        assert_eq!(server_url(&dhcp, &v4).unwrap().host(), &config::Host::V4([10, 0, 2, 3].into()));
         let none = state(None, None);
-        assert!(server_base(&dhcp, &none).unwrap_err().detail.contains("names no server"));
-        let url: config::Server = "http://10.0.2.100:9000".parse().unwrap();
-        assert_eq!(server_base(&url, &none).unwrap(), "http://10.0.2.100:9000");
+        assert!(url(&dhcp, &none).unwrap_err().detail.contains("names no server"));
+        // Option 66 is free text: what is no host name is said, not requested.
+        let junk = state(None, Some("a b/c"));
+        assert!(url(&dhcp, &junk).unwrap_err().detail.contains("option 66"));
+        let given: Server = "http://10.0.2.100:9000/".parse().unwrap();
+        assert_eq!(url(&given, &none).unwrap(), "http://10.0.2.100:9000");
     }
 }

@@ -185,29 +185,30 @@ pub fn run() -> ! {
 
 /// The first lines a person (or a test on the serial console) sees.
 fn banner(screen: &Screen) {
-    use config::Action;
-    let config = config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE));
+    use config::BootAction;
+    let config = config::load(Path::new(config::LIVE_CMDLINE), Path::new("/"));
     match &config {
-        Ok(c) => screen.line(&format!(
-            "lazare-agent {} server={} action={}",
-            env!("CARGO_PKG_VERSION"),
-            c.server,
-            c.action.as_str()
-        )),
+        Ok(c) => {
+            screen.line(&format!(
+                "lazare-agent {} server={} action={}",
+                env!("CARGO_PKG_VERSION"),
+                c.server,
+                c.action.as_str()
+            ));
+            screen.line(&format!("cmdline: {}", c.cmdline));
+        }
         Err(e) => {
             screen.line(&format!("lazare-agent {} config error: {e:#}", env!("CARGO_PKG_VERSION")))
         }
     }
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    screen.line(&format!("cmdline: {}", cmdline.trim_end_matches('\n')));
     // The two lines above are for the volunteer; this one is for whoever
     // stands in front of the PC.
     if let Some(lang) = config.as_ref().ok().and_then(|c| c.lang) {
         crate::i18n::set(lang);
     }
     let plain = match config.map(|c| c.action) {
-        Ok(Action::Install) => [t("banner-install"), t("banner-install-2")],
-        Ok(Action::Inventory) => [t("banner-inventory"), t("banner-inventory-2")],
+        Ok(BootAction::Install) => [t("banner-install"), t("banner-install-2")],
+        Ok(BootAction::Inventory) => [t("banner-inventory"), t("banner-inventory-2")],
         _ => return,
     };
     // Two short lines: the console is 80 columns and wraps mid-word.

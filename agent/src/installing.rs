@@ -3,16 +3,17 @@
 //! screen, server connection and the CD's kernel for the reinstall entry.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use lazare_proto::{Event, Inventory, Phase, Plan};
 
-use crate::flow::Failure;
-use crate::http::Server;
-use crate::i18n::{t, t_with};
+use crate::failure::Failure;
+use crate::http::Client as Server;
+use crate::i18n::t;
 use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
 use crate::screen::Screen;
 use crate::target::Reinstall;
+use kernel_cmdline::{Cmdline, ServerUrl};
+use lazare_cd::paths::{CD_INITRD, CD_KERNEL};
 
 /// Where the boot CD (or USB stick) is mounted to copy its kernel.
 const CD_MOUNT: &str = "/run/lazare/cd";
@@ -51,15 +52,12 @@ pub fn install(
     server: &Server,
     inv: &Inventory,
     plan: &Plan,
+    cmdline: &Cmdline,
 ) -> Result<(), Failure> {
     let layout = diskplan::plan(inv, &plan.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
-    screen.line(&t("disks-used"));
-    for l in install::show::describe(&layout) {
-        screen.line(&format!("  {l}"));
-    }
-    countdown(screen, plan.countdown_secs);
+    install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
-    let reinstall = reinstall_entry(screen, inv, &server.base);
+    let reinstall = reinstall_entry(screen, inv, &server.base, cmdline);
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let _ = std::fs::create_dir_all(TARGET);
@@ -102,18 +100,20 @@ fn staff_words(phase: Phase, percent: Option<u8>) -> Option<String> {
     Some(t(id))
 }
 
-fn countdown(screen: &Screen, secs: u32) {
-    for left in (1..=secs).rev() {
-        if left % 5 == 0 || left <= 3 {
-            screen.line(&t_with("countdown", &[("secs", left.into())]));
-        }
-        std::thread::sleep(Duration::from_secs(1));
+impl install::show::Say for Screen {
+    fn say(&self, line: &str) {
+        self.line(line);
     }
 }
 
 /// The CD's kernel and initramfs for the "Reinstall from server" entry,
 /// when the boot device can be mounted; else the entry is left out.
-fn reinstall_entry(screen: &Screen, inv: &Inventory, server: &str) -> Option<Reinstall> {
+fn reinstall_entry(
+    screen: &Screen,
+    inv: &Inventory,
+    server: &ServerUrl,
+    cmdline: &Cmdline,
+) -> Option<Reinstall> {
     let Some(dev) = inv.boot_device.as_deref() else {
         screen.note("no boot CD/USB found: the reinstall entry is left out");
         return None;
@@ -124,18 +124,15 @@ fn reinstall_entry(screen: &Screen, inv: &Inventory, server: &str) -> Option<Rei
         screen.note(&format!("mounting {src}: {e}: the reinstall entry is left out"));
         return None;
     }
-    let kernel = PathBuf::from(CD_MOUNT).join("boot/vmlinuz");
-    let initrd = PathBuf::from(CD_MOUNT).join("boot/initrd.gz");
+    let on_cd = |p: &str| PathBuf::from(CD_MOUNT).join(p.trim_start_matches('/'));
+    let (kernel, initrd) = (on_cd(CD_KERNEL), on_cd(CD_INITRD));
     if !kernel.exists() || !initrd.exists() {
-        screen.note(
-            "the boot CD has no boot/vmlinuz or boot/initrd.gz: the reinstall entry is left out",
-        );
+        screen.note(&format!(
+            "the boot CD has no {CD_KERNEL} or {CD_INITRD}: the reinstall entry is left out"
+        ));
         return None;
     }
-    let mut cmdline = kernel_cmdline::Cmdline::parse(
-        &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
-    );
+    let mut cmdline = cmdline.clone();
     cmdline.remove("BOOT_IMAGE");
-    let cmdline = cmdline.to_string();
-    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string() })
+    Some(Reinstall { kernel, initrd, cmdline: cmdline.to_string(), server: server.clone() })
 }

@@ -83,6 +83,7 @@ fn plan() -> Plan {
             sha256: "0".repeat(64),
             size: 0,
             format: ImageFormat::TarZst,
+            chunks: "0".repeat(64),
         },
         disks: DiskPolicy::default(),
         locale: "en_US.UTF-8".into(),
@@ -167,7 +168,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         kernel: cd.join("vmlinuz"),
         initrd: cd.join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0,115200".into(),
-        server: "http://10.0.2.100:8470".into(),
+        server: "http://10.0.2.100:8470".parse().unwrap(),
     };
     let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
     let boot = Boot { firmware, disks: vec![PathBuf::from(&whole)] };
@@ -178,6 +179,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         mounts: &mounts,
         boot: &boot,
         reinstall: Some(&reinstall),
+        meminfo: Path::new("/proc/meminfo"),
     };
     target::configure(&t).unwrap_or_else(|e| panic!("configure: {e}"));
 

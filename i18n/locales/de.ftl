@@ -34,6 +34,7 @@ no-nic-driver = Diese CD hat keinen Treiber für die Netzwerkkarte mit der PCI-K
 details-sent = Der Server hat die Daten dieses Computers. Er wird ausgeschaltet.
 disks-used = Die Festplatten werden so verwendet:
 countdown = Beginn in { $secs } s (jetzt ausschalten, um abzubrechen)...
+starting = Los geht's.
 technical-detail = Technisches Detail
 
 ## Was die Installation zeigt, während sie die Festplatte schreibt.

@@ -36,6 +36,7 @@ no-nic-driver = This CD has no driver for the network card with PCI id { $id }.
 details-sent = The server has this computer's details. Powering off.
 disks-used = The disks will be used like this:
 countdown = Starting in { $secs } s (switch the computer off now to stop)...
+starting = Starting.
 technical-detail = Technical detail
 
 ## What the install shows while it writes the disk (screen only: the events

@@ -34,6 +34,7 @@ no-nic-driver = Este CD no tiene controlador para la tarjeta de red con identifi
 details-sent = El servidor tiene los datos de este ordenador. Apagando.
 disks-used = Los discos se usarán así:
 countdown = Empieza en { $secs } s (apague el ordenador ahora para detenerlo)...
+starting = Empezando.
 technical-detail = Detalle técnico
 
 ## Lo que muestra la instalación mientras escribe el disco.

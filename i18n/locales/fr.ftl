@@ -35,6 +35,7 @@ no-nic-driver = Ce CD n'a pas de pilote pour la carte réseau d'identifiant PCI 
 details-sent = Le serveur a reçu les caractéristiques de cet ordinateur. Extinction.
 disks-used = Les disques seront utilisés ainsi :
 countdown = Début dans { $secs } s (éteignez l'ordinateur maintenant pour arrêter)...
+starting = C'est parti.
 technical-detail = Détail technique
 
 ## Ce que l'installation affiche pendant qu'elle écrit le disque.

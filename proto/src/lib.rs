@@ -2,13 +2,17 @@
 //! install server (DESIGN.md "Server API" and "Plan"). Both sides depend on
 //! this crate; nothing here is ever copied into another crate.
 
+mod chunks;
 mod event;
 mod inventory;
 mod plan;
 mod sign;
 
+pub use chunks::{
+    encoded_len, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
+};
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
-pub use inventory::hex;
+pub use inventory::{hex, valid_machine_id, MacAddr, MacError};
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
 };

@@ -70,6 +70,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
 async fn serve(args: &ServeArgs) -> Result<()> {
     let data = DataDir::new(&args.data);
     data.create()?;
+    // Images an older lazare added get their chunk index now: a plan
+    // carries the index hash, so an image without one is not offered.
+    for w in crate::image::chunks::ensure_all(&data.images()) {
+        eprintln!("lazare: warning: {w}");
+    }
     let (key, new_key) = data.load_or_create_key()?;
     let (token, new_token) = data.load_or_create_token()?;
     let rules = Rules::load_or_create(&data.path(RULES_FILE))?;

@@ -2,6 +2,7 @@
 //! its manifest in `DATA/images/`, fill in host name, locale, disks, users.
 
 use super::config::Rules;
+use anyhow::Context;
 use lazare_proto::{Action, ImageManifest, ImageRef, Inventory, Plan, MIB};
 use std::path::Path;
 
@@ -137,6 +138,12 @@ pub fn build_plan(
             sha256: image.sha256.clone(),
             size: image.size,
             format: image.format,
+            chunks: image.chunks.clone().with_context(|| {
+                format!(
+                    "image {} has no chunk index: restart `lazare serve` to make it",
+                    image.file
+                )
+            })?,
         },
         disks,
         locale: rules.locale.clone(),
@@ -174,6 +181,7 @@ mod tests {
             keymap: "fr".into(),
             timezone: "Europe/Paris".into(),
             created,
+            chunks: Some("c".repeat(64)),
         }
     }
 
@@ -209,6 +217,7 @@ mod tests {
         let plan = build_plan(&rules, &inv, 42, &m, nonce().unwrap(), Action::Install).unwrap();
         assert_eq!(plan.hostname, "pc-042");
         assert_eq!(plan.image.url, "/images/s.tar.zst");
+        assert_eq!(plan.image.chunks, "c".repeat(64), "the index hash is in the signed plan");
         assert!(plan.disks.root_min >= m.installed_size + m.installed_size / 4);
         assert_eq!(plan.nonce.len(), 32);
         plan.validate_for(&inv.machine_id).unwrap();

@@ -208,10 +208,12 @@ pub fn add_image(data: &Path, profile: &str, bytes: &[u8]) -> ImageManifest {
         keymap: "fr".into(),
         timezone: "Europe/Paris".into(),
         created: 1_700_000_000,
+        chunks: None,
     };
-    std::fs::write(dir.join(format!("{file}.json")), serde_json::to_vec_pretty(&m).unwrap())
-        .unwrap();
-    m
+    let manifest = dir.join(format!("{file}.json"));
+    std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    // The chunk index as `lazare image add` makes it (the plan names its hash).
+    lazare::image::chunks::ensure(&manifest).unwrap()
 }
 
 /// Verifies an `ed25519:BASE64` signature with OpenSSL, an implementation
