@@ -34,14 +34,24 @@ DEB_PACKAGES += busybox-static
 
 all: build
 
+# What the targets run or read, each with the package that brings it: `make
+# deps` checks them after installing, so a package removed or replaced behind
+# apt's back (qemu-utils from backports, see scripts/deps.sh) is named.
+DEB_NEEDS := qemu-img:qemu-utils qemu-system-x86_64:qemu-system-x86 \
+	mmdebstrap:mmdebstrap dnsmasq:dnsmasq-base socat:socat xorriso:xorriso \
+	curl:curl zstd:zstd cpio:cpio ip:iproute2 openssl:openssl \
+	chromium:chromium chromedriver:chromium-driver mke2fs:e2fsprogs \
+	debugfs:e2fsprogs mkfs.fat:dosfstools fsck.fat:dosfstools sfdisk:fdisk \
+	mkinitramfs:initramfs-tools lsinitramfs:initramfs-tools \
+	/usr/bin/time:time python3:python3 busybox:busybox-static \
+	grub-mkstandalone:grub-efi-amd64-bin \
+	/usr/lib/ISOLINUX/isolinux.bin:isolinux \
+	/usr/lib/syslinux/modules/bios/ldlinux.c32:syslinux-common \
+	/usr/lib/shim/shimx64.efi.signed:shim-signed \
+	/usr/share/OVMF/OVMF_CODE.fd:ovmf
+
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do \
-		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		echo "make deps: installing$$missing"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
-	else echo "make deps: all Debian packages present"; fi
+	@DEB_PACKAGES="$(DEB_PACKAGES)" DEB_NEEDS="$(DEB_NEEDS)" scripts/deps.sh
 
 # The agent is PID 1 of the CD: static (no program interpreter), size-optimised.
 agent:
@@ -86,6 +96,7 @@ demo: deps build
 # (several minutes each, one VM at a time). Kept out of `make test` by
 # `test = false` in Cargo.toml; CI runs both (.ci/run).
 E2E_TESTS := -p lazare --test image_build --test e2e_install --test e2e_uefi \
+	--test e2e_left_in \
 	-p lazare-agent --test target_grub
 e2e: deps build
 	$(CARGO) test --locked --release --no-fail-fast $(E2E_TESTS) -- --test-threads=1

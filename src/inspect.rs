@@ -294,7 +294,8 @@ mod tests {
     #[test]
     fn grub_entries_read_back_as_the_menu_cmdline() {
         let c = kernel_cmdline::Cmdline::parse(r#"a=b c="d e" quiet -- single x=1"#);
-        let menu = crate::templates::BootMenu::new("T", 1, false, &c).unwrap();
+        let menu =
+            crate::templates::BootMenu::new("T", 1, false, &c, kernel_cmdline::Lang::En).unwrap();
         let cfg = crate::templates::grub_cfg(&menu).unwrap();
         let entries = grub_entries(&cfg);
         assert_eq!(entries[0].entry, "install");

@@ -3,7 +3,7 @@
 //! into every loader; each loader gets it in the spelling its own parser
 //! turns back into exactly that command line.
 
-use kernel_cmdline::{BootAction, Cmdline, CmdlineError, KEY_ACTION};
+use kernel_cmdline::{BootAction, Cmdline, CmdlineError, Lang, KEY_ACTION};
 use minijinja::{context, Environment};
 
 const ISOLINUX: &str = include_str!("../templates/isolinux.cfg");
@@ -33,7 +33,8 @@ pub enum TemplateError {
 pub struct MenuEntry {
     /// Short id: the ISOLINUX/LILO label and the GRUB `--id`.
     pub id: &'static str,
-    pub title: &'static str,
+    /// In the menu's language, spelled in ASCII (see [`menu_text`]).
+    pub title: String,
     pub cmdline: Cmdline,
 }
 
@@ -46,16 +47,30 @@ pub struct BootMenu {
     /// Menus on the first serial port too (115200 baud).
     pub serial: bool,
     pub entries: Vec<MenuEntry>,
+    /// "Boot from local disk", in the menu's language.
+    pub local_title: String,
+    /// ISOLINUX's countdown and Tab hint, in the menu's language (`#` is
+    /// the seconds left, `{,s}` ISOLINUX's own singular/plural choice).
+    pub autoboot: String,
+    pub tabmsg: String,
+}
+
+/// A menu sentence in `lang`, spelled in ASCII: ISOLINUX draws code page
+/// 437 and GRUB's text console has no font for accents.
+pub fn menu_text(lang: Lang, id: &str) -> String {
+    lazare_i18n::ascii(&lazare_i18n::tr(lang, id, &[]))
 }
 
 impl BootMenu {
     /// The standard menu: Install (default, exactly `base`), Inventory only,
-    /// Rescue shell; "Boot from local disk" is in every template.
+    /// Rescue shell; "Boot from local disk" is in every template. The
+    /// entries' words are in `lang`.
     pub fn new(
         title: &str,
         timeout: u32,
         serial: bool,
         base: &Cmdline,
+        lang: Lang,
     ) -> Result<Self, TemplateError> {
         let with_action = |a: BootAction| -> Result<Cmdline, TemplateError> {
             let mut c = base.clone();
@@ -63,19 +78,31 @@ impl BootMenu {
             Ok(c)
         };
         let entries = vec![
-            MenuEntry { id: "install", title: "Install (erases this PC)", cmdline: base.clone() },
+            MenuEntry {
+                id: "install",
+                title: menu_text(lang, "menu-install"),
+                cmdline: base.clone(),
+            },
             MenuEntry {
                 id: "inventory",
-                title: "Inventory only (report hardware, change nothing)",
+                title: menu_text(lang, "menu-inventory"),
                 cmdline: with_action(BootAction::Inventory)?,
             },
             MenuEntry {
                 id: "rescue",
-                title: "Rescue shell",
+                title: menu_text(lang, "menu-rescue"),
                 cmdline: with_action(BootAction::Rescue)?,
             },
         ];
-        Ok(BootMenu { title: title.into(), timeout, serial, entries })
+        Ok(BootMenu {
+            title: title.into(),
+            timeout,
+            serial,
+            entries,
+            local_title: menu_text(lang, "menu-local"),
+            autoboot: menu_text(lang, "menu-autoboot"),
+            tabmsg: menu_text(lang, "menu-tabmsg"),
+        })
     }
 }
 
@@ -105,6 +132,7 @@ pub fn isolinux_cfg(menu: &BootMenu) -> Result<String, TemplateError> {
         ISOLINUX,
         context! {
             title => menu.title, serial => menu.serial, isolinux_timeout, entries,
+            local_title => menu.local_title, autoboot => menu.autoboot, tabmsg => menu.tabmsg,
             default => "install", kernel => CD_KERNEL, initrd => CD_INITRD,
             version => env!("CARGO_PKG_VERSION"),
         },
@@ -123,6 +151,7 @@ pub fn grub_cfg(menu: &BootMenu) -> Result<String, TemplateError> {
         GRUB,
         context! {
             title => menu.title, serial => menu.serial, timeout => menu.timeout, entries,
+            local_title => menu.local_title,
             default => "install", kernel => CD_KERNEL, initrd => CD_INITRD,
             version => env!("CARGO_PKG_VERSION"),
         },
@@ -225,7 +254,7 @@ mod tests {
     }
 
     fn menu() -> BootMenu {
-        BootMenu::new("lazare installer", 5, true, &base()).unwrap()
+        BootMenu::new("lazare installer", 5, true, &base(), Lang::En).unwrap()
     }
 
     macro_rules! golden {
@@ -247,6 +276,13 @@ mod tests {
     }
 
     #[test]
+    fn french_menus_golden() {
+        let m = BootMenu::new("lazare installer", 5, true, &base(), Lang::Fr).unwrap();
+        golden!("isolinux.fr.cfg", isolinux_cfg(&m).unwrap());
+        golden!("grub.fr.cfg", grub_cfg(&m).unwrap());
+    }
+
+    #[test]
     fn grub_esp_golden() {
         golden!("grub-esp.cfg", grub_esp_cfg("/.lazare/id-0123456789abcdef").unwrap());
     }
@@ -255,7 +291,7 @@ mod tests {
     fn lilo_golden() {
         let mut c = base();
         c.remove("lazare.note");
-        let m = BootMenu::new("lazare installer", 5, false, &c).unwrap();
+        let m = BootMenu::new("lazare installer", 5, false, &c, Lang::En).unwrap();
         golden!("lilo.conf", lilo_conf(&m, "/boot/lazare", "/dev/sda").unwrap());
     }
 

@@ -12,8 +12,9 @@ use crate::config::{self, BootAction, Server, ServerUrl};
 use crate::failure::Failure;
 use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
+use crate::i18n::{t, t_with};
 use crate::screen::Screen;
-use crate::{entropy, http, installing, inventory, net, verify};
+use crate::{entropy, http, i18n, installing, inventory, net, verify};
 use lazare_cd::paths::installed;
 
 /// The child's main. Never returns.
@@ -37,11 +38,14 @@ pub fn run() -> ! {
 
 fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result<(), Failure> {
     let cfg = config::load(Path::new(config::LIVE_CMDLINE), Path::new("/"))
-        .map_err(|e| Failure::new("The CD's settings are wrong; the CD must be rebuilt.", e))?;
+        .map_err(|e| Failure::new(&t("fail-settings"), e))?;
+    if let Some(lang) = cfg.lang {
+        i18n::set(lang);
+    }
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
     find_hardware(screen)?;
-    let net = with_retries(screen, cfg.retries, "Connecting to the network", |_| {
-        net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(NO_NETWORK, e))
+    let net = with_retries(screen, cfg.retries, &t("step-network"), |_| {
+        net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(&t("fail-network"), e))
     })?;
     screen.note(&format!("network: {}", serde_json::to_string(&net).unwrap_or_default()));
     if cfg.action == BootAction::Rescue {
@@ -57,17 +61,30 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
             screen.note("machine secret from the installed system found");
         }
     }
-    let step = screen.step("Looking at this computer");
-    let inv = inventory::collect(Path::new("/"));
-    step.done("done");
+    let step = screen.step(&t("step-looking"));
+    let mut inv = inventory::collect(Path::new("/"));
+    let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
+    // A CD or stick left in an installed PC: the disk's own secret proves it,
+    // as the reinstall entry's initramfs does (the server then answers
+    // `local` rather than refusing a known id without proof).
+    // Only this PC's own: a donated disk may carry another machine's files.
+    let own = installed.as_ref().filter(|i| i.id == inv.machine_id);
+    if let Some(secret) = own.and_then(|i| i.secret.as_deref()) {
+        if server.set_secret(secret) {
+            screen.note("machine secret from the installed disk found");
+        }
+    }
+    inv.installed_id = installed.map(|i| i.id);
+    step.done(&t("step-done"));
     let hello = || {
-        with_retries(screen, cfg.retries, &format!("Contacting the install server {base}"), |_| {
+        let words = t_with("step-server", &[("server", base.to_string().into())]);
+        with_retries(screen, cfg.retries, &words, |_| {
             server.hello(&inv).map_err(|e| match e {
                 // The server knows this PC's id but the CD holds no proof of it.
                 http::HttpError::Status { status: 401 | 403, .. } => {
-                    Failure::new(NOT_RECOGNISED, e)
+                    Failure::new(&t("fail-not-recognised"), e)
                 }
-                e => Failure::new(NO_SERVER, e),
+                e => Failure::new(&t("fail-server"), e),
             })
         })
     };
@@ -94,6 +111,8 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     loop {
         let plan = verify::plan(&answer, cfg.key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
         entropy::mix(plan.nonce.as_bytes());
+        let lang = i18n::follow_locale(&plan.locale);
+        screen.note(&format!("speaking {lang} (plan locale {})", plan.locale));
         events
             .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
         match plan.action {
@@ -101,8 +120,9 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
                 return installing::install(screen, &server, &inv, &plan, &cfg.cmdline)
             }
             Action::Inventory => return report_and_power_off(screen, &events, &inv),
+            Action::Local => return start_installed(screen, &events, &inv),
             Action::Wait => {
-                screen.line("The install server has not accepted this computer yet: ask the volunteer to accept new PCs on the dashboard. Asking again in 60 seconds.");
+                screen.line(&t("not-approved"));
                 std::thread::sleep(Duration::from_secs(60));
                 answer = hello()?;
             }
@@ -110,28 +130,21 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
 }
 
-const NO_NETWORK: &str =
-    "This computer could not connect to the network. Check that the network cable is plugged in.";
-const NO_SERVER: &str = "This computer could not reach the install server.";
-const NOT_RECOGNISED: &str = "The install server already knows a computer with this identity: ask the volunteer to let this PC enrol again on the dashboard.";
-
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.
 const BUILD_FLOOR: u64 = 1_767_225_600;
 
 fn find_hardware(screen: &Screen) -> Result<(), Failure> {
-    let step = screen.step("Finding hardware");
+    let step = screen.step(&t("step-hardware"));
     let opts = ProbeOpts { root: "/".into(), kver: crate::sys::kernel_release() };
-    let report = coldplug::coldplug(&opts).map_err(|e| {
-        Failure::new("This CD does not match its own kernel; the CD must be rebuilt.", e)
-    })?;
-    step.done(&format!("done ({} drivers)", report.loaded.len()));
+    let report = coldplug::coldplug(&opts).map_err(|e| Failure::new(&t("fail-kernel"), e))?;
+    step.done(&t_with("step-drivers", &[("count", report.loaded.len().into())]));
     screen.note(&format!("modules loaded: {}", report.loaded.join(" ")));
     for (m, e) in &report.failed {
         screen.note(&format!("module {m} failed: {e}"));
     }
     for id in &report.unsupported_nics {
-        screen.warn(&format!("This CD has no driver for the network card with PCI id {id}."));
+        screen.warn(&t_with("no-nic-driver", &[("id", id.as_str().into())]));
     }
     Ok(())
 }
@@ -149,17 +162,17 @@ fn with_retries<T>(
         let step = screen.step(words);
         match f(attempt) {
             Ok(v) => {
-                step.done("done");
+                step.done(&t("step-done"));
                 return Ok(v);
             }
             Err(e) => {
-                step.skipped("not yet");
+                step.skipped(&t("step-not-yet"));
                 screen.failure(&e.plain, &e.detail);
                 if retries.is_some_and(|r| attempt >= r) {
                     return Err(e);
                 }
                 let wait = (2u64 << attempt.min(5)).min(60);
-                screen.line(&format!("Trying again in {wait} seconds..."));
+                screen.line(&t_with("retry-in", &[("secs", wait.into())]));
                 std::thread::sleep(Duration::from_secs(wait));
                 attempt += 1;
             }
@@ -177,11 +190,14 @@ fn server_url(server: &Server, net: &net::NetState) -> Result<ServerUrl, Failure
     let host = match (dhcp.and_then(|l| l.tftp_server.as_deref()), dhcp.and_then(|l| l.next_server))
     {
         (Some(name), _) => name.parse().map_err(|e| {
-            Failure::new(NO_SERVER, format!("lazare.server=dhcp: the lease's option 66: {e}"))
+            Failure::new(
+                &t("fail-server"),
+                format!("lazare.server=dhcp: the lease's option 66: {e}"),
+            )
         })?,
         (None, Some(addr)) => config::Host::V4(addr),
         (None, None) => return Err(Failure::new(
-            NO_SERVER,
+            &t("fail-server"),
             "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)",
         )),
     };
@@ -210,19 +226,62 @@ impl Events<'_> {
     }
 }
 
+/// The server says this PC is installed and its disk still holds that
+/// system (a CD or stick left in): write nothing and start it. A CD is
+/// ejected and the PC restarts; a USB stick cannot be ejected, so the staff
+/// are asked to pull it out (then the PC restarts), else it powers off.
+fn start_installed(screen: &Screen, events: &Events, inv: &Inventory) -> Result<(), Failure> {
+    screen.line("");
+    screen.line(&t("installed-already"));
+    // Installed stays the machine's status on the dashboard, with why it came by.
+    events.send(
+        Phase::Installed,
+        "booted again from a CD or stick left in: starting its installed system",
+    );
+    let boot = inv.boot_device.as_deref();
+    if boot.is_some_and(|d| d.starts_with("sr")) {
+        screen.line(&t("installed-cd"));
+        events.upload_log();
+        std::thread::sleep(Duration::from_secs(3));
+        let reporter = installing::ScreenReporter {
+            screen,
+            server: events.server,
+            machine_id: events.machine_id,
+        };
+        crate::install::eject_cd(&reporter, Path::new("/dev"), boot);
+        return Err(Failure::new(&t("fail-restart"), crate::sys::restart()));
+    }
+    screen.line(&t("installed-usb"));
+    events.upload_log();
+    if let Some(stick) = boot {
+        let node = Path::new("/sys/block").join(stick);
+        for _ in 0..STICK_WAIT_SECS {
+            if !node.exists() {
+                screen.note(&format!("{stick} was removed: restarting"));
+                return Err(Failure::new(&t("fail-restart"), crate::sys::restart()));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    screen.line(&t("installed-usb-off"));
+    std::thread::sleep(Duration::from_secs(5));
+    Err(Failure::new(&t("fail-power-off-switch"), crate::sys::power_off()))
+}
+
+/// How long a left-in USB stick may take to be pulled out before the PC
+/// powers off instead of restarting.
+const STICK_WAIT_SECS: u32 = 60;
+
 fn report_and_power_off(screen: &Screen, events: &Events, inv: &Inventory) -> Result<(), Failure> {
     screen.line("");
     for l in inventory::summary(inv) {
         screen.line(&l);
     }
     screen.line("");
-    screen.line("The server has this computer's details. Powering off.");
+    screen.line(&t("details-sent"));
     events.upload_log();
     std::thread::sleep(Duration::from_secs(2));
-    Err(Failure::new(
-        "Could not power off; you may switch the computer off.",
-        crate::sys::power_off(),
-    ))
+    Err(Failure::new(&t("fail-power-off-switch"), crate::sys::power_off()))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::i18n::t;
 use crate::screen::{self, Screen};
 use crate::{config, sys};
 
@@ -202,20 +203,17 @@ fn banner(screen: &Screen) {
     }
     // The two lines above are for the volunteer; this one is for whoever
     // stands in front of the PC.
+    if let Some(lang) = config.as_ref().ok().and_then(|c| c.lang) {
+        crate::i18n::set(lang);
+    }
     let plain = match config.map(|c| c.action) {
-        Ok(BootAction::Install) => [
-            "This computer is being set up. You can leave it:",
-            "it restarts by itself when it is done.",
-        ],
-        Ok(BootAction::Inventory) => [
-            "This computer's details are being sent to the install server;",
-            "it switches itself off afterwards.",
-        ],
+        Ok(BootAction::Install) => [t("banner-install"), t("banner-install-2")],
+        Ok(BootAction::Inventory) => [t("banner-inventory"), t("banner-inventory-2")],
         _ => return,
     };
     // Two short lines: the console is 80 columns and wraps mid-word.
     screen.line("");
-    for l in plain {
+    for l in &plain {
         screen.line(l);
     }
     screen.line("");
@@ -227,20 +225,14 @@ fn supervise(screen: &Screen) -> ! {
         let code = match spawn_self("agent") {
             Ok(pid) => wait_for(pid),
             Err(e) => {
-                screen.failure(
-                    "The install program could not start.",
-                    &format!("spawning the agent: {e}"),
-                );
+                screen.failure(&t("fail-agent-start"), &format!("spawning the agent: {e}"));
                 EXIT_FAILED
             }
         };
         if code == 0 {
-            screen.line("The install program finished.");
+            screen.line(&t("agent-finished"));
         } else if code != EXIT_FAILED {
-            screen.failure(
-                "The install program stopped unexpectedly.",
-                &format!("agent exit status {code}"),
-            );
+            screen.failure(&t("fail-agent-stopped"), &format!("agent exit status {code}"));
         }
         offer_choices(screen);
     }
@@ -266,12 +258,12 @@ fn wait_for(pid: u32) -> i32 {
 /// Retry, shell, reboot or power off; returns when the user asks to retry.
 pub fn offer_choices(screen: &Screen) {
     loop {
-        screen.line("Type a letter and press Enter:  r = try again   s = shell   b = restart   p = power off");
+        screen.line(&t("choices"));
         match screen::read_choice() {
             Some('r') | Some('\n') => return,
             Some('s') => run_shell(screen),
-            Some('b') => screen.failure("Could not restart.", &sys::restart().to_string()),
-            Some('p') => screen.failure("Could not power off.", &sys::power_off().to_string()),
+            Some('b') => screen.failure(&t("fail-restart"), &sys::restart().to_string()),
+            Some('p') => screen.failure(&t("fail-power-off"), &sys::power_off().to_string()),
             Some(_) => continue,
             None => {
                 // No keyboard to read from: wait and try again by itself.
@@ -285,10 +277,10 @@ pub fn offer_choices(screen: &Screen) {
 /// Runs /bin/sh on the console when the CD carries one.
 pub fn run_shell(screen: &Screen) {
     if !Path::new("/bin/sh").exists() {
-        screen.line("This CD carries no shell (/bin/sh is missing).");
+        screen.line(&t("no-shell"));
         return;
     }
-    screen.line("Starting a shell; type `exit` to come back.");
+    screen.line(&t("shell-start"));
     screen.show_cursor();
     // The agent child runs with stdin closed: give the shell the console.
     let console = std::fs::OpenOptions::new().read(true).write(true).open("/dev/console");
@@ -305,6 +297,6 @@ pub fn run_shell(screen: &Screen) {
         Ok(mut child) => {
             let _ = child.wait();
         }
-        Err(e) => screen.failure("The shell did not start.", &e.to_string()),
+        Err(e) => screen.failure(&t("fail-shell"), &e.to_string()),
     }
 }

@@ -8,6 +8,7 @@ use lazare_proto::{Event, Inventory, Phase, Plan};
 
 use crate::failure::Failure;
 use crate::http::Client as Server;
+use crate::i18n::t;
 use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
 use crate::screen::Screen;
 use crate::target::Reinstall;
@@ -28,9 +29,10 @@ pub struct ScreenReporter<'a> {
 
 impl Reporter for ScreenReporter<'_> {
     fn event(&self, phase: Phase, percent: Option<u8>, message: &str) {
+        let shown = staff_words(phase, percent).unwrap_or_else(|| message.to_string());
         match percent {
-            Some(p) => self.screen.progress(message, p),
-            None => self.screen.line(message),
+            Some(p) => self.screen.progress(&shown, message, p),
+            None => self.screen.event_line(&shown, message),
         }
         let ev = Event { phase, percent, message: message.to_string() };
         if let Err(e) = self.server.event(self.machine_id, &ev) {
@@ -52,12 +54,7 @@ pub fn install(
     plan: &Plan,
     cmdline: &Cmdline,
 ) -> Result<(), Failure> {
-    let layout = diskplan::plan(inv, &plan.disks).map_err(|e| {
-        Failure::new(
-            "This computer's disks cannot hold the system the server chose: nothing was written.",
-            e,
-        )
-    })?;
+    let layout = diskplan::plan(inv, &plan.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
     install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
     let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret());
@@ -78,19 +75,29 @@ pub fn install(
     if let Err(e) = install::run(&ctx) {
         reporter.event(Phase::Failed, None, &format!("install failed: {e}"));
         let _ = server.log(&inv.machine_id, &screen.log_text());
-        return Err(Failure::new(
-            "The installation did not finish. This computer will not start the half-installed system; call for help with the detail below.",
-            e,
-        ));
+        return Err(Failure::new(&t("fail-install"), e));
     }
     let upload = || {
         let _ = server.log(&inv.machine_id, &screen.log_text());
     };
     let e = install::finish(&reporter, &upload, Path::new("/dev"), inv.boot_device.as_deref());
-    Err(Failure::new(
-        "Installed, but the computer did not restart by itself: remove the CD and restart it.",
-        e,
-    ))
+    Err(Failure::new(&t("fail-no-restart"), e))
+}
+
+/// The staff's words for an install event on the PC's screen; `None` keeps
+/// the event's own (English, technical) message. The events sent to the
+/// server, the log and the serial port keep their English wording: the
+/// dashboard, the volunteer and the tests read them.
+fn staff_words(phase: Phase, percent: Option<u8>) -> Option<String> {
+    let id = match phase {
+        Phase::Partition => "event-partition",
+        Phase::Format => "event-format",
+        Phase::Download if percent.is_some() => "event-download",
+        Phase::Configure => "event-configure",
+        Phase::Installed => "event-installed",
+        _ => return None,
+    };
+    Some(t(id))
 }
 
 impl install::show::Say for Screen {

@@ -40,6 +40,7 @@ pub fn collect(root: &Path) -> Inventory {
         disks: disks.into_iter().filter(|d| !d.name.starts_with("sr")).collect(),
         nics,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        installed_id: None,
     }
 }
 
@@ -251,6 +252,40 @@ fn boot_device(root: &Path, disks: &[Disk]) -> Option<String> {
         !label.as_deref().is_some_and(|l| l.to_ascii_uppercase().starts_with("LAZARE"))
     });
     isos.into_iter().next().map(|(n, _)| n)
+}
+
+/// The installed lazare system on `disks` (the first ext filesystem holding
+/// `etc/lazare/machine-id`): its id for [`Inventory::installed_id`], and its
+/// machine secret, which lets a CD left in prove the PC to the server.
+/// Mounts each one read-only without journal replay: nothing is written.
+/// Only for the PC itself (`/dev`): host runs never mount their own disks.
+pub fn installed(
+    dev: &Path,
+    disks: &[Disk],
+    note: &dyn Fn(&str),
+) -> Option<crate::install::probe::Installed> {
+    let scratch = Path::new("/run/lazare/probe");
+    for d in disks {
+        for p in &d.partitions {
+            let Some(fs) = p.fs_type.as_deref().filter(|f| matches!(*f, "ext2" | "ext3" | "ext4"))
+            else {
+                continue;
+            };
+            let node = dev.join(diskplan::partition_name(&d.name, p.number));
+            match crate::install::probe::installed(&node, fs, scratch) {
+                Ok(Some(found)) => {
+                    let id = &found.id;
+                    note(&format!("{} holds the lazare system of machine {id}", node.display()));
+                    return Some(found);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    note(&format!("looking for an installed system on {}: {e}", node.display()))
+                }
+            }
+        }
+    }
+    None
 }
 
 /// A few lines for the screen.

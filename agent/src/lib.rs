@@ -8,6 +8,7 @@ pub mod failure;
 pub mod flow;
 pub mod http;
 pub mod hw;
+pub mod i18n;
 pub mod init;
 pub mod install;
 pub mod installing;

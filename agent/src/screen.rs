@@ -122,16 +122,17 @@ impl Screen {
     }
 
     /// A long step's progress. On the PC's screen one line with a bar,
-    /// redrawn in place; on the serial port and in the log a line per
-    /// change (`message (NN%)`), which is what tests and volunteers grep.
-    pub fn progress(&self, message: &str, percent: u8) {
-        let line = format!("{message} ({percent}%)");
+    /// redrawn in place, in the staff's words (`shown`); on the serial port
+    /// and in the log a line per change (`logged (NN%)`, the event's English
+    /// wording), which is what tests and volunteers grep.
+    pub fn progress(&self, shown: &str, logged: &str, percent: u8) {
+        let line = format!("{logged} ({percent}%)");
         self.log(&line);
         if self.inner.stderr || !self.inner.vt {
             self.write_raw(&format!("{line}\r\n"));
             return;
         }
-        self.write_first(&format!("\r{message} {}{CLEAR_EOL}", progress_bar(percent)));
+        self.write_first(&format!("\r{shown} {}{CLEAR_EOL}", progress_bar(percent)));
         self.inner.progress_open.store(percent < 100, Ordering::Relaxed);
         if percent >= 100 {
             self.write_first("\r\n");
@@ -139,6 +140,24 @@ impl Screen {
         let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
         for f in outs.iter_mut().skip(1) {
             let _ = f.write_all(format!("{line}\r\n").as_bytes());
+        }
+    }
+
+    /// A line in the staff's words on the PC's screen and the event's
+    /// English wording on the serial port and in the log (as [`Self::progress`]).
+    pub fn event_line(&self, shown: &str, logged: &str) {
+        if self.inner.stderr || !self.inner.vt || shown == logged {
+            self.line(logged);
+            return;
+        }
+        self.log(logged);
+        if self.inner.progress_open.swap(false, Ordering::Relaxed) {
+            self.write_first("\r\n");
+        }
+        self.write_first(&format!("{shown}\r\n"));
+        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        for f in outs.iter_mut().skip(1) {
+            let _ = f.write_all(format!("{logged}\r\n").as_bytes());
         }
     }
 
@@ -193,10 +212,16 @@ impl Screen {
     }
 
     /// A failure: one sentence for the person at the PC, then the detail.
+    /// The detail is English, so its label is too (after the staff's own
+    /// word for it): the volunteer on the phone and the tests read it.
     pub fn failure(&self, plain: &str, detail: &str) {
         self.log(&format!("FAILED: {plain}\ndetail: {detail}"));
+        let label = match crate::i18n::current() {
+            crate::i18n::Lang::En => String::new(),
+            _ => format!("{} / ", crate::i18n::t("technical-detail")),
+        };
         self.write_raw(&format!(
-            "\r\n{RED}{plain}{RESET}\r\nTechnical detail: {}\r\n",
+            "\r\n{RED}{plain}{RESET}\r\n{label}Technical detail: {}\r\n",
             detail.replace('\n', "\r\n")
         ));
     }

@@ -9,10 +9,8 @@ use lazare_proto::{Plan, PublicKey, SignError};
 
 use crate::failure::Failure;
 use crate::http::SignedAnswer;
+use crate::i18n::t;
 use crate::screen::Screen;
-
-const REFUSED: &str = "The answer from the install server is not signed by the server this CD belongs to: nothing will be written to the disks.";
-const REPLAYED: &str = "The answer from the install server is not the answer to this computer's question (an old answer played again?): nothing will be written to the disks.";
 
 /// Checks the signature (unless `insecure`, then warns in red), parses the
 /// plan and checks it is for `machine_id`.
@@ -30,21 +28,12 @@ pub fn plan(
                 "lazare.insecure: using a plan whose signature was not verified ({e})"
             ));
         }
-        Err(e) => return Err(Failure::new(REFUSED, e)),
+        Err(e) => return Err(Failure::new(&t("fail-refused"), e)),
     }
-    let plan: Plan = serde_json::from_slice(&answer.body).map_err(|e| {
-        Failure::new(
-            "The install server sent an answer this CD does not understand.",
-            format!("parsing the plan: {e}"),
-        )
-    })?;
-    plan.validate_for(machine_id).map_err(|e| {
-        Failure::new(
-            "The install server sent a plan for another computer: nothing will be written.",
-            e,
-        )
-    })?;
-    fresh(&plan, answer).map_err(|e| Failure::new(REPLAYED, e))?;
+    let plan: Plan = serde_json::from_slice(&answer.body)
+        .map_err(|e| Failure::new(&t("fail-not-understood"), format!("parsing the plan: {e}")))?;
+    plan.validate_for(machine_id).map_err(|e| Failure::new(&t("fail-other-computer"), e))?;
+    fresh(&plan, answer).map_err(|e| Failure::new(&t("fail-replayed"), e))?;
     Ok(plan)
 }
 

@@ -77,6 +77,7 @@ fn inventory(firmware: Firmware, disk: Disk) -> Inventory {
         nics: vec![],
         boot_device: None,
         agent_version: String::new(),
+        installed_id: None,
     }
 }
 

@@ -12,9 +12,11 @@ pub const KEY_ACTION: &str = "lazare.action";
 pub const KEY_KEY: &str = "lazare.key";
 pub const KEY_INSECURE: &str = "lazare.insecure";
 pub const KEY_RETRIES: &str = "lazare.retries";
+pub const KEY_LANG: &str = "lazare.lang";
 
 /// Every `lazare.*` key this crate knows; others are typos and are refused.
-pub const KNOWN_KEYS: [&str; 5] = [KEY_SERVER, KEY_ACTION, KEY_KEY, KEY_INSECURE, KEY_RETRIES];
+pub const KNOWN_KEYS: [&str; 6] =
+    [KEY_SERVER, KEY_ACTION, KEY_KEY, KEY_INSECURE, KEY_RETRIES, KEY_LANG];
 
 /// `lazare serve`'s default port, used for a server taken from `ip=`.
 pub const DEFAULT_SERVER_PORT: u16 = 8470;
@@ -407,5 +409,82 @@ impl FromStr for Retries {
 impl fmt::Display for Retries {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
+    }
+}
+
+/// `lazare.lang=fr`: the language of the sentences the staff read (the
+/// agent's screen, the boot menus) until the plan's locale takes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Lang {
+    #[default]
+    En,
+    Fr,
+    De,
+    Es,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 4] = [Lang::En, Lang::Fr, Lang::De, Lang::Es];
+
+    /// The ISO 639-1 code, as on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Fr => "fr",
+            Lang::De => "de",
+            Lang::Es => "es",
+        }
+    }
+
+    /// The language of a POSIX locale (`fr_FR.UTF-8`, `de_CH`, `es`), as in
+    /// LANG or a plan's locale; `None` for `C`, `POSIX` and languages the
+    /// agent does not speak.
+    pub fn from_locale(locale: &str) -> Option<Lang> {
+        let code = locale.split(['_', '-', '.', '@']).next().unwrap_or("");
+        Lang::ALL.into_iter().find(|l| l.as_str().eq_ignore_ascii_case(code))
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Lang {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Lang::from_locale(s).ok_or_else(|| {
+            ValueError::new(
+                KEY_LANG,
+                s,
+                "expected en, fr, de or es (or a locale such as fr_FR.UTF-8)",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod lang_tests {
+    use super::*;
+
+    #[test]
+    fn lang_takes_a_code_or_a_locale_and_refuses_others() {
+        assert_eq!("fr".parse::<Lang>(), Ok(Lang::Fr));
+        assert_eq!("fr_FR.UTF-8".parse::<Lang>(), Ok(Lang::Fr));
+        assert_eq!("de_CH".parse::<Lang>(), Ok(Lang::De));
+        assert_eq!("es-ES".parse::<Lang>(), Ok(Lang::Es));
+        assert_eq!("EN_us.utf8".parse::<Lang>(), Ok(Lang::En));
+        assert_eq!(Lang::from_locale("C.UTF-8"), None);
+        assert_eq!(Lang::from_locale("POSIX"), None);
+        assert_eq!(Lang::from_locale(""), None);
+        let e = "it_IT".parse::<Lang>().unwrap_err();
+        assert_eq!(e.key, KEY_LANG);
+        assert!(e.to_string().starts_with("lazare.lang=it_IT: expected en, fr"), "{e}");
+        for l in Lang::ALL {
+            assert_eq!(l.to_string().parse::<Lang>(), Ok(l));
+        }
     }
 }

@@ -29,7 +29,8 @@ pub use cmdline::{keys_equal, Cmdline, CmdlineError, Param};
 pub use fuzz::fuzz_check;
 pub use ip::{Autoconf, ClientId, IpConfig, IpError, IpForm, MacAddr, Netmask};
 pub use lazare::{
-    parse_key, BootAction, Host, Insecure, Retries, Scheme, Server, ServerUrl, ValueError,
-    DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_RETRIES, KEY_SERVER, KNOWN_KEYS,
+    parse_key, BootAction, Host, Insecure, Lang, Retries, Scheme, Server, ServerUrl, ValueError,
+    DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_LANG, KEY_RETRIES, KEY_SERVER,
+    KNOWN_KEYS,
 };
 pub use resolve::{resolve, AgentConfig, ConfigError, Method, NetworkConfig, ServerSource};

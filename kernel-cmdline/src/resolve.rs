@@ -9,8 +9,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::cmdline::{keys_equal, Cmdline, Param};
 use crate::ip::{Autoconf, ClientId, IpConfig, IpError, MacAddr};
 use crate::lazare::{
-    parse_key, BootAction, Host, Insecure, Retries, Scheme, Server, ServerUrl, ValueError,
-    DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_RETRIES, KEY_SERVER, KNOWN_KEYS,
+    parse_key, BootAction, Host, Insecure, Lang, Retries, Scheme, Server, ServerUrl, ValueError,
+    DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_LANG, KEY_RETRIES, KEY_SERVER,
+    KNOWN_KEYS,
 };
 
 /// What the agent does at boot, as `lazare-agent config` prints it.
@@ -29,6 +30,8 @@ pub struct AgentConfig {
     pub server_source: ServerSource,
     /// The live command line as parsed (`console=` and friends untouched).
     pub cmdline: Cmdline,
+    /// `lazare.lang`; `None`: English until the plan names a locale.
+    pub lang: Option<Lang>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -112,7 +115,7 @@ pub enum ConfigError {
     Ip(#[from] IpError),
     #[error("{key}: expected a value ({key}=...)")]
     MissingValue { key: &'static str },
-    #[error("unknown key {key}: the lazare keys are lazare.server, lazare.action, lazare.key, lazare.insecure and lazare.retries")]
+    #[error("unknown key {key}: the lazare keys are lazare.server, lazare.action, lazare.key, lazare.insecure, lazare.retries and lazare.lang")]
     UnknownKey { key: String },
     #[error("ip={value}: {what} is not supported by lazare ({hint})")]
     Unsupported { value: String, what: String, hint: &'static str },
@@ -138,6 +141,7 @@ pub fn resolve(baked: &Cmdline, live: &Cmdline) -> Result<AgentConfig, ConfigErr
     let action = typed(baked, live, KEY_ACTION, |v| v.parse::<BootAction>())?.unwrap_or_default();
     let key = typed(baked, live, KEY_KEY, parse_key)?;
     let retries = typed(baked, live, KEY_RETRIES, |v| v.parse::<Retries>())?.map(|r| r.0);
+    let lang = typed(baked, live, KEY_LANG, |v| v.parse::<Lang>())?;
     let insecure = match pick(baked, live, KEY_INSECURE) {
         Some((p, from_baked)) => {
             Insecure::from_value(p.value.as_deref()).map_err(|e| origin(e.into(), from_baked))?.0
@@ -153,6 +157,7 @@ pub fn resolve(baked: &Cmdline, live: &Cmdline) -> Result<AgentConfig, ConfigErr
         retries,
         server_source,
         cmdline: live.clone(),
+        lang,
     })
 }
 

@@ -235,3 +235,19 @@ fn json_shape() {
     assert_eq!(n["hostname"], "pc");
     assert_eq!(n["dns"], serde_json::json!(["10.1.2.1"]));
 }
+
+#[test]
+fn lang_is_baked_and_the_live_one_wins() {
+    use kernel_cmdline::Lang;
+    assert_eq!(ok("", "lazare.server=dhcp").lang, None);
+    assert_eq!(ok("lazare.server=dhcp lazare.lang=fr", "quiet").lang, Some(Lang::Fr));
+    assert_eq!(
+        ok("lazare.server=dhcp lazare.lang=fr", "lazare.lang=de_DE.UTF-8").lang,
+        Some(Lang::De)
+    );
+    let e = err("lazare.server=dhcp lazare.lang=klingon", "").to_string();
+    assert!(
+        e.starts_with("in the baked command line: lazare.lang=klingon: expected en, fr"),
+        "{e}"
+    );
+}

@@ -21,6 +21,12 @@ pub struct Inventory {
     /// Version of the agent that sent this inventory.
     #[serde(default)]
     pub agent_version: String,
+    /// The lazare machine id (`/etc/lazare/machine-id`) of a system lazare
+    /// installed, found on one of the disks; `None` when no disk holds one.
+    /// The server starts that system instead of reinstalling it when it is
+    /// this PC's own (a CD or stick left in, see [`Inventory::holds_its_system`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +120,11 @@ pub enum InventoryError {
 }
 
 impl Inventory {
+    /// A disk still holds the system lazare installed on this very PC.
+    pub fn holds_its_system(&self) -> bool {
+        self.installed_id.as_deref() == Some(self.machine_id.as_str())
+    }
+
     /// Stable hash of what does not change when a PC is reinstalled: DMI
     /// product UUID and serial, and the permanent MACs of physical NICs.
     /// Sorted so that NIC enumeration order does not matter.

@@ -51,6 +51,9 @@ pub enum Action {
     Inventory,
     /// Wait and ask again later (the admin has not approved this machine).
     Wait,
+    /// The PC is installed and its disk still holds that system (a CD or
+    /// stick was left in): write nothing, start the installed system.
+    Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

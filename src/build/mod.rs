@@ -75,6 +75,11 @@ pub struct BuildArgs {
     /// TOML file with the same settings; flags win.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Language of the boot menus and of the PC's screen until the plan's
+    /// locale takes over: en, fr, de or es (default: from LC_ALL,
+    /// LC_MESSAGES or LANG, else English).
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<kernel_cmdline::Lang>,
 }
 
 /// What a build produced.
@@ -151,6 +156,13 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
     let output = args.output.clone().or(cfg.output).unwrap_or_else(|| "lazare.iso".into());
     check_output_dir(&output)?;
     let serial = if args.no_serial { false } else { args.serial || cfg.serial.unwrap_or(true) };
+    let lang = match (args.lang, &cfg.lang) {
+        (Some(l), _) => l,
+        (None, Some(l)) => {
+            l.parse().map_err(|e| anyhow::anyhow!("lang in the config file: {e}"))?
+        }
+        (None, None) => lazare_i18n::from_env(|k| std::env::var(k).ok()),
+    };
     Ok(Settings {
         server,
         output,
@@ -169,6 +181,7 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
         efi_loader: args.efi_loader.or(cfg.efi_loader).unwrap_or(EfiLoaderKind::Signed),
         agent,
         epoch: crate::epoch::SourceDateEpoch::from_env()?,
+        lang,
     })
 }
 
@@ -225,7 +238,7 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
 
     let kernel = std::fs::read(&s.kernel)
         .with_context(|| format!("reading kernel {}", s.kernel.display()))?;
-    let menu = BootMenu::new(&s.label.replace('_', " "), s.timeout, s.serial, &base)?;
+    let menu = BootMenu::new(&s.label.replace('_', " "), s.timeout, s.serial, &base, s.lang)?;
     let marker = marker(&kernel, &initrd, &base_text);
     let build_json = build_json(s, &menu, &report, &marker)?;
     let content = IsoContent {

@@ -26,6 +26,7 @@ pub enum EfiLoaderKind {
 /// ip = ["dhcp"]
 /// key = "server.pub"
 /// timeout = 3
+/// lang = "fr"
 /// ```
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +45,7 @@ pub struct ConfigFile {
     pub lilo: Option<PathBuf>,
     pub efi_loader: Option<EfiLoaderKind>,
     pub agent: Option<PathBuf>,
+    pub lang: Option<String>,
 }
 
 impl ConfigFile {
@@ -83,6 +85,8 @@ pub struct Settings {
     pub agent: Agent,
     /// SOURCE_DATE_EPOCH, or now.
     pub epoch: SourceDateEpoch,
+    /// The boot menus' and the agent's language (`lazare.lang`).
+    pub lang: kernel_cmdline::Lang,
 }
 
 impl Settings {
@@ -94,6 +98,11 @@ impl Settings {
         c.push(kernel_cmdline::KEY_SERVER, Some(&self.server.to_string()))?;
         for ip in &self.ips {
             c.push("ip", Some(&ip.to_string()))?;
+        }
+        // English is the agent's default: a command line without the key
+        // says the same, and stays as short as before.
+        if self.lang != kernel_cmdline::Lang::En {
+            c.push(kernel_cmdline::KEY_LANG, Some(self.lang.as_str()))?;
         }
         for p in lazare_cd::console::cmdline(self.serial).params() {
             c.push(&p.key, p.value.as_deref())?;

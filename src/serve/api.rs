@@ -2,7 +2,7 @@
 
 use super::auth::machine_proof;
 use super::enroll::{HelloOutcome, Refusal};
-use super::plan::{build_plan, find_image, nonce, NoPlan};
+use super::plan::{action_for, build_plan, find_image, nonce, NoPlan};
 use super::store::{now_ms, LogOutcome, MAX_LOG_PER_INSTALL};
 use super::Server;
 use axum::body::Bytes;
@@ -183,26 +183,35 @@ struct HelloAnswer {
 
 /// Records the machine (even when no image is ready, so the dashboard shows
 /// it), then builds, checks and signs its plan. A PC not accepted yet gets a
-/// `wait` plan without the users' password hashes.
+/// `wait` plan without the users' password hashes; an installed PC booted
+/// again from a CD or stick left in gets `local` (start the installed
+/// system), which counts no install.
 fn answer_hello(
     s: &Server,
     inv: &Inventory,
     proof: Option<&str>,
     challenge: String,
 ) -> Result<HelloAnswer, ApiError> {
-    let (rec, accepted, new_secret) = match s.store.hello(inv, now_ms(), proof, s.rules.enroll)? {
-        HelloOutcome::In { rec, accepted, new_secret } => (rec, accepted, new_secret),
-        HelloOutcome::Refused(r) => {
-            eprintln!("lazare: hello for {} refused: {}", &inv.machine_id[..12], refusal_text(&r));
-            return Err(r.into());
-        }
-    };
+    let action = action_for(&s.rules, s.store.standing(&inv.machine_id)?, inv);
+    let local = action == Action::Local;
+    let (rec, accepted, new_secret) =
+        match s.store.hello(inv, now_ms(), proof, s.rules.enroll, local)? {
+            HelloOutcome::In { rec, accepted, new_secret } => (rec, accepted, new_secret),
+            HelloOutcome::Refused(r) => {
+                eprintln!(
+                    "lazare: hello for {} refused: {}",
+                    &inv.machine_id[..12],
+                    refusal_text(&r)
+                );
+                return Err(r.into());
+            }
+        };
     let ram = inv.memory_bytes / lazare_proto::MIB;
     let profile = s.rules.pick_profile(inv).ok_or(NoPlan::NoRule { ram })?;
     let image = find_image(&s.data.images(), profile).inspect_err(|e| {
         eprintln!("lazare: hello from {}: {e}", &inv.machine_id[..12]);
     })?;
-    let mut plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?)?;
+    let mut plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?, action)?;
     plan.challenge = challenge;
     if !accepted {
         plan.action = Action::Wait;
@@ -217,14 +226,24 @@ fn answer_hello(
     let signature = s.key.sign(&body);
     let waits = if accepted { "" } else { " (waits to be accepted)" };
     eprintln!(
-        "lazare: hello from {} ({}, {ram} MiB RAM, install #{}) → {} {}{waits}",
+        "lazare: hello from {} ({}, {ram} MiB RAM, install #{}) → {} {} {}{waits}",
         plan.hostname,
         &inv.machine_id[..12],
         rec.install,
+        action_name(action),
         image.name,
         image.file
     );
     Ok(HelloAnswer { body, signature, new_secret })
+}
+
+fn action_name(a: lazare_proto::Action) -> &'static str {
+    match a {
+        lazare_proto::Action::Install => "install",
+        lazare_proto::Action::Inventory => "inventory",
+        lazare_proto::Action::Wait => "wait",
+        lazare_proto::Action::Local => "local (already installed: start it)",
+    }
 }
 
 async fn event(
@@ -417,6 +436,7 @@ pub async fn request_reinstall(s: Arc<Server>, id: String) -> Result<(), ApiErro
     blocking(move || match s.store.request_reinstall(&id, now_ms())? {
         true => {
             eprintln!("lazare: reinstall requested for {}", &id[..12]);
+            super::wol::wake_machine(&s, &id);
             Ok(())
         }
         false => Err(ApiError::UnknownMachine(id)),

@@ -35,6 +35,12 @@ enroll = "window"
 # "wait" (ask again later).
 action = "install"
 
+# A PC this server installed that boots again from a CD or USB stick left in
+# starts its installed system (the CD is ejected) instead of being wiped,
+# unless you ordered a reinstall (dashboard or API) or its disk no longer
+# holds that system. true: reinstall it at every such boot.
+reinstall_installed = false
+
 # Image rules, first match wins. A rule may test ram_below_mib and firmware
 # ("bios" or "uefi"); a rule without tests matches every PC. The profile is
 # the image name given to `lazare image build --profile NAME`.
@@ -76,6 +82,8 @@ pub struct Rules {
     pub action: Action,
     #[serde(default)]
     pub enroll: super::enroll::EnrollRule,
+    #[serde(default)]
+    pub reinstall_installed: bool,
     #[serde(rename = "image")]
     pub images: Vec<ImageRule>,
     #[serde(default)]
@@ -195,6 +203,7 @@ mod tests {
             nics: vec![],
             boot_device: None,
             agent_version: String::new(),
+            installed_id: None,
         }
     }
 

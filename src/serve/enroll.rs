@@ -104,6 +104,7 @@ impl Store {
         now: i64,
         proof: Option<&str>,
         rule: EnrollRule,
+        local: bool,
     ) -> Result<HelloOutcome> {
         let mut conn = self.conn();
         let tx = conn.transaction().context("starting a transaction")?;
@@ -158,13 +159,16 @@ impl Store {
             .context("storing the machine secret")?;
         }
         // A PC waiting for acceptance asks every minute: that is no install.
-        let started = i64::from(accepted);
+        // Nor is an installed PC told to start its own system (`local`, a CD
+        // left in): it stays installed, any order pending.
+        let started = i64::from(accepted && !local);
         tx.execute(
-            "UPDATE machines SET status = 'seen', last_seen = ?2, inventory = ?3,
+            "UPDATE machines SET last_seen = ?2, inventory = ?3,
+                 status = CASE WHEN ?5 = 1 THEN status ELSE 'seen' END,
                  install = install + ?4,
                  reinstall = CASE WHEN ?4 = 1 THEN NULL ELSE reinstall END
              WHERE id = ?1",
-            params![id, now, json, started],
+            params![id, now, json, started, local],
         )
         .context("updating the machine")?;
         let (seq, install): (i64, i64) = tx
@@ -296,12 +300,12 @@ mod tests {
         let s = Store::open(&dir.path().join("db")).unwrap();
         let w = EnrollRule::Window;
         // Never opened: waits.
-        assert!(!secret(s.hello(&inv('a'), 10, None, w).unwrap()).0);
+        assert!(!secret(s.hello(&inv('a'), 10, None, w, false).unwrap()).0);
         s.open_window(10, 1).unwrap();
-        assert!(secret(s.hello(&inv('b'), 20, None, w).unwrap()).0);
-        assert!(!secret(s.hello(&inv('c'), 10 + HOUR_MS, None, w).unwrap()).0);
-        assert!(secret(s.hello(&inv('d'), 0, None, EnrollRule::Open).unwrap()).0);
-        assert!(!secret(s.hello(&inv('e'), 0, None, EnrollRule::Approve).unwrap()).0);
+        assert!(secret(s.hello(&inv('b'), 20, None, w, false).unwrap()).0);
+        assert!(!secret(s.hello(&inv('c'), 10 + HOUR_MS, None, w, false).unwrap()).0);
+        assert!(secret(s.hello(&inv('d'), 0, None, EnrollRule::Open, false).unwrap()).0);
+        assert!(!secret(s.hello(&inv('e'), 0, None, EnrollRule::Approve, false).unwrap()).0);
         assert!(s.accept(&inv('e').machine_id).unwrap());
     }
 
@@ -310,10 +314,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         let id = inv('a').machine_id;
-        let (_, first) = secret(s.hello(&inv('a'), 1, None, EnrollRule::Open).unwrap());
+        let (_, first) = secret(s.hello(&inv('a'), 1, None, EnrollRule::Open, false).unwrap());
         let lost = first.unwrap();
         // The answer was lost: a hello without proof gets a new secret.
-        let (_, first) = secret(s.hello(&inv('a'), 1, None, EnrollRule::Open).unwrap());
+        let (_, first) = secret(s.hello(&inv('a'), 1, None, EnrollRule::Open, false).unwrap());
         let first = first.unwrap();
         assert_ne!(first, lost);
         assert_eq!(first.len(), 64);
@@ -325,21 +329,23 @@ mod tests {
             HelloOutcome::In { .. } => panic!("let in"),
         };
         assert_eq!(
-            refused(s.hello(&inv('a'), 2, None, EnrollRule::Open).unwrap()),
+            refused(s.hello(&inv('a'), 2, None, EnrollRule::Open, false).unwrap()),
             Refusal::NoProof
         );
         let wrong = "0".repeat(64);
         assert_eq!(
-            refused(s.hello(&inv('a'), 2, Some(&wrong), EnrollRule::Open).unwrap()),
+            refused(s.hello(&inv('a'), 2, Some(&wrong), EnrollRule::Open, false).unwrap()),
             Refusal::WrongProof
         );
         assert_eq!(s.check_machine(&id, Some(&first)).unwrap(), Ok(()));
         assert_eq!(s.check_machine(&id, Some(&wrong)).unwrap(), Err(Refusal::WrongProof));
-        let (_, again) = secret(s.hello(&inv('a'), 3, Some(&first), EnrollRule::Open).unwrap());
+        let (_, again) =
+            secret(s.hello(&inv('a'), 3, Some(&first), EnrollRule::Open, false).unwrap());
         assert!(again.is_none(), "a proven hello keeps the secret");
         assert!(s.reenroll(&id).unwrap());
         assert_eq!(s.check_machine(&id, Some(&first)).unwrap(), Err(Refusal::NotEnrolled));
-        let (accepted, second) = secret(s.hello(&inv('a'), 4, None, EnrollRule::Approve).unwrap());
+        let (accepted, second) =
+            secret(s.hello(&inv('a'), 4, None, EnrollRule::Approve, false).unwrap());
         assert!(accepted, "a machine let in again stays accepted");
         assert_ne!(second.unwrap(), first);
         assert!(s.forget(&id).unwrap());

@@ -11,6 +11,7 @@ mod enroll;
 pub mod listen;
 mod plan;
 mod store;
+mod wol;
 
 use anyhow::{Context, Result};
 use api::ApiError;
@@ -44,6 +45,8 @@ pub struct Server {
     rules: Rules,
     key: SigningKey,
     templates: minijinja::Environment<'static>,
+    /// Where it listens: the LANs Wake-on-LAN packets go to (wol.rs).
+    listen: SocketAddr,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -73,7 +76,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let enroll = enroll_line(rules.enroll, store.enroll_until()?);
     let templates = dashboard::templates().context("loading the dashboard templates")?;
     let public = key.public();
-    let server = Arc::new(Server { store, rules, key, templates, data: data.clone() });
+    let server =
+        Arc::new(Server { store, rules, key, templates, data: data.clone(), listen: args.listen });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -3,7 +3,7 @@
 
 use super::config::Rules;
 use anyhow::Context;
-use lazare_proto::{ImageManifest, ImageRef, Inventory, Plan, MIB};
+use lazare_proto::{Action, ImageManifest, ImageRef, Inventory, Plan, MIB};
 use std::path::Path;
 
 /// Why no plan could be made; answered 503 so the agent retries later.
@@ -84,13 +84,44 @@ fn usable(dir: &Path, m: &ImageManifest, manifest: &Path) -> bool {
     }
 }
 
-/// The plan for one machine. `seq` numbers the host name, `nonce` is fresh.
+/// What the server knew of a machine before its hello.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Its last install finished.
+    pub installed: bool,
+    /// The admin ordered a reinstall that it has not started yet.
+    pub reinstall_ordered: bool,
+}
+
+/// What a hello is answered: the rules' action, except that a PC the server
+/// shows as installed, booted again from a CD or stick left in, whose disk
+/// still holds the system lazare installed on it, starts that system
+/// ([`Action::Local`]) rather than being wiped. It is reinstalled when the
+/// admin ordered it, when the rules say `reinstall_installed = true`, when
+/// its disk no longer holds its system (replaced, wiped), or when it did not
+/// boot from removable media (the installed system's own "Reinstall from
+/// server" entry is a deliberate choice).
+pub fn action_for(rules: &Rules, before: Standing, inv: &Inventory) -> Action {
+    let left_in = before.installed
+        && !before.reinstall_ordered
+        && !rules.reinstall_installed
+        && inv.boot_device.is_some()
+        && inv.holds_its_system();
+    match rules.action {
+        Action::Install if left_in => Action::Local,
+        other => other,
+    }
+}
+
+/// The plan for one machine. `seq` numbers the host name, `nonce` is fresh,
+/// `action` from [`action_for`].
 pub fn build_plan(
     rules: &Rules,
     inv: &Inventory,
     seq: u64,
     image: &ImageManifest,
     nonce: String,
+    action: Action,
 ) -> anyhow::Result<Plan> {
     let mut disks = rules.disks.clone();
     // The unpacked tree plus a quarter for logs, updates and the user's
@@ -100,7 +131,7 @@ pub fn build_plan(
     Ok(Plan {
         machine_id: inv.machine_id.clone(),
         hostname: rules.hostname_for(seq, &inv.machine_id)?,
-        action: rules.action,
+        action,
         image: ImageRef {
             name: image.name.clone(),
             url: format!("/images/{}", image.file),
@@ -186,12 +217,52 @@ mod tests {
         }))
         .unwrap();
         let m = manifest("standard", "s.tar.zst", 1, 1);
-        let plan = build_plan(&rules, &inv, 42, &m, nonce().unwrap()).unwrap();
+        let plan = build_plan(&rules, &inv, 42, &m, nonce().unwrap(), Action::Install).unwrap();
         assert_eq!(plan.hostname, "pc-042");
         assert_eq!(plan.image.url, "/images/s.tar.zst");
         assert_eq!(plan.image.chunks, "c".repeat(64), "the index hash is in the signed plan");
         assert!(plan.disks.root_min >= m.installed_size + m.installed_size / 4);
         assert_eq!(plan.nonce.len(), 32);
         plan.validate_for(&inv.machine_id).unwrap();
+    }
+
+    fn pc(installed_id: Option<&str>, boot_device: Option<&str>) -> Inventory {
+        serde_json::from_value(serde_json::json!({
+            "machine_id": "b".repeat(64), "memory_bytes": 1u64 << 30, "cpus": 1,
+            "cpu_model": "x", "firmware": "bios", "dmi": {}, "disks": [], "nics": [],
+            "boot_device": boot_device, "installed_id": installed_id
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_installed_pc_booted_from_a_left_in_cd_starts_its_system() {
+        let rules = Rules::parse(super::super::config::DEFAULT_RULES).unwrap();
+        let own = "b".repeat(64);
+        let installed = Standing { installed: true, reinstall_ordered: false };
+        let left_in = pc(Some(&own), Some("sr0"));
+        assert_eq!(action_for(&rules, installed, &left_in), Action::Local);
+        assert_eq!(action_for(&rules, installed, &pc(Some(&own), Some("sdb"))), Action::Local);
+        // The admin ordered it.
+        let ordered = Standing { installed: true, reinstall_ordered: true };
+        assert_eq!(action_for(&rules, ordered, &left_in), Action::Install);
+        // Never installed (or its install failed).
+        assert_eq!(action_for(&rules, Standing::default(), &left_in), Action::Install);
+        // The disk no longer holds its system: wiped, replaced, another PC's.
+        assert_eq!(action_for(&rules, installed, &pc(None, Some("sr0"))), Action::Install);
+        let other = "c".repeat(64);
+        assert_eq!(action_for(&rules, installed, &pc(Some(&other), Some("sr0"))), Action::Install);
+        // Booted from its own disk's reinstall entry: deliberate.
+        assert_eq!(action_for(&rules, installed, &pc(Some(&own), None)), Action::Install);
+        // A rule says so.
+        let text = super::super::config::DEFAULT_RULES
+            .replace("reinstall_installed = false", "reinstall_installed = true");
+        let always = Rules::parse(&text).unwrap();
+        assert!(always.reinstall_installed);
+        assert_eq!(action_for(&always, installed, &left_in), Action::Install);
+        // Other rule actions are kept as they are.
+        let mut inventory_only = rules.clone();
+        inventory_only.action = Action::Inventory;
+        assert_eq!(action_for(&inventory_only, installed, &left_in), Action::Inventory);
     }
 }

@@ -239,6 +239,24 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// What the server knew of the machine before this hello (nothing for
+    /// a new one): installed, and whether a reinstall is ordered.
+    pub fn standing(&self, id: &str) -> Result<super::plan::Standing> {
+        let row: Option<(String, bool)> = self
+            .conn()
+            .query_row(
+                "SELECT status, reinstall IS NOT NULL FROM machines WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context("reading the machine's standing")?;
+        Ok(row.map_or_else(Default::default, |(status, reinstall_ordered)| super::plan::Standing {
+            installed: status == status_name(MachineStatus::Installed),
+            reinstall_ordered,
+        }))
+    }
+
     /// Remembers what the last plan gave the machine.
     pub fn set_plan(&self, id: &str, hostname: &str, image: &str) -> Result<()> {
         self.conn()
@@ -500,7 +518,7 @@ mod tests {
 
     impl Store {
         fn hello_open(&self, inv: &Inventory, now: i64) -> HelloRecord {
-            match self.hello(inv, now, None, EnrollRule::Open).unwrap() {
+            match self.hello(inv, now, None, EnrollRule::Open, false).unwrap() {
                 HelloOutcome::In { rec, .. } => rec,
                 HelloOutcome::Refused(r) => panic!("refused: {r:?}"),
             }

@@ -373,6 +373,13 @@ pub fn finish(
 ) -> io::Error {
     reporter.event(Phase::Installed, Some(100), "installed; restarting into the new system");
     upload_log();
+    eject_cd(reporter, dev, boot_device);
+    crate::sys::restart()
+}
+
+/// Opens the tray of the CD drive the agent booted from (`boot_device`
+/// `sr*`), so the restart boots the disk; a USB stick cannot be ejected.
+pub fn eject_cd(reporter: &dyn Reporter, dev: &Path, boot_device: Option<&str>) {
     if let Some(cd) = boot_device.filter(|d| d.starts_with("sr")) {
         // A mounted CD (the reinstall entry copies its kernel) keeps the
         // tray locked: unmount it first.
@@ -389,7 +396,6 @@ pub fn finish(
             Err(e) => reporter.log(&format!("could not eject {cd}: {e}")),
         }
     }
-    crate::sys::restart()
 }
 
 #[cfg(test)]

@@ -11,11 +11,43 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 /// unmounts. `noload` keeps ext3/4 from replaying a dirty journal, so the
 /// look writes nothing: a kept /home stays byte-for-byte.
 pub fn looks_like_home(dev: &Path, fs_type: &str, scratch: &Path) -> io::Result<bool> {
+    read_only(dev, fs_type, scratch, is_home_tree)
+}
+
+/// A system lazare installed: its machine id, and the secret that proves
+/// the machine to the server (mode 0600 on that disk; absent on systems
+/// installed before enrolment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+/// The lazare system installed on `dev`, read the same write-nothing way.
+pub fn installed(dev: &Path, fs_type: &str, scratch: &Path) -> io::Result<Option<Installed>> {
+    use lazare_cd::paths::installed::{MACHINE_ID, MACHINE_SECRET};
+    let read = |root: &Path, file: &str| {
+        let text = std::fs::read_to_string(root.join(file.trim_start_matches('/'))).ok()?;
+        Some(text.trim().to_string()).filter(|t| !t.is_empty())
+    };
+    read_only(dev, fs_type, scratch, |root| {
+        let id = read(root, MACHINE_ID)?;
+        Some(Installed { id, secret: read(root, MACHINE_SECRET) })
+    })
+}
+
+/// Mounts `dev` read-only on `scratch`, runs `look` on it, unmounts.
+fn read_only<T>(
+    dev: &Path,
+    fs_type: &str,
+    scratch: &Path,
+    look: impl Fn(&Path) -> T,
+) -> io::Result<T> {
     std::fs::create_dir_all(scratch)?;
     let data = if fs_type == "ext2" { None } else { Some("noload") };
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some(dev), scratch, Some(fs_type), flags, data).map_err(io::Error::from)?;
-    let found = is_home_tree(scratch);
+    let found = look(scratch);
     umount2(scratch, MntFlags::empty()).map_err(io::Error::from)?;
     Ok(found)
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use diskplan::{DiskAction, DiskLayout, Layout, Role, UntouchedReason};
 
+use crate::i18n::{t, t_with};
+
 /// Where the lines go: the agent's screen, or a Vec in tests.
 pub trait Say {
     fn say(&self, line: &str);
@@ -14,24 +16,25 @@ pub trait Say {
 /// `Disk sda (8.6 GB, QEMU HARDDISK): will be ERASED → / (5.3 GB), swap (537 MB), /home (2.6 GB)`.
 pub fn describe(layout: &Layout) -> Vec<String> {
     let mut lines: Vec<String> = layout.disks.iter().map(disk_line).collect();
-    lines.extend(layout.notes.iter().map(|n| format!("Note: {n}")));
+    lines.extend(layout.notes.iter().map(|n| t_with("plan-note", &[("note", n.as_str().into())])));
     lines
 }
 
 fn disk_line(d: &DiskLayout) -> String {
-    let mut head = format!("Disk {} ({}", d.name, gb(d.size_bytes));
+    let mut size = gb(d.size_bytes);
     if let Some(m) = d.model.as_deref().filter(|m| !m.is_empty()) {
-        head.push_str(", ");
-        head.push_str(m);
+        size.push_str(", ");
+        size.push_str(m);
     }
-    head.push(')');
+    let head = t_with("plan-disk", &[("name", d.name.as_str().into()), ("size", size.into())]);
     let what = match &d.action {
         DiskAction::Untouched { reason } => {
-            return format!("{head}: kept as is ({})", why(*reason))
+            return format!("{head}: {} ({})", t("plan-untouched"), why(*reason))
         }
-        DiskAction::NewTable { .. } => "will be ERASED",
-        DiskAction::KeepTable { .. } => "partly rewritten, your files are kept",
+        DiskAction::NewTable { .. } => t("plan-erased"),
+        DiskAction::KeepTable { .. } => t("plan-partly"),
     };
+    let kept = format!(", {}", t("plan-kept"));
     let parts: Vec<String> = d
         .partitions
         .iter()
@@ -45,21 +48,21 @@ fn disk_line(d: &DiskLayout) -> String {
                 Role::Data => "/data",
                 Role::BiosGrub => "",
             };
-            let kept = if p.preserve { ", kept" } else { "" };
+            let kept = if p.preserve { kept.as_str() } else { "" };
             format!("{name} ({}{kept})", gb(p.size))
         })
         .collect();
     format!("{head}: {what} → {}", parts.join(", "))
 }
 
-fn why(r: UntouchedReason) -> &'static str {
-    match r {
-        UntouchedReason::BootDevice => "this is the install CD or stick",
-        UntouchedReason::Removable => "removable media",
-        UntouchedReason::Excluded => "excluded by the server",
-        UntouchedReason::TooSmall => "too small to be useful",
-        UntouchedReason::HoldsHome => "home with your files",
-    }
+fn why(r: UntouchedReason) -> String {
+    t(match r {
+        UntouchedReason::BootDevice => "why-boot-device",
+        UntouchedReason::Removable => "why-removable",
+        UntouchedReason::Excluded => "why-excluded",
+        UntouchedReason::TooSmall => "why-too-small",
+        UntouchedReason::HoldsHome => "why-holds-home",
+    })
 }
 
 /// Decimal gigabytes, as disk labels print them.
@@ -75,15 +78,15 @@ fn gb(bytes: u64) -> String {
 /// for the last 3, so a serial log shows it too), as the agent does before
 /// the first write. `sleep` is injected so tests do not wait.
 pub fn show_and_count_down(layout: &Layout, secs: u32, say: &dyn Say, sleep: &dyn Fn(Duration)) {
-    say.say("The disks will be used like this:");
+    say.say(&t("disks-used"));
     for l in describe(layout) {
         say.say(&format!("  {l}"));
     }
     for left in (1..=secs).rev() {
         if left % 5 == 0 || left <= 3 {
-            say.say(&format!("Starting in {left} s (switch the computer off now to stop)..."));
+            say.say(&t_with("countdown", &[("secs", left.into())]));
         }
         sleep(Duration::from_secs(1));
     }
-    say.say("Starting.");
+    say.say(&t("starting"));
 }

@@ -20,6 +20,8 @@ const MODULES: &str = "--modules=part_msdos part_gpt ext2";
 const REINSTALL_SCRIPT: &str = include_str!("42_lazare_reinstall");
 const NEXT_SCRIPT: &str = include_str!("lazare-next");
 const NEXT_UNIT: &str = include_str!("lazare-next.service");
+const NEXT_TIMER: &str = include_str!("lazare-next.timer");
+const WOL_LINK: &str = include_str!("80-lazare-wol.link");
 
 /// Sets the keys lazare needs in `/etc/default/grub`, keeping the others:
 /// `GRUB_DEFAULT=saved` (for `grub-reboot`), the console command line, and
@@ -154,8 +156,10 @@ fn chmod(p: &Path, mode: u32) -> Result<()> {
 }
 
 /// Installs `lazare-next.service` (enabled) and `/usr/local/sbin/lazare-next`,
-/// which at boot asks `GET <server>/api/v1/machines/<id>/next` and, on
-/// `{"action":"reinstall"}`, runs `grub-reboot lazare-reinstall` and reboots.
+/// which at boot, then every 15 minutes (`lazare-next.timer`), asks
+/// `GET <server>/api/v1/machines/<id>/next` and, on `{"action":"reinstall"}`,
+/// runs `grub-reboot lazare-reinstall` and reboots; and Wake-on-LAN on the
+/// wired NICs (`80-lazare-wol.link`) so the server can switch the PC on.
 /// The URL is checked by its type (http or https, no space, quote, query
 /// or trailing `/`): the script appends the route to it, in double quotes.
 pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -> Result<()> {
@@ -174,7 +178,15 @@ pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -
     let link = wants.join("lazare-next.service");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.service", &link)
-        .map_err(io_err("linking", &link))
+        .map_err(io_err("linking", &link))?;
+    write_file(root, "/etc/systemd/system/lazare-next.timer", NEXT_TIMER)?;
+    let timers = at(root, "/etc/systemd/system/timers.target.wants");
+    std::fs::create_dir_all(&timers).map_err(io_err("creating", &timers))?;
+    let link = timers.join("lazare-next.timer");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.timer", &link)
+        .map_err(io_err("linking", &link))?;
+    write_file(root, "/etc/systemd/network/80-lazare-wol.link", WOL_LINK)
 }
 
 /// Writes `/etc/lazare/machine-secret`, readable by root only: whoever

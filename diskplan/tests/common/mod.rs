@@ -33,6 +33,7 @@ pub fn inv(firmware: Firmware, memory: u64, disks: Vec<Disk>) -> Inventory {
         nics: vec![],
         boot_device: Some("sr0".into()),
         agent_version: String::new(),
+        installed_id: None,
     }
 }
 

@@ -1,0 +1,77 @@
+//! No accidental reinstall: a PC is installed from the CD, then boots again
+//! with the CD left in (the CD boots first). The server shows it installed
+//! and its disk holds its system, so the agent writes nothing: it says so in
+//! the staff's words (the plan's locale, French here), ejects the CD and
+//! restarts. The disk image is byte-for-byte the same afterwards, and the
+//! server still counts one install. Needs the `test` image: `make e2e`.
+
+#[path = "common/e2e.rs"]
+mod e2e;
+
+use e2e::{data_dir, disk, installed_machine, one_vm, tail, wait_install_end, Fixture, Server};
+use e2e::{GIB, MIN};
+use lazare::vm::{DiskInterface, DiskSpec, Vm, VmSpec};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+
+fn fixture() -> &'static Fixture {
+    e2e::fixture("e2e-left-in")
+}
+
+fn pc(iso: &Path, disk: &Path, work: &Path, port: u16, log: &str) -> VmSpec {
+    let mut spec = VmSpec::new(Some(iso.to_path_buf()), work.join(log));
+    spec.memory_mb = 256;
+    let fmt = DiskSpec::new(disk, DiskInterface::Ide).format;
+    spec.extra_args.push("-drive".into());
+    spec.extra_args.push(format!("if=none,id=e2e0,format={fmt},file={}", disk.display()));
+    spec.extra_args.push("-device".into());
+    spec.extra_args.push("ide-hd,drive=e2e0,bus=ide.0,unit=0".into());
+    spec.guestfwd_port = Some(port);
+    spec.max_runtime = 40 * MIN;
+    spec
+}
+
+fn sha256(path: &PathBuf) -> String {
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
+    format!("{:x}", h.finalize())
+}
+
+#[test]
+fn an_installed_pc_booted_with_the_cd_left_in_is_not_reinstalled() {
+    let f = fixture();
+    let _one = one_vm();
+    let work = tempfile::tempdir_in(&f.dir).unwrap();
+    let data = data_dir(f, work.path());
+    let server = Server::start(&data, f.port);
+    let a = disk(work.path(), "a.qcow2", 8 * GIB);
+    let mut vm = Vm::start(&pc(&f.iso, &a, work.path(), f.port, "install.log")).unwrap();
+    wait_install_end(&mut vm);
+    drop(vm);
+    let first = installed_machine(&server);
+    let before = sha256(&a);
+
+    // The CD is still in the drive, first in the boot order.
+    let mut vm = Vm::start(&pc(&f.iso, &a, work.path(), f.port, "again.log")).unwrap();
+    let said = vm.wait_for("Cet ordinateur est déjà installé", 20 * MIN).unwrap_or_else(|e| {
+        panic!("no 'already installed' sentence: {e}\n{}", tail(&vm.output(), 40))
+    });
+    vm.wait_for_text("Le CD sort et l'ordinateur redémarre", MIN).unwrap();
+    let st = vm.wait_exit(2 * MIN).expect("the PC did not restart");
+    assert!(st.success(), "qemu: {st}");
+    let again = vm.output();
+    drop(vm);
+    println!("{said}");
+    for written in ["writing partition tables", "making filesystems", "downloading"] {
+        assert!(!again.contains(written), "the second boot wrote: {written}\n{}", tail(&again, 40));
+    }
+    assert_eq!(sha256(&a), before, "the disk was rewritten");
+
+    let list = server.get("/api/v1/machines");
+    let m = &list[0];
+    assert_eq!(m["status"], "installed", "{list:#}");
+    assert_eq!(m["install"], first["install"], "a second install was counted: {list:#}");
+    let id = m["id"].as_str().unwrap();
+    let events = server.get(&format!("/api/v1/machines/{id}"))["events"].to_string();
+    assert!(events.contains("left in"), "the dashboard does not say why it came by: {events}");
+}
