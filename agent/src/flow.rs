@@ -12,7 +12,7 @@ use crate::config::{self, Action};
 use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::screen::Screen;
-use crate::{entropy, http, installing, inventory, net, verify};
+use crate::{entropy, http, installing, inventory, net, tls, verify};
 
 /// A failure with a sentence for the person at the PC.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +60,15 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
         crate::init::run_shell(screen);
         return Ok(());
     }
+    let key = server_key(&cfg)?;
+    if cfg.insecure {
+        screen.warn(INSECURE);
+    }
+    let trust = tls::Trust::for_cd(key.as_ref(), cfg.insecure);
+    let tls = tls::client_config(trust, BUILD_FLOOR)
+        .map_err(|e| Failure::new("This CD cannot set up its secure connection.", e))?;
     let base = server_base(&cfg.server, &net)?;
-    let server = http::Server::new(http::agent(net.dns.clone()), &base);
+    let server = http::Server::new(http::agent(net.dns.clone(), tls), &base);
     let step = screen.step("Looking at this computer");
     let inv = inventory::collect(Path::new("/"));
     step.done("done");
@@ -90,14 +97,13 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
     if cfg.action == Action::Inventory {
         return report_and_power_off(screen, &events, &inv);
     }
-    let key = server_key(&cfg)?;
     loop {
         let plan = verify::plan(&answer, key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
         entropy::mix(plan.nonce.as_bytes());
         events
             .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
         match plan.action {
-            PlanAction::Install => return installing::install(screen, &server, &inv, &plan),
+            PlanAction::Install => return installing::install(screen, &server, &inv, &plan, key.as_ref()),
             PlanAction::Inventory => return report_and_power_off(screen, &events, &inv),
             PlanAction::Wait => {
                 screen.line("The install server has not approved this computer yet; asking again in 60 seconds.");
@@ -111,6 +117,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
 const NO_NETWORK: &str =
     "This computer could not connect to the network. Check that the network cable is plugged in.";
 const NO_SERVER: &str = "This computer could not reach the install server.";
+const INSECURE: &str = "This CD was made with lazare.insecure: it does not check that the install server is genuine. For lab tests only.";
 
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.
@@ -176,7 +183,9 @@ fn server_base(server: &config::Server, net: &net::NetState) -> Result<String, F
             let host = lease
                 .and_then(|l| l.tftp_server.clone())
                 .or_else(|| lease.and_then(|l| l.next_server).map(|a| a.to_string()));
-            host.map(|h| format!("http://{h}:{}", config::DEFAULT_SERVER_PORT)).ok_or_else(|| {
+            // `lazare serve` speaks https unless told otherwise: plain http
+            // is only for a URL that says so.
+            host.map(|h| format!("https://{h}:{}", config::DEFAULT_SERVER_PORT)).ok_or_else(|| {
                 Failure::new(NO_SERVER, "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)")
             })
         }
@@ -263,9 +272,9 @@ mod tests {
     fn server_from_the_lease_prefers_option_66_then_next_server() {
         let dhcp = config::Server::Dhcp;
         let both = state(Some(Ipv4Addr::new(10, 0, 2, 2)), Some("install.lan"));
-        assert_eq!(server_base(&dhcp, &both).unwrap(), "http://install.lan:8470");
+        assert_eq!(server_base(&dhcp, &both).unwrap(), "https://install.lan:8470");
         let next = state(Some(Ipv4Addr::new(10, 0, 2, 2)), None);
-        assert_eq!(server_base(&dhcp, &next).unwrap(), "http://10.0.2.2:8470");
+        assert_eq!(server_base(&dhcp, &next).unwrap(), "https://10.0.2.2:8470");
         let none = state(None, None);
         assert!(server_base(&dhcp, &none).unwrap_err().detail.contains("names no server"));
         let url: config::Server = "http://10.0.2.100:9000".parse().unwrap();

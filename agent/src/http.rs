@@ -2,6 +2,7 @@
 //! (no OpenSSL in a static binary) and our own resolver (no glibc NSS).
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lazare_proto::{Event, Inventory, SIGNATURE_HEADER};
@@ -27,8 +28,9 @@ pub struct SignedAnswer {
     pub date: Option<String>,
 }
 
-/// An HTTP agent that resolves names through `dns` (the lease's servers).
-pub fn agent(dns: Vec<Ipv4Addr>) -> ureq::Agent {
+/// An HTTP agent that resolves names through `dns` (the lease's servers)
+/// and checks https servers with `tls` ([`crate::tls::client_config`]).
+pub fn agent(dns: Vec<Ipv4Addr>, tls: Arc<rustls::ClientConfig>) -> ureq::Agent {
     let resolver = move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
         // Literal addresses never need a lookup.
         if let Ok(addrs) = netloc.parse::<SocketAddr>() {
@@ -47,6 +49,7 @@ pub fn agent(dns: Vec<Ipv4Addr>) -> ureq::Agent {
     };
     ureq::AgentBuilder::new()
         .resolver(resolver)
+        .tls_config(tls)
         .timeout_connect(Duration::from_secs(10))
         .timeout_read(Duration::from_secs(60))
         .user_agent(concat!("lazare-agent/", env!("CARGO_PKG_VERSION")))

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lazare_proto::{Event, Inventory, Phase, Plan};
+use lazare_proto::{Event, Inventory, Phase, Plan, PublicKey};
 
 use crate::flow::Failure;
 use crate::http::Server;
@@ -49,6 +49,7 @@ pub fn install(
     server: &Server,
     inv: &Inventory,
     plan: &Plan,
+    key: Option<&PublicKey>,
 ) -> Result<(), Failure> {
     let layout = diskplan::plan(inv, &plan.disks).map_err(|e| {
         Failure::new(
@@ -62,7 +63,7 @@ pub fn install(
     }
     countdown(screen, plan.countdown_secs);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
-    let reinstall = reinstall_entry(screen, inv, &server.base);
+    let reinstall = reinstall_entry(screen, inv, &server.base, key);
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let _ = std::fs::create_dir_all(TARGET);
@@ -106,7 +107,12 @@ fn countdown(screen: &Screen, secs: u32) {
 
 /// The CD's kernel and initramfs for the "Reinstall from server" entry,
 /// when the boot device can be mounted; else the entry is left out.
-fn reinstall_entry(screen: &Screen, inv: &Inventory, server: &str) -> Option<Reinstall> {
+fn reinstall_entry(
+    screen: &Screen,
+    inv: &Inventory,
+    server: &str,
+    key: Option<&PublicKey>,
+) -> Option<Reinstall> {
     let Some(dev) = inv.boot_device.as_deref() else {
         screen.note("no boot CD/USB found: the reinstall entry is left out");
         return None;
@@ -130,5 +136,6 @@ fn reinstall_entry(screen: &Screen, inv: &Inventory, server: &str) -> Option<Rei
     );
     cmdline.remove("BOOT_IMAGE");
     let cmdline = cmdline.to_string();
-    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string() })
+    let pin = key.map(PublicKey::tls_pin);
+    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string(), pin })
 }

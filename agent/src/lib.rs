@@ -16,4 +16,5 @@ pub mod plancli;
 pub mod screen;
 pub mod sys;
 pub mod target;
+pub mod tls;
 pub mod verify;

@@ -168,6 +168,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         initrd: cd.join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0,115200".into(),
         server: "http://10.0.2.100:8470".into(),
+        pin: None,
     };
     let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
     let boot = Boot { firmware, disks: vec![PathBuf::from(&whole)] };

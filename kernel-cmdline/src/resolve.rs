@@ -227,8 +227,9 @@ fn server_of(
         IpAddr::V4(a) => Host::V4(a),
         IpAddr::V6(a) => Host::V6(a),
     };
+    // `lazare serve` speaks https unless told otherwise.
     let url = ServerUrl {
-        scheme: Scheme::Http,
+        scheme: Scheme::Https,
         host,
         port: Some(DEFAULT_SERVER_PORT),
         path: String::new(),

@@ -35,6 +35,7 @@ pub struct ConfigFile {
     pub ip: Vec<String>,
     pub cmdline: Option<String>,
     pub key: Option<PathBuf>,
+    pub insecure: Option<bool>,
     pub label: Option<String>,
     pub timeout: Option<u32>,
     pub serial: Option<bool>,
@@ -73,6 +74,8 @@ pub struct Settings {
     pub extra: Cmdline,
     /// The key as written (`ed25519:BASE64`), already validated.
     pub key: Option<String>,
+    /// `--insecure`: baked in as `lazare.insecure` (the agent warns in red).
+    pub insecure: bool,
     pub label: String,
     pub timeout: u32,
     pub serial: bool,
@@ -92,6 +95,9 @@ impl Settings {
         c.push(kernel_cmdline::KEY_SERVER, Some(&self.server.to_string()))?;
         for ip in &self.ips {
             c.push("ip", Some(&ip.to_string()))?;
+        }
+        if self.insecure {
+            c.push(kernel_cmdline::KEY_INSECURE, None)?;
         }
         c.push("console", Some("tty0"))?;
         if self.serial {

@@ -7,6 +7,7 @@ mod dashboard;
 pub mod datadir;
 mod plan;
 mod store;
+mod tls;
 
 use anyhow::{Context, Result};
 use api::ApiError;
@@ -30,6 +31,10 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Plain HTTP instead of HTTPS, for a server behind a TLS-terminating
+    /// proxy or in a lab. CDs must then be built with an http:// URL.
+    #[arg(long)]
+    pub http: bool,
 }
 
 /// Everything a request handler needs.
@@ -73,6 +78,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let store = Store::open(&data.path(DB_FILE))?;
     let templates = dashboard::templates().context("loading the dashboard templates")?;
     let public = key.public();
+    // Made before the key moves into the server state; the key is the TLS key.
+    let tls = if args.http { None } else { Some(tls::server_config(&key)?) };
     let server = Arc::new(Server {
         store,
         rules,
@@ -85,11 +92,22 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr().context("reading the listening address")?;
-    print_banner(&data, addr, &public, new_key, new_token.then_some(token.as_str()));
-    axum::serve(listener, app(server))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    print_banner(&data, scheme, addr, &public, new_key, new_token.then_some(token.as_str()));
+    match tls {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)
+                .context("reading the listening address")?;
+            axum::serve(listener, app(server))
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serving HTTPS")?;
+        }
+        None => axum::serve(listener, app(server))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving HTTP")?,
+    }
     println!("lazare serve: stopped");
     Ok(())
 }
@@ -117,23 +135,33 @@ fn app(server: Arc<Server>) -> axum::Router {
 
 fn print_banner(
     data: &DataDir,
+    scheme: &str,
     addr: SocketAddr,
     public: &lazare_proto::PublicKey,
     new_key: bool,
     new_token: Option<&str>,
 ) {
     let shown = if addr.ip().is_unspecified() {
-        format!("http://<this server's address>:{}", addr.port())
+        format!("{scheme}://<this server's address>:{}", addr.port())
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     };
     println!("lazare serve: data in {}", data.root.display());
     if new_key {
         println!("new signing key created in {}", data.root.display());
     }
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     println!("dashboard: {shown}/");
     println!("public key: {public}");
+    if scheme == "https" {
+        // The certificate is self-signed: browsers warn once; scripts pin.
+        println!(
+            "TLS: a self-signed certificate for the public key; pin it with curl -k --pinnedpubkey '{}'",
+            public.tls_pin()
+        );
+    } else {
+        println!("plain HTTP (--http): build CDs with an http:// server URL");
+    }
     match new_token {
         Some(token) => println!(
             "admin token (shown once, kept in {}): {token}",

@@ -108,8 +108,14 @@ pub fn install_next_service(root: &Path, server: &str, machine_id: &str) -> Resu
             "server URL {server:?} is not a plain http(s) URL"
         )));
     }
-    if resolve_any(root, &["/usr/bin/wget", "/usr/bin/curl"]).is_none() {
-        return Err(TargetError::MissingInImage { root: root.into(), what: "wget or curl".into() });
+    // https means the pinned channel, which only curl speaks (lazare-next).
+    let (tools, what): (&[&str], _) = if server.starts_with("https://") {
+        (&["/usr/bin/curl"], "curl (to reach an https install server)")
+    } else {
+        (&["/usr/bin/wget", "/usr/bin/curl"], "wget or curl")
+    };
+    if resolve_any(root, tools).is_none() {
+        return Err(TargetError::MissingInImage { root: root.into(), what: what.into() });
     }
     write_file(root, "/etc/lazare/server", &format!("{}\n", server.trim_end_matches('/')))?;
     if !at(root, "/etc/lazare/machine-id").exists() {
@@ -124,6 +130,18 @@ pub fn install_next_service(root: &Path, server: &str, machine_id: &str) -> Resu
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.service", &link)
         .map_err(io_err("linking", &link))
+}
+
+/// Writes `/etc/lazare/server.pin`, the server key's pin in curl's
+/// `sha256//BASE64` form, which `lazare-next` passes to `--pinnedpubkey`.
+pub fn write_server_pin(root: &Path, pin: &str) -> Result<()> {
+    let ok = pin.strip_prefix("sha256//").is_some_and(|b| {
+        !b.is_empty() && b.bytes().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c))
+    });
+    if !ok {
+        return Err(TargetError::Invalid(format!("server key pin {pin:?} is not sha256//BASE64")));
+    }
+    write_file(root, "/etc/lazare/server.pin", &format!("{pin}\n"))
 }
 
 fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {

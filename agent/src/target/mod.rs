@@ -13,6 +13,7 @@ mod users;
 pub use chroot::{run_in_chroot, BindMounts};
 pub use grub::{
     install_bootloader, install_next_service, install_reinstall_entry, regenerate_initramfs,
+    write_server_pin,
     write_grub_defaults, GRUB_CMDLINE_LINUX, REINSTALL_ENTRY_ID,
 };
 pub use system::{
@@ -70,6 +71,9 @@ pub struct Reinstall {
     /// Server base URL the installed system asks `GET
     /// /api/v1/machines/{id}/next` at boot, e.g. `http://10.0.2.100:8470`.
     pub server: String,
+    /// The pin of the server key baked into the CD (`sha256//BASE64`), for
+    /// `lazare-next`'s pinned https channel; `None` on a CD without a key.
+    pub pin: Option<String>,
 }
 
 /// Everything [`configure`] needs besides the plan.
@@ -140,6 +144,9 @@ pub fn configure(t: &Target) -> Result<()> {
     if let Some(r) = t.reinstall.filter(|_| plan.reinstall_entry) {
         install_reinstall_entry(root, r)?;
         install_next_service(root, &r.server, &plan.machine_id)?;
+        if let Some(pin) = &r.pin {
+            write_server_pin(root, pin)?;
+        }
     }
     // Debian's generic initramfs needs ~384 MB of RAM to boot: on smaller
     // PCs rebuild it with this PC's drivers only.
