@@ -41,7 +41,7 @@ fn agent_talks_to_the_pinned_server_and_refuses_a_rogue_one() {
     // TLS session, so not even the inventory reaches it.
     let err = client(tls::Trust::Pinned(key.clone()), &rogue.base).hello(&inv).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("not the install server's key baked into this CD"), "{msg}");
+    assert!(msg.contains("not for the install server's key baked into this CD"), "{msg}");
     assert!(msg.contains(&key.to_string()), "{msg}");
     let seen = client(tls::Trust::Pinned(key_of(&rogue)), &rogue.base)
         .agent

@@ -14,8 +14,7 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
-    SignatureScheme,
+    ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme,
 };
 
 /// Which server certificates the agent accepts.
@@ -71,8 +70,8 @@ pub fn client_config(trust: Trust, clock_floor: u64) -> Result<Arc<ClientConfig>
 /// a rogue server, or a man in the middle.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "its key is not the install server's key baked into this CD ({pinned}), \
-     and no certificate authority vouches for it ({roots})"
+    "the server's certificate is not for the install server's key baked into this CD \
+     ({pinned}), and no certificate authority vouches for it ({roots})"
 )]
 struct NotPinned {
     pinned: String,
@@ -148,9 +147,9 @@ impl ServerCertVerifier for Verifier {
                 }
                 self.by_roots(end_entity, intermediates, server_name, ocsp, now).map_err(|roots| {
                     let e = NotPinned { pinned: key.to_string(), roots };
-                    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(
-                        Arc::new(e),
-                    )))
+                    // Error::Other shows our sentence (InvalidCertificate
+                    // would show it with Debug).
+                    rustls::Error::Other(OtherError(Arc::new(e)))
                 })
             }
             _ => self.by_roots(end_entity, intermediates, server_name, ocsp, now),
