@@ -130,7 +130,8 @@ fn recorder(path: &Path, tool: &str, log: &Path) {
 fn link_tools(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     for tool in ["curl", "cat", "tr", "sleep"] {
-        let found = ["/usr/bin", "/bin"].iter().map(|p| Path::new(p).join(tool)).find(|p| p.exists());
+        let found =
+            ["/usr/bin", "/bin"].iter().map(|p| Path::new(p).join(tool)).find(|p| p.exists());
         std::os::unix::fs::symlink(found.unwrap(), dir.join(tool)).unwrap();
     }
 }

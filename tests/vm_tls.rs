@@ -91,6 +91,9 @@ fn client_to_server(
 fn cd_says_hello_over_the_pinned_https_channel() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // The default rules pick light (< 512 MiB) or standard.
+    server_support::add_image(&data, "light", b"light");
+    server_support::add_image(&data, "standard", b"standard");
     let server = TestServer::start_https(&data);
     let key: lazare_proto::PublicKey = server.public_key.parse().unwrap();
     let key_file = dir.path().join("server.pub");

@@ -103,7 +103,9 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
         events
             .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
         match plan.action {
-            PlanAction::Install => return installing::install(screen, &server, &inv, &plan, key.as_ref()),
+            PlanAction::Install => {
+                return installing::install(screen, &server, &inv, &plan, key.as_ref())
+            }
             PlanAction::Inventory => return report_and_power_off(screen, &events, &inv),
             PlanAction::Wait => {
                 screen.line("The install server has not approved this computer yet; asking again in 60 seconds.");

@@ -13,9 +13,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
-use rustls::{
-    ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme,
-};
+use rustls::{ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 
 /// Which server certificates the agent accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +95,8 @@ impl Verifier {
         provider: Arc<CryptoProvider>,
     ) -> Result<Verifier, TlsSetupError> {
         let store = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-        let roots =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone()).build()?;
+        let roots = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+            .build()?;
         let pinned_spki = match &trust {
             Trust::Pinned(k) => Some(k.spki_der()),
             _ => None,

@@ -11,7 +11,8 @@ const PREFIX: &str = "ed25519:";
 
 /// DER SubjectPublicKeyInfo of an Ed25519 key minus the key (RFC 8410):
 /// SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (0 unused bits) }.
-const SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const SPKI_PREFIX: [u8; 12] =
+    [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -133,7 +134,10 @@ mod tests {
         let bytes: Vec<u8> =
             (0..32).map(|i| u8::from_str_radix(&raw[2 * i..2 * i + 2], 16).unwrap()).collect();
         let key: PublicKey = format!("{PREFIX}{}", B64.encode(&bytes)).parse().unwrap();
-        assert_eq!(B64.encode(key.spki_der()), "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=");
+        assert_eq!(
+            B64.encode(key.spki_der()),
+            "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="
+        );
         let pin = key.tls_pin();
         assert!(pin.starts_with("sha256//") && pin.len() == 8 + 44, "{pin}");
     }

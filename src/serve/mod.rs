@@ -96,8 +96,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     print_banner(&data, scheme, addr, &public, new_key, new_token.then_some(token.as_str()));
     match tls {
         Some(config) => {
-            let listener = tls::TlsListener::new(listener, config)
-                .context("reading the listening address")?;
+            let listener =
+                tls::TlsListener::new(listener, config).context("reading the listening address")?;
             axum::serve(listener, app(server))
                 .with_graceful_shutdown(shutdown_signal())
                 .await

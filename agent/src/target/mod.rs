@@ -13,8 +13,7 @@ mod users;
 pub use chroot::{run_in_chroot, BindMounts};
 pub use grub::{
     install_bootloader, install_next_service, install_reinstall_entry, regenerate_initramfs,
-    write_server_pin,
-    write_grub_defaults, GRUB_CMDLINE_LINUX, REINSTALL_ENTRY_ID,
+    write_grub_defaults, write_server_pin, GRUB_CMDLINE_LINUX, REINSTALL_ENTRY_ID,
 };
 pub use system::{
     write_fstab, write_hostname, write_keymap, write_locale, write_machine_ids, write_timezone,
