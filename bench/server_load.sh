@@ -5,24 +5,9 @@
 
 AGENTS=${BENCH_AGENTS:-40}
 
-# The rules every bench server uses: the `test` image for every PC, no countdown.
-bench_rules() {
-	cat <<'EOF'
-hostname = "bench-{n:03}"
-locale = "fr_FR.UTF-8"
-keymap = "fr"
-timezone = "Europe/Paris"
-countdown_secs = 0
-reinstall_entry = true
-action = "install"
-
-[[image]]
-profile = "test"
-
-[disks]
-root_min = 3221225472
-home = "preserve"
-swap = { kind = "auto" }
+# The rules every bench server uses: the tests' (the `test` image for every
+# PC, no countdown).
+RULES=$HERE/../tests/fixtures/rules-test.toml
 table = "auto"
 exclude = []
 
@@ -36,7 +21,7 @@ EOF
 # $1 data dir, $2 port, $3 log; sets SERVER (its PID). Waits for the banner.
 start_server() {
 	mkdir -p "$1"
-	[ -f "$1/lazare.toml" ] || bench_rules >"$1/lazare.toml"
+	[ -f "$1/lazare.toml" ] || cp "$RULES" "$1/lazare.toml"
 	# Plain HTTP (--http), as the python3 http.server peer it is measured against.
 	"$LAZARE" serve --http --data "$1" --listen "127.0.0.1:$2" >"$3" 2>&1 &
 	SERVER=$!

@@ -29,7 +29,7 @@ pub struct Inspection {
     pub initramfs: Vec<FileLine>,
     pub baked_cmdline: Option<String>,
     pub baked_key: Option<String>,
-    pub build: Option<serde_json::Value>,
+    pub build: Option<crate::build::BuildInfo>,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,16 +84,9 @@ fn human(i: &Inspection) -> String {
     let _ =
         writeln!(o, "baked /etc/lazare/cmdline: {}", i.baked_cmdline.as_deref().unwrap_or(none));
     let _ = writeln!(o, "baked /etc/lazare/server.pub: {}", i.baked_key.as_deref().unwrap_or(none));
-    if let Some(a) = i.build.as_ref().and_then(|b| b.get("agent")) {
+    if let Some(a) = i.build.as_ref().map(|b| &b.agent) {
         // build.json records where `lazare build` took the agent from.
-        let field = |k: &str| a.get(k).map_or_else(|| "?".into(), |v| v.to_string());
-        let _ = writeln!(
-            o,
-            "agent (/init): {}, {} bytes, sha256 {}",
-            a.get("origin").and_then(|v| v.as_str()).unwrap_or("?"),
-            field("bytes"),
-            a.get("sha256").and_then(|v| v.as_str()).unwrap_or("?"),
-        );
+        let _ = writeln!(o, "agent (/init): {}, {} bytes, sha256 {}", a.origin, a.bytes, a.sha256);
     }
     let _ = writeln!(o, "files:");
     for f in &i.files {
@@ -134,20 +127,25 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         boot_entries.extend(grub_entries(&cfg));
     }
     let (mut initramfs, mut baked_cmdline, mut baked_key) = (Vec::new(), None, None);
-    if let Some(data) = read(crate::templates::INITRD_PATH) {
+    if let Some(data) = read(lazare_cd::paths::CD_INITRD) {
         let entries = crate::initramfs::read_initramfs(&data).context("reading the initramfs")?;
         for e in entries {
             let body = || String::from_utf8_lossy(&e.data).trim_end().to_string();
-            if e.path == crate::build::BAKED_CMDLINE {
+            if e.path == lazare_cd::paths::BAKED_CMDLINE {
                 baked_cmdline = Some(body());
-            } else if e.path == crate::build::BAKED_KEY {
+            } else if e.path == lazare_cd::paths::BAKED_KEY {
                 baked_key = Some(body());
             }
             initramfs.push(FileLine { path: e.path.clone(), size: e.data.len() as u64 });
         }
     }
-    let build =
-        read(&format!("/{}", crate::iso::BUILD_JSON)).and_then(|d| serde_json::from_slice(&d).ok());
+    let build = match read(&format!("/{}", crate::iso::BUILD_JSON)) {
+        Some(d) => Some(
+            crate::build::BuildInfo::from_json(&d)
+                .with_context(|| format!("reading {}", crate::iso::BUILD_JSON))?,
+        ),
+        None => None,
+    };
     Ok(Inspection {
         volume_id,
         el_torito,
@@ -212,19 +210,38 @@ pub fn grub_entries(cfg: &str) -> Vec<BootLine> {
                 .into();
         } else if let Some(rest) = line.strip_prefix("linux ") {
             let words = grub_words(rest);
-            let args: Vec<String> = words
-                .into_iter()
-                .skip(1)
-                .map(|w| if w.contains(' ') { format!("\"{w}\"") } else { w })
-                .collect();
-            out.push(BootLine {
-                config: "boot/grub/grub.cfg".into(),
-                entry: id.clone(),
-                cmdline: args.join(" "),
-            });
+            let args = words.get(1..).unwrap_or_default();
+            let cmdline = match kernel_line(args) {
+                Ok(c) => c.to_string(),
+                Err(e) => format!("{} (not a kernel command line: {e})", args.join(" ")),
+            };
+            out.push(BootLine { config: "boot/grub/grub.cfg".into(), entry: id.clone(), cmdline });
         }
     }
     out
+}
+
+/// GRUB's words (one kernel parameter each, `--` before init's) as the
+/// command line the kernel gets, spelled by kernel-cmdline.
+fn kernel_line(words: &[String]) -> Result<kernel_cmdline::Cmdline, kernel_cmdline::CmdlineError> {
+    let mut c = kernel_cmdline::Cmdline::new();
+    let mut for_init = false;
+    for w in words {
+        if w == "--" && !for_init {
+            for_init = true;
+            continue;
+        }
+        let (key, value) = match w.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (w.as_str(), None),
+        };
+        if for_init {
+            c.push_init_arg(key, value)?;
+        } else {
+            c.push(key, value)?;
+        }
+    }
+    Ok(c)
 }
 
 /// GRUB's word splitting for the quoting lazare writes: bare words,
@@ -272,5 +289,15 @@ mod tests {
         let q = crate::templates::grub_quote;
         let line = format!("/boot/vmlinuz {} {} {}", q("a=b"), q("c=d e"), q("it's"));
         assert_eq!(grub_words(&line), ["/boot/vmlinuz", "a=b", "c=d e", "it's"]);
+    }
+
+    #[test]
+    fn grub_entries_read_back_as_the_menu_cmdline() {
+        let c = kernel_cmdline::Cmdline::parse(r#"a=b c="d e" quiet -- single x=1"#);
+        let menu = crate::templates::BootMenu::new("T", 1, false, &c).unwrap();
+        let cfg = crate::templates::grub_cfg(&menu).unwrap();
+        let entries = grub_entries(&cfg);
+        assert_eq!(entries[0].entry, "install");
+        assert_eq!(kernel_cmdline::Cmdline::parse(&entries[0].cmdline), menu.entries[0].cmdline);
     }
 }

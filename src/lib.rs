@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod epoch;
 pub mod gendocs;
 pub mod image;
 pub mod initramfs;

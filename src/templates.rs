@@ -3,7 +3,7 @@
 //! into every loader; each loader gets it in the spelling its own parser
 //! turns back into exactly that command line.
 
-use kernel_cmdline::{Action, Cmdline, CmdlineError, KEY_ACTION};
+use kernel_cmdline::{BootAction, Cmdline, CmdlineError, KEY_ACTION};
 use minijinja::{context, Environment};
 
 const ISOLINUX: &str = include_str!("../templates/isolinux.cfg");
@@ -11,9 +11,7 @@ const GRUB: &str = include_str!("../templates/grub.cfg");
 const GRUB_ESP: &str = include_str!("../templates/grub-esp.cfg");
 const LILO: &str = include_str!("../templates/lilo.conf");
 
-/// Where the kernel and initramfs sit on the ISO.
-pub const KERNEL_PATH: &str = "/boot/vmlinuz";
-pub const INITRD_PATH: &str = "/boot/initrd.gz";
+use lazare_cd::paths::{CD_INITRD, CD_KERNEL};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -59,7 +57,7 @@ impl BootMenu {
         serial: bool,
         base: &Cmdline,
     ) -> Result<Self, TemplateError> {
-        let with_action = |a: Action| -> Result<Cmdline, TemplateError> {
+        let with_action = |a: BootAction| -> Result<Cmdline, TemplateError> {
             let mut c = base.clone();
             c.set(KEY_ACTION, Some(a.as_str()))?;
             Ok(c)
@@ -69,12 +67,12 @@ impl BootMenu {
             MenuEntry {
                 id: "inventory",
                 title: "Inventory only (report hardware, change nothing)",
-                cmdline: with_action(Action::Inventory)?,
+                cmdline: with_action(BootAction::Inventory)?,
             },
             MenuEntry {
                 id: "rescue",
                 title: "Rescue shell",
-                cmdline: with_action(Action::Rescue)?,
+                cmdline: with_action(BootAction::Rescue)?,
             },
         ];
         Ok(BootMenu { title: title.into(), timeout, serial, entries })
@@ -107,7 +105,7 @@ pub fn isolinux_cfg(menu: &BootMenu) -> Result<String, TemplateError> {
         ISOLINUX,
         context! {
             title => menu.title, serial => menu.serial, isolinux_timeout, entries,
-            default => "install", kernel => KERNEL_PATH, initrd => INITRD_PATH,
+            default => "install", kernel => CD_KERNEL, initrd => CD_INITRD,
             version => env!("CARGO_PKG_VERSION"),
         },
     )
@@ -125,7 +123,7 @@ pub fn grub_cfg(menu: &BootMenu) -> Result<String, TemplateError> {
         GRUB,
         context! {
             title => menu.title, serial => menu.serial, timeout => menu.timeout, entries,
-            default => "install", kernel => KERNEL_PATH, initrd => INITRD_PATH,
+            default => "install", kernel => CD_KERNEL, initrd => CD_INITRD,
             version => env!("CARGO_PKG_VERSION"),
         },
     )

@@ -11,10 +11,10 @@ use server_support::*;
 use std::path::Path;
 use std::process::Command;
 
-fn client(trust: tls::Trust, base: &str) -> http::Server {
+fn client(trust: tls::Trust, base: &str) -> http::Client {
     // Clock floor 0: the test host's clock is right.
     let config = tls::client_config(trust, 0).unwrap();
-    http::Server::new(http::agent(vec![], config), base)
+    http::Client::new(http::agent(vec![], config), base.parse().unwrap())
 }
 
 fn key_of(s: &TestServer) -> PublicKey {
@@ -95,7 +95,8 @@ fn run_next(server: &str, pin: &str, machine_id: &str) -> (String, String) {
     let root = d.path().join("root");
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::write(root.join("usr/bin/curl"), "").unwrap();
-    lazare_agent::target::install_next_service(&root, server, machine_id).unwrap();
+    lazare_agent::target::install_next_service(&root, &server.parse().unwrap(), machine_id)
+        .unwrap();
     lazare_agent::target::write_server_pin(&root, pin).unwrap();
     let bin = d.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

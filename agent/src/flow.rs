@@ -6,32 +6,19 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lazare_proto::{Action as PlanAction, Event, Inventory, Phase, PublicKey};
+use lazare_proto::{Action, Event, Inventory, Phase};
 
-use crate::config::{self, Action};
+use crate::config::{self, BootAction, Server, ServerUrl};
+use crate::failure::Failure;
 use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::screen::Screen;
 use crate::{entropy, http, installing, inventory, net, tls, verify};
 
-/// A failure with a sentence for the person at the PC.
-#[derive(Debug, thiserror::Error)]
-#[error("{plain}")]
-pub struct Failure {
-    pub plain: String,
-    pub detail: String,
-}
-
-impl Failure {
-    pub fn new(plain: &str, detail: impl std::fmt::Display) -> Failure {
-        Failure { plain: plain.to_string(), detail: format!("{detail:#}") }
-    }
-}
-
 /// The child's main. Never returns.
 pub fn run() -> ! {
     let screen = Screen::open_console();
-    let mut reached: Option<(http::Server, String)> = None;
+    let mut reached: Option<(http::Client, String)> = None;
     match work(&screen, &mut reached) {
         Ok(()) => std::process::exit(0),
         Err(f) => {
@@ -47,8 +34,8 @@ pub fn run() -> ! {
     }
 }
 
-fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result<(), Failure> {
-    let cfg = config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE))
+fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result<(), Failure> {
+    let cfg = config::load(Path::new(config::LIVE_CMDLINE), Path::new("/"))
         .map_err(|e| Failure::new("The CD's settings are wrong; the CD must be rebuilt.", e))?;
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
     find_hardware(screen)?;
@@ -56,19 +43,18 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
         net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(NO_NETWORK, e))
     })?;
     screen.note(&format!("network: {}", serde_json::to_string(&net).unwrap_or_default()));
-    if cfg.action == Action::Rescue {
+    if cfg.action == BootAction::Rescue {
         crate::init::run_shell(screen);
         return Ok(());
     }
-    let key = server_key(&cfg)?;
     if cfg.insecure {
         screen.warn(INSECURE);
     }
-    let trust = tls::Trust::for_cd(key.as_ref(), cfg.insecure);
+    let trust = tls::Trust::for_cd(cfg.key.as_ref(), cfg.insecure);
     let tls = tls::client_config(trust, BUILD_FLOOR)
         .map_err(|e| Failure::new("This CD cannot set up its secure connection.", e))?;
-    let base = server_base(&cfg.server, &net)?;
-    let server = http::Server::new(http::agent(net.dns.clone(), tls), &base);
+    let base = server_url(&cfg.server, &net)?;
+    let server = http::Client::new(http::agent(net.dns.clone(), tls), base.clone());
     let step = screen.step("Looking at this computer");
     let inv = inventory::collect(Path::new("/"));
     step.done("done");
@@ -94,20 +80,20 @@ fn work(screen: &Screen, reached: &mut Option<(http::Server, String)>) -> Result
         &format!("{} {}/{} via {:?}", net.iface, net.address, net.netmask, net.gateway),
     );
     events.send(Phase::Hello, &format!("hello from agent {}", env!("CARGO_PKG_VERSION")));
-    if cfg.action == Action::Inventory {
+    if cfg.action == BootAction::Inventory {
         return report_and_power_off(screen, &events, &inv);
     }
     loop {
-        let plan = verify::plan(&answer, key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
+        let plan = verify::plan(&answer, cfg.key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
         entropy::mix(plan.nonce.as_bytes());
         events
             .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
         match plan.action {
-            PlanAction::Install => {
-                return installing::install(screen, &server, &inv, &plan, key.as_ref())
+            Action::Install => {
+                return installing::install(screen, &server, &inv, &plan, &cfg.cmdline, cfg.key.as_ref())
             }
-            PlanAction::Inventory => return report_and_power_off(screen, &events, &inv),
-            PlanAction::Wait => {
+            Action::Inventory => return report_and_power_off(screen, &events, &inv),
+            Action::Wait => {
                 screen.line("The install server has not approved this computer yet; asking again in 60 seconds.");
                 std::thread::sleep(Duration::from_secs(60));
                 answer = hello()?;
@@ -124,9 +110,6 @@ const INSECURE: &str = "This CD was made with lazare.insecure: it does not check
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.
 const BUILD_FLOOR: u64 = 1_767_225_600;
-
-/// The server public key `lazare build --key` bakes in.
-pub const BAKED_KEY: &str = "/etc/lazare/server.pub";
 
 fn find_hardware(screen: &Screen) -> Result<(), Failure> {
     let step = screen.step("Finding hardware");
@@ -177,38 +160,31 @@ fn with_retries<T>(
 }
 
 /// The server's base URL: the configured one, or from the DHCP lease
-/// (option 66, else next-server) for `lazare.server=dhcp`.
-fn server_base(server: &config::Server, net: &net::NetState) -> Result<String, Failure> {
-    match server {
-        config::Server::Dhcp => {
-            let lease = net.lease.as_ref();
-            let host = lease
-                .and_then(|l| l.tftp_server.clone())
-                .or_else(|| lease.and_then(|l| l.next_server).map(|a| a.to_string()));
-            // `lazare serve` speaks https unless told otherwise: plain http
-            // is only for a URL that says so.
-            host.map(|h| format!("https://{h}:{}", config::DEFAULT_SERVER_PORT)).ok_or_else(|| {
-                Failure::new(NO_SERVER, "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)")
-            })
-        }
-        other => Ok(other.to_string()),
-    }
-}
-
-/// The key plans must be signed with: `lazare.key=` or the baked file.
-fn server_key(cfg: &config::AgentConfig) -> Result<Option<PublicKey>, Failure> {
-    let text = match &cfg.key {
-        Some(k) => Some(k.to_string()),
-        None => std::fs::read_to_string(BAKED_KEY).ok(),
+/// (option 66, else next-server) for `lazare.server=dhcp`, on lazare's port.
+fn server_url(server: &Server, net: &net::NetState) -> Result<ServerUrl, Failure> {
+    let dhcp = match server {
+        Server::Url(url) => return Ok(url.clone()),
+        Server::Dhcp => net.lease.as_ref(),
     };
-    text.map(|t| t.trim().parse::<PublicKey>()).transpose().map_err(|e| {
-        Failure::new("The server key on this CD is damaged; the CD must be rebuilt.", e)
-    })
+    let host = match (dhcp.and_then(|l| l.tftp_server.as_deref()), dhcp.and_then(|l| l.next_server))
+    {
+        (Some(name), _) => name.parse().map_err(|e| {
+            Failure::new(NO_SERVER, format!("lazare.server=dhcp: the lease's option 66: {e}"))
+        })?,
+        (None, Some(addr)) => config::Host::V4(addr),
+        (None, None) => return Err(Failure::new(
+            NO_SERVER,
+            "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)",
+        )),
+    };
+    // `lazare serve` speaks https unless told otherwise: plain http is only
+    // for a URL that says so.
+    Ok(ServerUrl::new(config::Scheme::Https, host, Some(config::DEFAULT_SERVER_PORT)))
 }
 
 /// Best-effort progress events to the server (a lost event stops nothing).
 struct Events<'a> {
-    server: &'a http::Server,
+    server: &'a http::Client,
     machine_id: &'a str,
     screen: &'a Screen,
 }
@@ -272,14 +248,21 @@ mod tests {
 
     #[test]
     fn server_from_the_lease_prefers_option_66_then_next_server() {
-        let dhcp = config::Server::Dhcp;
+        let url =
+            |server: &Server, net: &net::NetState| server_url(server, net).map(|u| u.to_string());
+        let dhcp = Server::Dhcp;
         let both = state(Some(Ipv4Addr::new(10, 0, 2, 2)), Some("install.lan"));
-        assert_eq!(server_base(&dhcp, &both).unwrap(), "https://install.lan:8470");
+        assert_eq!(url(&dhcp, &both).unwrap(), "https://install.lan:8470");
         let next = state(Some(Ipv4Addr::new(10, 0, 2, 2)), None);
-        assert_eq!(server_base(&dhcp, &next).unwrap(), "https://10.0.2.2:8470");
+        assert_eq!(url(&dhcp, &next).unwrap(), "https://10.0.2.2:8470");
+        let v4 = state(None, Some("10.0.2.3"));
+        assert_eq!(server_url(&dhcp, &v4).unwrap().host(), &config::Host::V4([10, 0, 2, 3].into()));
         let none = state(None, None);
-        assert!(server_base(&dhcp, &none).unwrap_err().detail.contains("names no server"));
-        let url: config::Server = "http://10.0.2.100:9000".parse().unwrap();
-        assert_eq!(server_base(&url, &none).unwrap(), "http://10.0.2.100:9000");
+        assert!(url(&dhcp, &none).unwrap_err().detail.contains("names no server"));
+        // Option 66 is free text: what is no host name is said, not requested.
+        let junk = state(None, Some("a b/c"));
+        assert!(url(&dhcp, &junk).unwrap_err().detail.contains("option 66"));
+        let given: Server = "http://10.0.2.100:9000/".parse().unwrap();
+        assert_eq!(url(&given, &none).unwrap(), "http://10.0.2.100:9000");
     }
 }

@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kernel_cmdline::ServerUrl;
 use lazare_proto::{Event, Inventory, SIGNATURE_HEADER};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,23 +57,21 @@ pub fn agent(dns: Vec<Ipv4Addr>, tls: Arc<rustls::ClientConfig>) -> ureq::Agent 
         .build()
 }
 
-/// The install server at `base` (`http://10.0.2.100:8470`).
+/// A client of the install server at `base` (`http://10.0.2.100:8470`).
 #[derive(Clone)]
-pub struct Server {
+pub struct Client {
     pub agent: ureq::Agent,
-    pub base: String,
+    pub base: ServerUrl,
 }
 
-impl Server {
-    pub fn new(agent: ureq::Agent, base: &str) -> Server {
-        Server { agent, base: base.trim_end_matches('/').to_string() }
+impl Client {
+    pub fn new(agent: ureq::Agent, base: ServerUrl) -> Client {
+        Client { agent, base }
     }
 
-    pub fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            return path.to_string();
-        }
-        format!("{}{}", self.base, path)
+    /// A route (`/api/v1/hello`) or a plan's URL, resolved against the base.
+    pub fn url(&self, reference: &str) -> String {
+        self.base.join(reference)
     }
 
     fn post(

@@ -184,29 +184,30 @@ pub fn run() -> ! {
 
 /// The first lines a person (or a test on the serial console) sees.
 fn banner(screen: &Screen) {
-    use config::Action;
-    let config = config::load(Path::new(config::LIVE_CMDLINE), Path::new(config::BAKED_CMDLINE));
+    use config::BootAction;
+    let config = config::load(Path::new(config::LIVE_CMDLINE), Path::new("/"));
     match &config {
-        Ok(c) => screen.line(&format!(
-            "lazare-agent {} server={} action={}",
-            env!("CARGO_PKG_VERSION"),
-            c.server,
-            c.action.as_str()
-        )),
+        Ok(c) => {
+            screen.line(&format!(
+                "lazare-agent {} server={} action={}",
+                env!("CARGO_PKG_VERSION"),
+                c.server,
+                c.action.as_str()
+            ));
+            screen.line(&format!("cmdline: {}", c.cmdline));
+        }
         Err(e) => {
             screen.line(&format!("lazare-agent {} config error: {e:#}", env!("CARGO_PKG_VERSION")))
         }
     }
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    screen.line(&format!("cmdline: {}", cmdline.trim_end_matches('\n')));
     // The two lines above are for the volunteer; this one is for whoever
     // stands in front of the PC.
     let plain = match config.map(|c| c.action) {
-        Ok(Action::Install) => [
+        Ok(BootAction::Install) => [
             "This computer is being set up. You can leave it:",
             "it restarts by itself when it is done.",
         ],
-        Ok(Action::Inventory) => [
+        Ok(BootAction::Inventory) => [
             "This computer's details are being sent to the install server;",
             "it switches itself off afterwards.",
         ],

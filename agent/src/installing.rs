@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use lazare_proto::{Event, Inventory, Phase, Plan, PublicKey};
 
-use crate::flow::Failure;
-use crate::http::Server;
+use crate::failure::Failure;
+use crate::http::Client as Server;
 use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
 use crate::screen::Screen;
 use crate::target::Reinstall;
+use kernel_cmdline::{Cmdline, ServerUrl};
+use lazare_cd::paths::{CD_INITRD, CD_KERNEL};
 
 /// Where the boot CD (or USB stick) is mounted to copy its kernel.
 const CD_MOUNT: &str = "/run/lazare/cd";
@@ -49,6 +51,7 @@ pub fn install(
     server: &Server,
     inv: &Inventory,
     plan: &Plan,
+    cmdline: &Cmdline,
     key: Option<&PublicKey>,
 ) -> Result<(), Failure> {
     let layout = diskplan::plan(inv, &plan.disks).map_err(|e| {
@@ -63,7 +66,7 @@ pub fn install(
     }
     countdown(screen, plan.countdown_secs);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
-    let reinstall = reinstall_entry(screen, inv, &server.base, key);
+    let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, key);
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let _ = std::fs::create_dir_all(TARGET);
@@ -110,7 +113,8 @@ fn countdown(screen: &Screen, secs: u32) {
 fn reinstall_entry(
     screen: &Screen,
     inv: &Inventory,
-    server: &str,
+    server: &ServerUrl,
+    cmdline: &Cmdline,
     key: Option<&PublicKey>,
 ) -> Option<Reinstall> {
     let Some(dev) = inv.boot_device.as_deref() else {
@@ -123,19 +127,16 @@ fn reinstall_entry(
         screen.note(&format!("mounting {src}: {e}: the reinstall entry is left out"));
         return None;
     }
-    let kernel = PathBuf::from(CD_MOUNT).join("boot/vmlinuz");
-    let initrd = PathBuf::from(CD_MOUNT).join("boot/initrd.gz");
+    let on_cd = |p: &str| PathBuf::from(CD_MOUNT).join(p.trim_start_matches('/'));
+    let (kernel, initrd) = (on_cd(CD_KERNEL), on_cd(CD_INITRD));
     if !kernel.exists() || !initrd.exists() {
-        screen.note(
-            "the boot CD has no boot/vmlinuz or boot/initrd.gz: the reinstall entry is left out",
-        );
+        screen.note(&format!(
+            "the boot CD has no {CD_KERNEL} or {CD_INITRD}: the reinstall entry is left out"
+        ));
         return None;
     }
-    let mut cmdline = kernel_cmdline::Cmdline::parse(
-        &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
-    );
+    let mut cmdline = cmdline.clone();
     cmdline.remove("BOOT_IMAGE");
-    let cmdline = cmdline.to_string();
-    let pin = key.map(PublicKey::tls_pin);
-    Some(Reinstall { kernel, initrd, cmdline, server: server.to_string(), pin })
+    let (cmdline, server, pin) = (cmdline.to_string(), server.clone(), key.map(PublicKey::tls_pin));
+    Some(Reinstall { kernel, initrd, cmdline, server, pin })
 }

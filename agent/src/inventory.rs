@@ -86,12 +86,7 @@ fn memory_bytes(root: &Path) -> u64 {
         return round_to_mib(total);
     }
     let meminfo = read(&root.join("proc/meminfo")).unwrap_or_default();
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kib| kib * 1024)
-        .unwrap_or(0)
+    crate::procfs::kib(&meminfo, "MemTotal").map_or(0, |kib| kib * 1024)
 }
 
 /// The installed RAM as SMBIOS lists it (type 17 "memory device" entries):

@@ -4,6 +4,7 @@
 pub mod benchcli;
 pub mod config;
 pub mod entropy;
+pub mod failure;
 pub mod flow;
 pub mod http;
 pub mod hw;
@@ -13,6 +14,7 @@ pub mod installing;
 pub mod inventory;
 pub mod net;
 pub mod plancli;
+pub mod procfs;
 pub mod screen;
 pub mod sys;
 pub mod target;

@@ -5,7 +5,7 @@
 
 use lazare_proto::{Plan, PublicKey, SignError};
 
-use crate::flow::Failure;
+use crate::failure::Failure;
 use crate::http::SignedAnswer;
 use crate::screen::Screen;
 

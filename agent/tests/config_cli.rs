@@ -19,6 +19,19 @@ fn no_baked() -> PathBuf {
     p
 }
 
+/// The baked server key the tests' CD carries.
+fn baked_key() -> lazare_proto::PublicKey {
+    lazare_proto::SigningKey::from_bytes(&[1; 32]).public()
+}
+
+/// `cmdline` with an empty baked command line and [`baked_key`].
+fn run_unbaked(cmdline: &str) -> Output {
+    let baked = no_baked();
+    let key = file("config-cli-key", &format!("{}\n", baked_key()));
+    let (baked, key) = (baked.to_str().unwrap(), key.to_str().unwrap());
+    run(&["--cmdline", cmdline, "--baked", baked, "--baked-key", key])
+}
+
 fn file(name: &str, text: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&p, text).unwrap();
@@ -26,16 +39,14 @@ fn file(name: &str, text: &str) -> PathBuf {
 }
 
 fn good(cmdline: &str) -> Value {
-    let baked = no_baked();
-    let out = run(&["--cmdline", cmdline, "--baked", baked.to_str().unwrap()]);
+    let out = run_unbaked(cmdline);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{cmdline:?} failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{cmdline:?}: not JSON ({e})"))
 }
 
 fn bad(cmdline: &str) -> String {
-    let baked = no_baked();
-    let out = run(&["--cmdline", cmdline, "--baked", baked.to_str().unwrap()]);
+    let out = run_unbaked(cmdline);
     assert_eq!(out.status.code(), Some(1), "{cmdline:?} should fail");
     assert!(out.stdout.is_empty(), "{cmdline:?}: nothing on stdout on error");
     let err = String::from_utf8(out.stderr).unwrap();
@@ -60,6 +71,7 @@ fn fai_line_dhcp_with_server_from_ip() {
         "root=/dev/nfs nfsroot=/srv/fai/nfsroot ip=:192.168.0.100:::::dhcp console=ttyS0,115200n8",
     );
     assert_eq!(v["server"], "http://192.168.0.100:8470");
+    assert_eq!(v["key"], baked_key().to_string(), "the baked key file's key");
     assert_eq!(v["action"], "install");
     assert_eq!(v["insecure"], false);
     assert_eq!(contract(&v["network"][0]), net(None, "dhcp"));
@@ -276,10 +288,11 @@ fn reads_files_and_the_baked_line() {
 #[test]
 fn library_load_matches_the_cli() {
     let live = file("config-cli-load-live", "ip=:10.0.0.7:::::dhcp\n");
-    let cfg =
-        lazare_agent::config::load(&live, std::path::Path::new("/nonexistent/baked")).unwrap();
+    let no_root = std::path::Path::new("/nonexistent");
+    let cfg = lazare_agent::config::load(&live, no_root).unwrap();
     assert_eq!(cfg.server.to_string(), "http://10.0.0.7:8470");
-    let err = lazare_agent::config::load(&file("config-cli-load-bad", "quiet\n"), &no_baked())
-        .unwrap_err();
+    assert_eq!(cfg.key, None);
+    let err =
+        lazare_agent::config::load(&file("config-cli-load-bad", "quiet\n"), no_root).unwrap_err();
     assert!(format!("{err:#}").contains("no install server"));
 }

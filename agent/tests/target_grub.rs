@@ -167,7 +167,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         kernel: cd.join("vmlinuz"),
         initrd: cd.join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0,115200".into(),
-        server: "http://10.0.2.100:8470".into(),
+        server: "http://10.0.2.100:8470".parse().unwrap(),
         pin: None,
     };
     let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
@@ -179,6 +179,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         mounts: &mounts,
         boot: &boot,
         reinstall: Some(&reinstall),
+        meminfo: Path::new("/proc/meminfo"),
     };
     target::configure(&t).unwrap_or_else(|e| panic!("configure: {e}"));
 

@@ -41,7 +41,7 @@ fn run_next(answer: &'static str) -> (String, String) {
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::write(root.join("usr/bin/wget"), "").unwrap();
     let (url, server) = serve_once(answer);
-    target::install_next_service(&root, &url, "m-42").unwrap();
+    target::install_next_service(&root, &url.parse().unwrap(), "m-42").unwrap();
     let bin = d.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let log = d.path().join("calls");
@@ -85,7 +85,8 @@ fn unreachable_server_gives_up_quietly() {
     std::fs::write(root.join("usr/bin/wget"), "").unwrap();
     // A port nothing listens on (bound then closed).
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    target::install_next_service(root, &format!("http://127.0.0.1:{port}"), "m-1").unwrap();
+    let url = format!("http://127.0.0.1:{port}").parse().unwrap();
+    target::install_next_service(root, &url, "m-1").unwrap();
     let out = Command::new("sh")
         .arg(root.join("usr/local/sbin/lazare-next"))
         .env("LAZARE_ETC", root.join("etc/lazare"))

@@ -16,7 +16,7 @@ use support::{agent_binary, disk_image, Recorder};
 fn iso(dir: &Path, port: u16) -> std::path::PathBuf {
     let out = dir.join("lazare.iso");
     let args = BuildArgs {
-        server: Some(format!("http://10.0.2.100:{port}")),
+        server: Some(format!("http://10.0.2.100:{port}").parse().unwrap()),
         output: Some(out.clone()),
         cmdline: Some("lazare.action=inventory".into()),
         timeout: Some(1),

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-use base64::Engine as _;
+use lazare_proto::PublicKey;
 
 pub const KEY_SERVER: &str = "lazare.server";
 pub const KEY_ACTION: &str = "lazare.action";
@@ -70,23 +70,76 @@ impl fmt::Display for Host {
     }
 }
 
-/// An install server base URL: `http[s]://host[:port][/path]`.
+impl FromStr for Host {
+    type Err = ValueError;
+
+    /// A DNS name, a dotted IPv4 address or an IPv6 address (bare or in
+    /// brackets), as a DHCP lease's option 66 or a URL's host gives it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let v6 = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+        if let Ok(a) = v6.parse::<Ipv6Addr>() {
+            return Ok(Host::V6(a));
+        }
+        parse_host(s).map_err(|e| ValueError::new(KEY_SERVER, s, e))
+    }
+}
+
+/// An install server base URL: `http[s]://host[:port][/path]`, parsed once
+/// and kept typed from `lazare build --server` to the agent's requests. The
+/// path never ends in `/`, so [`ServerUrl::join`] and everything that
+/// appends to the printed URL (lazare-next) need no trimming.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServerUrl {
-    pub scheme: Scheme,
-    pub host: Host,
-    pub port: Option<u16>,
-    /// Empty, or starting with `/`.
-    pub path: String,
+    scheme: Scheme,
+    host: Host,
+    port: Option<u16>,
+    /// Empty, or starting with `/` and not ending with it.
+    path: String,
 }
 
 impl ServerUrl {
+    /// The root of `host` (no base path).
+    pub fn new(scheme: Scheme, host: Host, port: Option<u16>) -> ServerUrl {
+        ServerUrl { scheme, host, port, path: String::new() }
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The base path: empty, or `/a/b` (no trailing `/`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The port, or the scheme's default.
     pub fn port_or_default(&self) -> u16 {
         self.port.unwrap_or(match self.scheme {
             Scheme::Http => 80,
             Scheme::Https => 443,
         })
+    }
+
+    /// `reference` resolved against this base, as the agent requests it: a
+    /// path (`/api/v1/hello`, `images/a.tar.zst`) goes under the base path;
+    /// an absolute `http(s)://` URL (a plan's image on a mirror) stays as it
+    /// is.
+    pub fn join(&self, reference: &str) -> String {
+        let absolute = reference.split_once("://").is_some_and(|(scheme, _)| {
+            scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+        });
+        if absolute {
+            return reference.to_string();
+        }
+        format!("{self}/{}", reference.trim_start_matches('/'))
     }
 }
 
@@ -121,7 +174,9 @@ impl FromStr for ServerUrl {
         };
         check_path(path).map_err(err)?;
         let (host, port) = split_authority(authority).map_err(err)?;
-        Ok(ServerUrl { scheme, host, port, path: path.to_string() })
+        // `http://srv/lazare/` and `http://srv/lazare` are one base.
+        let path = path.trim_end_matches('/').to_string();
+        Ok(ServerUrl { scheme, host, port, path })
     }
 }
 
@@ -198,7 +253,6 @@ fn parse_host(h: &str) -> Result<Host, String> {
 
 /// `lazare.server=`: a URL, or `dhcp` (next-server / option 66 of the lease).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Server {
     Url(ServerUrl),
     Dhcp,
@@ -223,17 +277,39 @@ impl FromStr for Server {
     }
 }
 
+/// As the text the command line has (`lazare-agent config`, build.json,
+/// `lazare build --config`).
 impl serde::Serialize for Server {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
 
-/// `lazare.action=`: what the agent does once it reaches the server.
+impl<'de> serde::Deserialize<'de> for Server {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for ServerUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ServerUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `lazare.action=`: what the agent on the CD does once it boots. Not the
+/// plan's `lazare_proto::Action` (install, inventory, wait), which is the
+/// server's answer: `rescue` needs no server and `wait` comes only from one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
-pub enum Action {
+pub enum BootAction {
     #[default]
     Install,
     /// Report the inventory and power off.
@@ -242,65 +318,44 @@ pub enum Action {
     Rescue,
 }
 
-impl Action {
+impl BootAction {
     pub fn as_str(self) -> &'static str {
         match self {
-            Action::Install => "install",
-            Action::Inventory => "inventory",
-            Action::Rescue => "rescue",
+            BootAction::Install => "install",
+            BootAction::Inventory => "inventory",
+            BootAction::Rescue => "rescue",
         }
     }
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for BootAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Action {
+impl FromStr for BootAction {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "install" => Ok(Action::Install),
-            "inventory" => Ok(Action::Inventory),
-            "rescue" => Ok(Action::Rescue),
+            "install" => Ok(BootAction::Install),
+            "inventory" => Ok(BootAction::Inventory),
+            "rescue" => Ok(BootAction::Rescue),
             _ => Err(ValueError::new(KEY_ACTION, s, "expected install, inventory or rescue")),
         }
     }
 }
 
-/// `lazare.key=ed25519:BASE64`: the server's public key (32 bytes). Only the
-/// syntax is checked here; the agent verifies signatures with it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ServerKey(pub [u8; 32]);
-
-impl fmt::Display for ServerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ed25519:{}", base64::engine::general_purpose::STANDARD.encode(self.0))
-    }
-}
-
-impl FromStr for ServerKey {
-    type Err = ValueError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = "expected ed25519: followed by the base64 of a 32-byte public key";
-        let b64 =
-            s.strip_prefix("ed25519:").ok_or_else(|| ValueError::new(KEY_KEY, s, expected))?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| ValueError::new(KEY_KEY, s, format!("{expected} ({e})")))?;
-        let key = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-            ValueError::new(KEY_KEY, s, format!("{expected} (got {} bytes)", bytes.len()))
-        })?;
-        Ok(ServerKey(key))
-    }
-}
-
-impl serde::Serialize for ServerKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
+/// `lazare.key=ed25519:BASE64`: the server's public key, as proto's
+/// [`PublicKey`] (the one type for it), with the error naming the key.
+pub fn parse_key(s: &str) -> Result<PublicKey, ValueError> {
+    s.parse().map_err(|e| {
+        ValueError::new(
+            KEY_KEY,
+            s,
+            format!("expected ed25519: followed by the base64 of a 32-byte public key ({e})"),
+        )
+    })
 }
 
 /// `lazare.insecure`: a flag, or `=1/0/yes/no/true/false/on/off`.

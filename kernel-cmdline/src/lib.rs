@@ -4,8 +4,9 @@
 //! - [`Cmdline`]: tokens split and quoted as the kernel does; `Display`
 //!   quotes only where needed and reads back to the same list.
 //! - [`IpConfig`]: one `ip=` value, kernel and dracut grammars.
-//! - [`Server`], [`Action`], [`ServerKey`], [`Insecure`], [`Retries`]: the
-//!   `lazare.*` values, each with `FromStr`.
+//! - [`Server`], [`BootAction`], [`Insecure`], [`Retries`]: the `lazare.*`
+//!   values, each with `FromStr`; `lazare.key` is proto's `PublicKey`
+//!   ([`parse_key`] names the key in its error).
 //! - [`resolve`]: the agent's [`AgentConfig`] from the baked and live lines.
 //! - [`fuzz_check`]: the fuzz target's body (see `fuzz/README.md`).
 //!
@@ -28,7 +29,7 @@ pub use cmdline::{keys_equal, Cmdline, CmdlineError, Param};
 pub use fuzz::fuzz_check;
 pub use ip::{Autoconf, ClientId, IpConfig, IpError, IpForm, MacAddr, Netmask};
 pub use lazare::{
-    Action, Host, Insecure, Retries, Scheme, Server, ServerKey, ServerUrl, ValueError,
+    parse_key, BootAction, Host, Insecure, Retries, Scheme, Server, ServerUrl, ValueError,
     DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_RETRIES, KEY_SERVER, KNOWN_KEYS,
 };
 pub use resolve::{resolve, AgentConfig, ConfigError, Method, NetworkConfig, ServerSource};

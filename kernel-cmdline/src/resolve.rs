@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use crate::cmdline::{keys_equal, Cmdline, Param};
 use crate::ip::{Autoconf, ClientId, IpConfig, IpError, MacAddr};
 use crate::lazare::{
-    Action, Host, Insecure, Retries, Scheme, Server, ServerKey, ServerUrl, ValueError,
+    parse_key, BootAction, Host, Insecure, Retries, Scheme, Server, ServerUrl, ValueError,
     DEFAULT_SERVER_PORT, KEY_ACTION, KEY_INSECURE, KEY_KEY, KEY_RETRIES, KEY_SERVER, KNOWN_KEYS,
 };
 
@@ -17,12 +17,12 @@ use crate::lazare::{
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AgentConfig {
     pub server: Server,
-    pub action: Action,
+    pub action: BootAction,
     pub insecure: bool,
     /// One entry per `ip=`; without any `ip=`, DHCP on every NIC.
     pub network: Vec<NetworkConfig>,
     /// `lazare.key`, when given on a command line (else the baked key file).
-    pub key: Option<ServerKey>,
+    pub key: Option<lazare_proto::PublicKey>,
     /// `lazare.retries`; `None` = unlimited with backoff.
     pub retries: Option<u32>,
     /// Where the server came from: `lazare.server` or `ip=`.
@@ -135,8 +135,8 @@ pub fn resolve(baked: &Cmdline, live: &Cmdline) -> Result<AgentConfig, ConfigErr
     let ips = parse_ips(&ip_params).map_err(|e| if ip_from_baked { in_baked(e) } else { e })?;
     let network = network_of(&ips).map_err(|e| if ip_from_baked { in_baked(e) } else { e })?;
     let (server, server_source) = server_of(baked, live, &ips)?;
-    let action = typed(baked, live, KEY_ACTION, |v| v.parse::<Action>())?.unwrap_or_default();
-    let key = typed(baked, live, KEY_KEY, |v| v.parse::<ServerKey>())?;
+    let action = typed(baked, live, KEY_ACTION, |v| v.parse::<BootAction>())?.unwrap_or_default();
+    let key = typed(baked, live, KEY_KEY, parse_key)?;
     let retries = typed(baked, live, KEY_RETRIES, |v| v.parse::<Retries>())?.map(|r| r.0);
     let insecure = match pick(baked, live, KEY_INSECURE) {
         Some((p, from_baked)) => {
@@ -228,12 +228,7 @@ fn server_of(
         IpAddr::V6(a) => Host::V6(a),
     };
     // `lazare serve` speaks https unless told otherwise.
-    let url = ServerUrl {
-        scheme: Scheme::Https,
-        host,
-        port: Some(DEFAULT_SERVER_PORT),
-        path: String::new(),
-    };
+    let url = ServerUrl::new(Scheme::Https, host, Some(DEFAULT_SERVER_PORT));
     Ok((Server::Url(url), ServerSource::IpServerField))
 }
 

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use kernel_cmdline::{
-    resolve, Action, Cmdline, ConfigError, Method, Server, ServerSource, DEFAULT_SERVER_PORT,
+    resolve, BootAction, Cmdline, ConfigError, Method, Server, ServerSource, DEFAULT_SERVER_PORT,
 };
 
 fn ok(baked: &str, live: &str) -> kernel_cmdline::AgentConfig {
@@ -38,7 +38,7 @@ fn fai_style_server_from_ip() {
 #[test]
 fn defaults() {
     let c = ok("", "lazare.server=http://srv:8470");
-    assert_eq!(c.action, Action::Install);
+    assert_eq!(c.action, BootAction::Install);
     assert!(!c.insecure);
     assert_eq!((c.key, c.retries), (None, None));
     assert_eq!(c.network.len(), 1, "no ip= is DHCP on every NIC");
@@ -52,7 +52,7 @@ fn live_wins_over_baked() {
     let c = ok(baked, "lazare.action=rescue lazare.insecure ip=eth2:dhcp");
     assert_eq!(c.server.to_string(), "http://baked:1");
     assert_eq!(c.server_source, ServerSource::Baked);
-    assert_eq!(c.action, Action::Rescue);
+    assert_eq!(c.action, BootAction::Rescue);
     assert_eq!(c.retries, Some(3));
     assert!(c.insecure);
     let devs: Vec<_> = c.network.iter().map(|n| n.device.clone().unwrap()).collect();
@@ -64,7 +64,7 @@ fn live_wins_over_baked() {
     let c = ok("lazare.server=https://srv/", "ip=:10.0.0.9:::::dhcp");
     assert_eq!(
         (c.server.to_string(), c.server_source),
-        ("https://srv/".into(), ServerSource::Baked)
+        ("https://srv".into(), ServerSource::Baked)
     );
     // Within one line the last occurrence wins, as in the kernel.
     assert_eq!(
@@ -203,7 +203,7 @@ fn errors_name_the_problem() {
     // A bad baked value hidden by a live one is not an error.
     assert_eq!(
         ok("lazare.action=oops", "lazare.server=dhcp lazare.action=rescue").action,
-        Action::Rescue
+        BootAction::Rescue
     );
 }
 

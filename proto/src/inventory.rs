@@ -136,9 +136,8 @@ impl Inventory {
 
     /// Checks what the server relies on; called on every hello.
     pub fn validate(&self) -> Result<(), InventoryError> {
-        let id = &self.machine_id;
-        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(InventoryError::BadMachineId(id.clone()));
+        if !valid_machine_id(&self.machine_id) {
+            return Err(InventoryError::BadMachineId(self.machine_id.clone()));
         }
         if self.memory_bytes == 0 {
             return Err(InventoryError::NoMemory);
@@ -160,7 +159,7 @@ impl Inventory {
             }
         }
         for n in &self.nics {
-            if !is_mac(&n.mac) {
+            if n.mac.parse::<MacAddr>().is_err() {
                 return Err(InventoryError::BadMac { name: n.name.clone(), mac: n.mac.clone() });
             }
         }
@@ -168,10 +167,40 @@ impl Inventory {
     }
 }
 
-fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+/// A machine id as [`Inventory::compute_machine_id`] makes it: 64 lowercase
+/// hex characters. The server checks ids in URLs with this too.
+pub fn valid_machine_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// An Ethernet address, `52:54:00:12:34:56`: how sysfs, `ip=` and the
+/// inventory write it (six two-digit hex bytes; any case in, lowercase out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a MAC address: expected six hex bytes like 52:54:00:12:34:56")]
+pub struct MacError(pub String);
+
+impl std::str::FromStr for MacAddr {
+    type Err = MacError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let byte = |p: &str| {
+            (p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u8::from_str_radix(p, 16).ok())
+                .flatten()
+        };
+        let bytes: Option<Vec<u8>> = s.split(':').map(byte).collect();
+        bytes.and_then(|b| <[u8; 6]>::try_from(b).ok()).map(MacAddr).ok_or(MacError(s.into()))
+    }
+}
+
+impl std::fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+    }
 }
 
 /// Lowercase hex of `bytes` (sha256 digests, ids, tokens): the one encoder
@@ -215,9 +244,29 @@ mod tests {
     }
 
     #[test]
-    fn mac_syntax() {
-        assert!(is_mac("52:54:00:12:34:56"));
-        assert!(!is_mac("52:54:00:12:34"));
-        assert!(!is_mac("52:54:00:12:34:zz"));
+    fn mac_syntax_and_round_trip() {
+        let mac: MacAddr = "52:54:00:AB:cd:0f".parse().unwrap();
+        assert_eq!(mac, MacAddr([0x52, 0x54, 0, 0xab, 0xcd, 0x0f]));
+        assert_eq!(mac.to_string(), "52:54:00:ab:cd:0f");
+        assert_eq!(mac.to_string().parse::<MacAddr>().unwrap(), mac);
+        for bad in [
+            "52:54:00:12:34",
+            "52:54:00:12:34:zz",
+            "52:54:00:12:34:5",
+            "52:54:00:12:34:56:78",
+            "",
+            "+1:54:00:12:34:56",
+        ] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn machine_ids() {
+        let id = Inventory::compute_machine_id(&dmi(), &[]);
+        assert!(valid_machine_id(&id));
+        assert!(!valid_machine_id(&id.to_uppercase()));
+        assert!(!valid_machine_id(&id[1..]));
+        assert!(!valid_machine_id("not-hex"));
     }
 }

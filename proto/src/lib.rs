@@ -8,7 +8,7 @@ mod plan;
 mod sign;
 
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
-pub use inventory::hex;
+pub use inventory::{hex, valid_machine_id, MacAddr, MacError};
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
 };

@@ -101,6 +101,20 @@ impl std::fmt::Display for PublicKey {
     }
 }
 
+/// As its `ed25519:BASE64` text (the CD's baked key, `lazare-agent config`).
+impl serde::Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 fn decode(s: &str) -> Result<Vec<u8>, SignError> {
     let b64 = s.strip_prefix(PREFIX).ok_or_else(|| SignError::Syntax(s.to_string()))?;
     B64.decode(b64).map_err(|_| SignError::Syntax(s.to_string()))
@@ -140,6 +154,16 @@ mod tests {
         );
         let pin = key.tls_pin();
         assert!(pin.starts_with("sha256//") && pin.len() == 8 + 44, "{pin}");
+    }
+
+    #[test]
+    fn key_text_and_json_round_trip() {
+        let public = SigningKey::from_bytes(&[9; 32]).public();
+        assert_eq!(public.to_string().parse::<PublicKey>().unwrap(), public);
+        let json = serde_json::to_string(&public).unwrap();
+        assert_eq!(json, format!("\"{public}\""));
+        assert_eq!(serde_json::from_str::<PublicKey>(&json).unwrap(), public);
+        assert!(serde_json::from_str::<PublicKey>("\"ed25519:AAAA\"").is_err());
     }
 
     #[test]

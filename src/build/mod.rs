@@ -3,9 +3,11 @@
 //! file in the output directory and renamed into place.
 
 mod agent;
+mod info;
 mod settings;
 
 pub use agent::{Agent, AgentOrigin};
+pub use info::{AgentInfo, BuildInfo, EntryInfo};
 
 pub use settings::{ConfigFile, EfiLoaderKind, Settings};
 
@@ -19,15 +21,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// Where the baked config lives in the initramfs.
-pub const BAKED_CMDLINE: &str = "/etc/lazare/cmdline";
-pub const BAKED_KEY: &str = "/etc/lazare/server.pub";
-
 #[derive(clap::Args, Debug, Default)]
 pub struct BuildArgs {
-    /// Install server URL (http://HOST[:PORT]) or `dhcp` (from the DHCP lease).
-    #[arg(long)]
-    pub server: Option<String>,
+    /// Install server URL (http://HOST[:PORT][/PATH]) or `dhcp` (from the
+    /// DHCP lease); parsed here into the type the agent's requests use.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<kernel_cmdline::Server>,
     /// Where to write the ISO.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -130,7 +129,6 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
         None => ConfigFile::default(),
     };
     let server = args.server.clone().or(cfg.server).context("--server URL is required")?;
-    let server = settings::parse_server(&server)?;
     let ip_specs = if args.ip.is_empty() { cfg.ip } else { args.ip.clone() };
     let ips = ip_specs.iter().map(|s| settings::parse_ip(s)).collect::<Result<Vec<_>>>()?;
     let kernel = match args.kernel.clone().or(cfg.kernel) {
@@ -184,7 +182,7 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
         lilo: args.lilo.clone().or(cfg.lilo),
         efi_loader: args.efi_loader.or(cfg.efi_loader).unwrap_or(EfiLoaderKind::Signed),
         agent,
-        epoch: settings::epoch_now()?,
+        epoch: crate::epoch::SourceDateEpoch::from_env()?,
     })
 }
 
@@ -223,18 +221,10 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
     // The initramfs writer reads the agent from a file: the checked bytes go
     // there, so what was checked is what ends up as /init.
     let agent_file = staged_agent(&s.agent)?;
-    let mut spec = InitramfsSpec::new(agent_file.path(), &s.modules_dir, s.epoch.max(0) as u64);
-    spec.files.push(ExtraFile {
-        path: BAKED_CMDLINE.into(),
-        data: format!("{base_text}\n").into_bytes(),
-        mode: 0o644,
-    });
-    if let Some(key) = &s.key {
-        spec.files.push(ExtraFile {
-            path: BAKED_KEY.into(),
-            data: format!("{key}\n").into_bytes(),
-            mode: 0o644,
-        });
+    let mut spec = InitramfsSpec::new(agent_file.path(), &s.modules_dir, s.epoch.0);
+    let baked = lazare_cd::BakedConfig { cmdline: base.clone(), key: s.key.clone() };
+    for (path, data) in baked.files() {
+        spec.files.push(ExtraFile { path: path.into(), data, mode: 0o644 });
     }
     let pb = bar(0, "initramfs");
     let mut initrd = Vec::new();
@@ -258,13 +248,13 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
         grub_cfg: templates::grub_cfg(&menu)?,
         marker: marker.clone(),
         files: vec![(iso::BUILD_JSON.into(), build_json)],
-        epoch: s.epoch,
+        epoch: s.epoch.as_i64(),
         kernel,
         initrd,
     };
     let efi = match s.efi_loader {
         EfiLoaderKind::Signed => EfiLoader::signed_from_system()?,
-        EfiLoaderKind::Unsigned => EfiLoader::unsigned_from_system(&marker, s.epoch)?,
+        EfiLoaderKind::Unsigned => EfiLoader::unsigned_from_system(&marker, s.epoch.as_i64())?,
     };
     let bios = BiosLoader::from_system()?;
     let iso_report = write_atomically(&s.output, |file| {
@@ -332,31 +322,31 @@ fn build_json(
     report: &initramfs::InitramfsReport,
     marker: &str,
 ) -> Result<Vec<u8>> {
-    let entries: Vec<_> = menu
-        .entries
-        .iter()
-        .map(|e| serde_json::json!({ "id": e.id, "title": e.title, "cmdline": e.cmdline.to_string() }))
-        .collect();
-    let v = serde_json::json!({
-        "lazare_version": env!("CARGO_PKG_VERSION"),
-        "server": s.server.to_string(),
-        "cmdline": menu.entries[0].cmdline.to_string(),
-        "entries": entries,
-        "key": s.key,
-        "kernel_release": s.kernel_release,
-        "label": s.label,
-        "source_date_epoch": s.epoch,
-        "serial": s.serial,
-        "efi_loader": format!("{:?}", s.efi_loader).to_lowercase(),
-        "marker": marker,
-        "modules": report.modules,
-        "agent": {
-            "origin": s.agent.origin_kind(),
-            "bytes": s.agent.bytes.len(),
-            "sha256": s.agent.sha256(),
-        },
+    let entries = menu.entries.iter().map(|e| EntryInfo {
+        id: e.id.to_string(),
+        title: e.title.to_string(),
+        cmdline: e.cmdline.to_string(),
     });
-    Ok(serde_json::to_vec_pretty(&v)?)
+    let info = BuildInfo {
+        lazare_version: env!("CARGO_PKG_VERSION").into(),
+        server: s.server.clone(),
+        cmdline: menu.entries[0].cmdline.to_string(),
+        entries: entries.collect(),
+        key: s.key.clone(),
+        kernel_release: s.kernel_release.clone(),
+        label: s.label.clone(),
+        source_date_epoch: s.epoch,
+        serial: s.serial,
+        efi_loader: s.efi_loader,
+        marker: marker.into(),
+        modules: report.modules.clone(),
+        agent: AgentInfo {
+            origin: s.agent.origin_kind().into(),
+            bytes: s.agent.bytes.len() as u64,
+            sha256: s.agent.sha256(),
+        },
+    };
+    Ok(info.to_json())
 }
 
 fn write_lilo(dir: &Path, menu: &BootMenu, c: &IsoContent) -> Result<()> {

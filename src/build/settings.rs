@@ -2,12 +2,15 @@
 //! checked once, before anything is written.
 
 use super::agent::Agent;
+use crate::epoch::SourceDateEpoch;
 use anyhow::{Context, Result};
 use kernel_cmdline::{Cmdline, IpConfig, Server};
 use std::path::{Path, PathBuf};
 
 /// `--efi-loader`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EfiLoaderKind {
     /// Debian's signed shim + GRUB: boots with Secure Boot on.
@@ -27,7 +30,7 @@ pub enum EfiLoaderKind {
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    pub server: Option<String>,
+    pub server: Option<Server>,
     pub output: Option<PathBuf>,
     pub kernel: Option<PathBuf>,
     pub modules_dir: Option<PathBuf>,
@@ -72,8 +75,7 @@ pub struct Settings {
     pub kernel_release: String,
     pub ips: Vec<IpConfig>,
     pub extra: Cmdline,
-    /// The key as written (`ed25519:BASE64`), already validated.
-    pub key: Option<String>,
+    pub key: Option<lazare_proto::PublicKey>,
     /// `--insecure`: baked in as `lazare.insecure` (the agent warns in red).
     pub insecure: bool,
     pub label: String,
@@ -83,7 +85,7 @@ pub struct Settings {
     pub efi_loader: EfiLoaderKind,
     pub agent: Agent,
     /// SOURCE_DATE_EPOCH, or now.
-    pub epoch: i64,
+    pub epoch: SourceDateEpoch,
 }
 
 impl Settings {
@@ -99,10 +101,8 @@ impl Settings {
         if self.insecure {
             c.push(kernel_cmdline::KEY_INSECURE, None)?;
         }
-        c.push("console", Some("tty0"))?;
-        if self.serial {
-            // Last console= is /dev/console: the serial port, which a lab can log.
-            c.push("console", Some("ttyS0,115200"))?;
+        for p in lazare_cd::console::cmdline(self.serial).params() {
+            c.push(&p.key, p.value.as_deref())?;
         }
         for p in self.extra.params() {
             c.push(&p.key, p.value.as_deref()).context("adding --cmdline")?;
@@ -114,10 +114,6 @@ impl Settings {
     }
 }
 
-pub fn parse_server(s: &str) -> Result<Server> {
-    s.parse::<Server>().map_err(|e| anyhow::anyhow!("bad --server {s:?}: {e}"))
-}
-
 pub fn parse_ip(s: &str) -> Result<IpConfig> {
     // Accept both `dhcp` and `ip=dhcp`.
     let v = s.strip_prefix("ip=").unwrap_or(s);
@@ -125,13 +121,12 @@ pub fn parse_ip(s: &str) -> Result<IpConfig> {
 }
 
 /// Read and check a server public key file (`ed25519:BASE64`).
-pub fn read_key(path: &Path) -> Result<String> {
+pub fn read_key(path: &Path) -> Result<lazare_proto::PublicKey> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading key {}", path.display()))?;
-    let key = text.trim();
-    key.parse::<lazare_proto::PublicKey>()
-        .map_err(|e| anyhow::anyhow!("key {}: {e} (expected ed25519:BASE64)", path.display()))?;
-    Ok(key.to_string())
+    text.trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("key {}: {e} (expected ed25519:BASE64)", path.display()))
 }
 
 /// The newest `/boot/vmlinuz-*`, by version order.
@@ -180,18 +175,6 @@ fn version_key(s: &str) -> Vec<(u64, String)> {
     out
 }
 
-pub fn epoch_now() -> Result<i64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => {
-            v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))
-        }
-        Err(_) => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +188,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        assert!(parse_server("ftp://x").unwrap_err().to_string().contains("ftp://x"));
+        let e = toml::from_str::<ConfigFile>("server = \"ftp://x\"").unwrap_err().to_string();
+        assert!(e.contains("lazare.server=ftp://x: scheme ftp"), "{e}");
+        let ok: ConfigFile = toml::from_str("server = \"http://h:1/\"").unwrap();
+        assert_eq!(ok.server.unwrap().to_string(), "http://h:1");
         assert!(parse_ip("ip=1.2.3.999::::::none").unwrap_err().to_string().contains("1.2.3.999"));
         assert!(parse_ip("dhcp").is_ok());
     }

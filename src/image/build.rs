@@ -75,7 +75,7 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
         .prefix(".build-")
         .tempdir_in(&dir)
         .context("creating a build directory in the cache")?;
-    let epoch = source_date_epoch()?;
+    let epoch = crate::epoch::SourceDateEpoch::from_env()?.0;
     let tar = tmp.path().join("root.tar");
     run_mmdebstrap(p, &tar, tmp.path(), epoch, opts.quiet)?;
     let zst = tmp.path().join(&name);
@@ -114,17 +114,6 @@ fn cached(tarball: &Path, manifest_path: &Path) -> Option<ImageManifest> {
     let m: ImageManifest = serde_json::from_slice(&std::fs::read(manifest_path).ok()?).ok()?;
     let len = std::fs::metadata(tarball).ok()?.len();
     (len == m.size).then_some(m)
-}
-
-/// SOURCE_DATE_EPOCH when set (reproducible builds), else now.
-fn source_date_epoch() -> Result<u64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) => s.trim().parse().with_context(|| format!("parsing SOURCE_DATE_EPOCH={s:?}")),
-        Err(_) => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .context("reading the clock")?
-            .as_secs()),
-    }
 }
 
 /// The mmdebstrap command line for `p` writing a tar to `out`.

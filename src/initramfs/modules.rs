@@ -5,9 +5,11 @@
 //! compressed modules are decompressed, the signature is on the plain file)
 //! and modules.{dep,alias,softdep,order} trimmed to what is carried.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+
+use lazare_cd::kmod::{self, KmodError, LoadError, ModuleIndex};
 
 use super::firmware::{add_firmware, firmware_dir, modinfo_firmware, FirmwareFound};
 use super::tree::Tree;
@@ -22,49 +24,6 @@ pub struct ModuleSelection {
     pub builtin: Vec<String>,
     /// Requested names found nowhere.
     pub missing: Vec<String>,
-}
-
-#[derive(Debug)]
-struct Module {
-    path: String,
-    deps: Vec<String>,
-}
-
-/// The text indexes of `/lib/modules/<release>` that selection needs.
-#[derive(Debug, Default)]
-struct Index {
-    modules: BTreeMap<String, Module>,
-    /// modules.dep order, kept when writing the trimmed copy.
-    order: Vec<String>,
-    builtin: BTreeSet<String>,
-    /// Normalised alias → module names (modules.alias and builtin aliases).
-    aliases: BTreeMap<String, Vec<String>>,
-    softdeps: BTreeMap<String, Vec<String>>,
-}
-
-/// The kernel treats `-` and `_` in module names alike; `_` is canonical.
-fn normalize(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-const SUFFIXES: &[&str] = &[".ko", ".ko.xz", ".ko.zst", ".ko.gz"];
-
-/// `kernel/drivers/net/ne2k-pci.ko.xz` → `ne2k_pci`.
-fn name_of(path: &str) -> Option<String> {
-    let base = path.rsplit('/').next()?;
-    SUFFIXES.iter().find_map(|s| base.strip_suffix(s)).map(normalize)
-}
-
-/// The path a module has in the initramfs: compressed ones are stored plain.
-fn plain_path(path: &str) -> &str {
-    for suffix in [".xz", ".zst", ".gz"] {
-        if let Some(stripped) = path.strip_suffix(suffix) {
-            if stripped.ends_with(".ko") {
-                return stripped;
-            }
-        }
-    }
-    path
 }
 
 fn read_text(path: &Path) -> Result<String, InitramfsError> {
@@ -85,157 +44,67 @@ fn read_optional(path: &Path) -> Result<String, InitramfsError> {
     }
 }
 
-impl Index {
-    fn load(dir: &Path) -> Result<Self, InitramfsError> {
-        let mut index = Index::default();
-        index.load_dep(dir)?;
-        for line in read_optional(&dir.join("modules.builtin"))?.lines() {
-            if let Some(name) = name_of(line.trim()) {
-                index.builtin.insert(name);
-            }
-        }
-        index.load_aliases(dir)?;
-        index.load_softdeps(dir)?;
-        Ok(index)
+fn index_error(dir: &Path) -> impl Fn(KmodError) -> InitramfsError + '_ {
+    move |e| InitramfsError::ModulesFile {
+        path: dir.join(e.file),
+        line: e.line,
+        message: e.message,
     }
+}
 
-    fn load_dep(&mut self, dir: &Path) -> Result<(), InitramfsError> {
-        let path = dir.join("modules.dep");
-        let text = read_text(&path)?;
-        for (number, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let bad = |message: &str| InitramfsError::ModulesFile {
-                path: path.clone(),
-                line: number + 1,
-                message: message.into(),
-            };
-            let (module, deps) = line.split_once(':').ok_or_else(|| bad("no `:`"))?;
-            let name = name_of(module).ok_or_else(|| bad("not a .ko path"))?;
-            let deps = deps
-                .split_whitespace()
-                .map(|d| name_of(d).ok_or_else(|| bad("dependency is not a .ko path")))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.order.push(name.clone());
-            self.modules.insert(name, Module { path: module.to_string(), deps });
+/// The host's index files of the kernel at `dir`, parsed.
+fn load_index(dir: &Path) -> Result<ModuleIndex, InitramfsError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        if path.exists() {
+            read_file(&path).map(Some)
+        } else {
+            Ok(None)
         }
-        Ok(())
-    }
+    };
+    ModuleIndex::load(read).map_err(|e| match e {
+        LoadError::Read(e) => e,
+        LoadError::Index(e) => index_error(dir)(e),
+        e => {
+            InitramfsError::ModulesFile { path: dir.to_path_buf(), line: 0, message: e.to_string() }
+        }
+    })
+}
 
-    fn load_aliases(&mut self, dir: &Path) -> Result<(), InitramfsError> {
-        for line in read_optional(&dir.join("modules.alias"))?.lines() {
-            let mut words = line.split_whitespace();
-            if let (Some("alias"), Some(alias), Some(module)) =
-                (words.next(), words.next(), words.next())
-            {
-                self.add_alias(alias, module);
-            }
-        }
-        // Builtin aliases (`crc32c_generic.alias=crypto-crc32c`) say an alias
-        // is served by the kernel itself.
-        let modinfo = dir.join("modules.builtin.modinfo");
-        if modinfo.exists() {
-            let bytes = read_file(&modinfo)?;
-            for record in bytes.split(|&b| b == 0) {
-                let record = String::from_utf8_lossy(record);
-                if let Some((module, alias)) = record.split_once(".alias=") {
-                    self.add_alias(alias, module);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn add_alias(&mut self, alias: &str, module: &str) {
-        let targets = self.aliases.entry(normalize(alias)).or_default();
-        let module = normalize(module);
-        if !targets.contains(&module) {
-            targets.push(module);
-        }
-    }
-
-    /// `softdep NAME pre: A B post: C`; like kmod, words before `pre:` or
-    /// `post:` are ignored.
-    fn load_softdeps(&mut self, dir: &Path) -> Result<(), InitramfsError> {
-        for line in read_optional(&dir.join("modules.softdep"))?.lines() {
-            let mut words = line.split_whitespace();
-            if words.next() != Some("softdep") {
-                continue;
-            }
-            let Some(module) = words.next() else { continue };
-            let mut in_list = false;
-            for word in words {
-                match word {
-                    "pre:" | "post:" => in_list = true,
-                    _ if in_list => {
-                        self.softdeps.entry(normalize(module)).or_default().push(word.to_string())
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A name → the modules it stands for: itself, or an alias's targets.
-    /// `None` when found nowhere; `Some(empty)` when built in.
-    fn lookup(&self, name: &str) -> Option<Vec<String>> {
-        let key = normalize(name);
-        if self.modules.contains_key(&key) {
-            return Some(vec![key]);
-        }
-        if self.builtin.contains(&key) {
-            return Some(Vec::new());
-        }
-        let targets = self.aliases.get(&key)?;
-        Some(targets.iter().filter(|t| self.modules.contains_key(*t)).cloned().collect())
-    }
-
-    fn include(&self, name: &str, chosen: &mut BTreeMap<String, String>) {
-        let Some(module) = self.modules.get(name) else { return };
-        if chosen.insert(name.to_string(), module.path.clone()).is_some() {
-            return;
-        }
-        for dep in &module.deps {
-            self.include(dep, chosen);
-        }
-        // A soft dependency that this kernel lacks is not an error for kmod
-        // either (often it is built in).
-        for soft in self.softdeps.get(name).into_iter().flatten() {
-            for target in self.lookup(soft).unwrap_or_default() {
-                self.include(&target, chosen);
-            }
+/// Adds `name` and what it loads with (dependencies, soft dependencies).
+fn include(index: &ModuleIndex, name: &str, chosen: &mut BTreeMap<String, String>) {
+    for path in index.closure(name) {
+        if let Some(module) = kmod::name_of(path) {
+            chosen.insert(module, path.to_string());
         }
     }
 }
 
 /// Chooses the modules for `wanted` names from the tree at `modules_dir`.
-/// A name ending in `*` takes every module with that prefix.
+/// A name ending in `*` takes every module with that prefix; other names
+/// resolve as `modprobe NAME` does (module, alias, built in).
 pub fn resolve_modules(
     modules_dir: &Path,
     wanted: &[String],
 ) -> Result<ModuleSelection, InitramfsError> {
-    let index = Index::load(modules_dir)?;
+    let index = load_index(modules_dir)?;
     let mut selection = ModuleSelection::default();
     for name in wanted {
-        let found = match name.strip_suffix('*') {
+        let found: Vec<String> = match name.strip_suffix('*') {
             Some(prefix) => {
-                let prefix = normalize(prefix);
-                let all: Vec<String> =
-                    index.modules.keys().filter(|m| m.starts_with(&prefix)).cloned().collect();
-                Some(all).filter(|a| !a.is_empty())
+                let prefix = kmod::normalize(prefix);
+                index.names().filter(|m| m.starts_with(&prefix)).map(str::to_string).collect()
             }
-            None => index.lookup(name),
+            None => index.resolve(name),
         };
-        match found {
-            None => selection.missing.push(name.clone()),
-            Some(modules) if modules.is_empty() => selection.builtin.push(normalize(name)),
-            Some(modules) => {
-                for module in modules {
-                    index.include(&module, &mut selection.modules);
-                }
-            }
+        let loadable: Vec<&String> = found.iter().filter(|m| index.path(m).is_some()).collect();
+        if found.is_empty() {
+            selection.missing.push(name.clone());
+        } else if loadable.is_empty() {
+            selection.builtin.push(kmod::normalize(name));
+        }
+        for module in loadable {
+            include(&index, module, &mut selection.modules);
         }
     }
     selection.builtin.sort();
@@ -258,20 +127,20 @@ pub(crate) fn add_to_tree(
             reason: "the modules directory must be named after the kernel release".into(),
         }
     })?;
-    let base = format!("/lib/modules/{release}");
+    let base = lazare_cd::paths::modules_dir(release);
     tree.add_dir(&base)?;
     let total = selection.modules.len() as u64;
     let mut firmware = Vec::new();
     for (done, (name, path)) in selection.modules.iter().enumerate() {
         let data = module_data(&modules_dir.join(path))?;
         firmware.extend(modinfo_firmware(&data).into_iter().map(|f| (f, name.clone())));
-        tree.add_file(&format!("{base}/{}", plain_path(path)), data, 0o644)?;
+        tree.add_file(&format!("{base}/{}", kmod::plain_path(path)), data, 0o644)?;
         progress(Progress { phase: Phase::Modules, done: done as u64 + 1, total });
     }
     for (name, text) in trimmed_indexes(modules_dir, selection)? {
         tree.add_file(&format!("{base}/{name}"), text.into_bytes(), 0o644)?;
     }
-    for name in ["modules.builtin", "modules.builtin.modinfo"] {
+    for name in [kmod::BUILTIN, kmod::BUILTIN_MODINFO] {
         let path = modules_dir.join(name);
         if path.exists() {
             tree.add_file(&format!("{base}/{name}"), read_file(&path)?, 0o644)?;
@@ -305,73 +174,36 @@ fn module_data(path: &Path) -> Result<Vec<u8>, InitramfsError> {
 
 /// modules.dep, modules.alias, modules.softdep and modules.order keeping
 /// only the lines of carried modules (the full alias file alone is ~1.3 MB
-/// of RAM on a PC that may have 256 MB).
+/// of RAM on a PC that may have 256 MB), formatted by the parser that reads
+/// them back on the CD, with the paths the modules have there.
 fn trimmed_indexes(
     dir: &Path,
     selection: &ModuleSelection,
 ) -> Result<Vec<(&'static str, String)>, InitramfsError> {
-    let carried = |name: &str| selection.modules.contains_key(&normalize(name));
-    let carried_path = |path: &str| name_of(path).is_some_and(|n| carried(&n));
-    let keep = |file: &str, test: &dyn Fn(&str) -> bool| -> Result<String, InitramfsError> {
-        let mut out = String::new();
-        for line in read_optional(&dir.join(file))?.lines() {
-            if line.starts_with('#') || test(line) {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        Ok(out)
-    };
-    let dep =
-        keep("modules.dep", &|line| line.split_once(':').is_some_and(|(m, _)| carried_path(m)))?;
-    let dep = rewrite_paths(&dep);
-    let alias = keep("modules.alias", &|line| line.split_whitespace().nth(2).is_some_and(carried))?;
-    let softdep =
-        keep("modules.softdep", &|line| line.split_whitespace().nth(1).is_some_and(carried))?;
-    let order = rewrite_paths(&keep("modules.order", &|line| carried_path(line.trim()))?);
+    let carried = |name: &str| selection.modules.contains_key(&kmod::normalize(name));
+    let carried_path = |path: &str| kmod::name_of(path).is_some_and(|n| carried(&n));
+    let lines = |items: Vec<String>| items.into_iter().map(|l| l + "\n").collect::<String>();
+    let plain = |path: &str| kmod::plain_path(path).to_string();
+    let bad = index_error(dir);
+
+    let dep = kmod::parse_dep(&read_text(&dir.join(kmod::DEP))?).map_err(&bad)?;
+    let dep = dep.into_iter().filter(|l| carried_path(&l.path)).map(|l| kmod::DepLine {
+        path: plain(&l.path),
+        deps: l.deps.iter().map(|d| plain(d)).collect(),
+    });
+    let alias = kmod::parse_alias(&read_optional(&dir.join(kmod::ALIAS))?).map_err(&bad)?;
+    let alias = alias.into_iter().filter(|a| carried(&a.module));
+    let softdep = kmod::parse_softdep(&read_optional(&dir.join(kmod::SOFTDEP))?).map_err(&bad)?;
+    // A line whose words are all before `pre:`/`post:` means nothing.
+    let softdep = softdep
+        .into_iter()
+        .filter(|s| carried(&s.module) && !(s.pre.is_empty() && s.post.is_empty()));
+    let order = read_optional(&dir.join(kmod::ORDER))?;
+    let order = order.lines().map(str::trim).filter(|p| carried_path(p)).map(plain);
     Ok(vec![
-        ("modules.dep", dep),
-        ("modules.alias", alias),
-        ("modules.softdep", softdep),
-        ("modules.order", order),
+        (kmod::DEP, lines(dep.map(|l| l.to_string()).collect())),
+        (kmod::ALIAS, lines(alias.map(|a| a.to_string()).collect())),
+        (kmod::SOFTDEP, lines(softdep.map(|s| s.to_string()).collect())),
+        (kmod::ORDER, lines(order.collect())),
     ])
-}
-
-/// Compressed module paths become the plain paths they have in the image.
-fn rewrite_paths(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let words: Vec<String> = line
-            .split(' ')
-            .map(|w| match w.strip_suffix(':') {
-                Some(path) => format!("{}:", plain_path(path)),
-                None => plain_path(w).to_string(),
-            })
-            .collect();
-        out.push_str(&words.join(" "));
-        out.push('\n');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_from_paths() {
-        assert_eq!(name_of("kernel/drivers/net/ne2k-pci.ko").as_deref(), Some("ne2k_pci"));
-        assert_eq!(name_of("kernel/a/b.ko.zst").as_deref(), Some("b"));
-        assert_eq!(name_of("kernel/a/b.o"), None);
-        assert_eq!(plain_path("kernel/a/b.ko.xz"), "kernel/a/b.ko");
-        assert_eq!(plain_path("kernel/a/b.ko"), "kernel/a/b.ko");
-    }
-
-    #[test]
-    fn rewritten_dep_lines_point_at_plain_files() {
-        assert_eq!(
-            rewrite_paths("kernel/a.ko.xz: kernel/b.ko.zst kernel/c.ko\n"),
-            "kernel/a.ko: kernel/b.ko kernel/c.ko\n"
-        );
-    }
 }

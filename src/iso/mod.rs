@@ -98,8 +98,8 @@ fn iso_tree(c: &IsoContent, bios: &BiosLoader, esp: Vec<u8>) -> Result<Tree, Iso
         insert(&mut t, &format!("{ISOLINUX_DIR}/{name}"), data.clone())?;
     }
     insert(&mut t, ISOLINUX_CFG, c.isolinux_cfg.clone().into_bytes())?;
-    insert(&mut t, crate::templates::KERNEL_PATH.trim_start_matches('/'), c.kernel.clone())?;
-    insert(&mut t, crate::templates::INITRD_PATH.trim_start_matches('/'), c.initrd.clone())?;
+    insert(&mut t, lazare_cd::paths::CD_KERNEL.trim_start_matches('/'), c.kernel.clone())?;
+    insert(&mut t, lazare_cd::paths::CD_INITRD.trim_start_matches('/'), c.initrd.clone())?;
     insert(&mut t, GRUB_CFG, c.grub_cfg.clone().into_bytes())?;
     insert(&mut t, EFI_IMAGE, esp)?;
     insert(&mut t, c.marker.trim_start_matches('/'), b"lazare boot medium\n".to_vec())?;

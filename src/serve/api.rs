@@ -100,8 +100,7 @@ pub async fn blocking<T: Send + 'static>(
 
 /// Machine ids are sha256 hex (see `Inventory::compute_machine_id`).
 pub fn check_id(id: &str) -> Result<(), ApiError> {
-    let ok = id.len() == 64 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if ok {
+    if lazare_proto::valid_machine_id(id) {
         Ok(())
     } else {
         Err(ApiError::BadRequest("machine id must be 64 lowercase hex characters".into()))

@@ -17,31 +17,9 @@ use std::time::Duration;
 pub const MIN: Duration = Duration::from_secs(60);
 pub const GIB: u64 = 1 << 30;
 
-/// Rules for the test server: the `test` image for every PC and no countdown.
-pub const RULES: &str = r#"
-hostname = "e2e-{n:03}"
-locale = "fr_FR.UTF-8"
-keymap = "fr"
-timezone = "Europe/Paris"
-countdown_secs = 0
-reinstall_entry = true
-action = "install"
-
-[[image]]
-profile = "test"
-
-[disks]
-root_min = 3221225472
-home = "preserve"
-swap = { kind = "auto" }
-table = "auto"
-exclude = []
-
-[[user]]
-name = "utilisateur"
-full_name = "Utilisateur"
-admin = false
-"#;
+/// Rules for the test server: the `test` image for every PC and no
+/// countdown (the same file the bench and the demo use).
+pub const RULES: &str = include_str!("../fixtures/rules-test.toml");
 
 /// The agent's last screen line of a successful install.
 pub const DONE: &str = "installed; restarting into the new system";

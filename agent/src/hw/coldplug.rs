@@ -7,9 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::modules::{
-    modaliases, normalize, plan, unsupported_nics, ModuleDb, ModuleError, ProbeOpts,
-};
+use super::modules::{modaliases, plan, unsupported_nics, ModuleDb, ModuleError, ProbeOpts};
 
 /// What coldplug did.
 #[derive(Debug, Default)]
@@ -29,8 +27,7 @@ fn insmod(path: &Path) -> Result<(), String> {
 }
 
 fn module_of(path: &Path) -> String {
-    let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    normalize(base.split(".ko").next().unwrap_or(&base))
+    lazare_cd::kmod::name_of(&path.to_string_lossy()).unwrap_or_default()
 }
 
 /// Loads a module with its closure unless it is loaded already.

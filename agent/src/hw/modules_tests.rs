@@ -37,35 +37,6 @@ fn fake_tree() -> (tempfile::TempDir, ProbeOpts) {
 }
 
 #[test]
-fn fnmatch_globs() {
-    let cases: &[(&str, &str, bool)] = &[
-        (
-            "pci:v00008086d0000100Esv*sd*bc*sc*i*",
-            "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00",
-            true,
-        ),
-        (
-            "pci:v00008086d0000100Esv*sd*bc*sc*i*",
-            "pci:v00008086d0000100Fsv00001AF4sd00001100bc02sc00i00",
-            false,
-        ),
-        ("a?c", "abc", true),
-        ("a?c", "ac", false),
-        ("i8[0-9a-f]*", "i8a", true),
-        ("i8[0-9a-f]*", "i8g", false),
-        ("x[!0-9]", "xa", true),
-        ("x[!0-9]", "x5", false),
-        ("*", "", true),
-        ("a*b*c", "aXXbYYc", true),
-        ("a*b*c", "aXXbYY", false),
-        ("abc", "abcd", false),
-    ];
-    for (p, t, want) in cases {
-        assert_eq!(fnmatch(p.as_bytes(), t.as_bytes()), *want, "{p} vs {t}");
-    }
-}
-
-#[test]
 fn alias_matching_on_fake_tree() {
     let (_dir, opts) = fake_tree();
     let db = ModuleDb::load(&opts).unwrap();

@@ -4,7 +4,7 @@
 use super::{InstallCtx, Made};
 use crate::target::{self, Boot, MountEntry, Mounts, TargetError};
 use diskplan::Fs;
-use lazare_proto::Firmware;
+use std::path::Path;
 
 /// fstab entries for the made filesystems, in mount order.
 pub fn mounts(made: &[Made]) -> Mounts {
@@ -22,12 +22,8 @@ pub fn mounts(made: &[Made]) -> Mounts {
 
 /// Runs every target step: files, users, reinstall entry, GRUB last.
 pub fn configure(ctx: &InstallCtx, made: &[Made]) -> Result<(), TargetError> {
-    let firmware = match ctx.layout.firmware {
-        Firmware::Bios => target::Firmware::Bios,
-        Firmware::Uefi => target::Firmware::Uefi,
-    };
     let disks = ctx.layout.boot_disks.iter().map(|d| ctx.dev.join(d)).collect();
-    let boot = Boot { firmware, disks };
+    let boot = Boot { firmware: ctx.layout.firmware, disks };
     let mounts = mounts(made);
     let t = target::Target {
         root: ctx.target,
@@ -35,6 +31,7 @@ pub fn configure(ctx: &InstallCtx, made: &[Made]) -> Result<(), TargetError> {
         mounts: &mounts,
         boot: &boot,
         reinstall: ctx.reinstall,
+        meminfo: Path::new("/proc/meminfo"),
     };
     target::configure(&t)
 }

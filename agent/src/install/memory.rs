@@ -56,11 +56,7 @@ pub fn report(status: &Path, meminfo: &Path) -> String {
     )
 }
 
-/// The kB value of `field:` in a /proc status or meminfo text.
-fn kb(text: &str, field: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.split(':').next() == Some(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+use crate::procfs::kib as kb;
 
 #[cfg(test)]
 mod tests {

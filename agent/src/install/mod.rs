@@ -312,10 +312,9 @@ pub fn mount_all(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
 /// Unmounts everything at or below `target`, deepest first.
 pub fn unmount_all(target: &Path) -> io::Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mounts")?;
-    let mut below: Vec<PathBuf> = mounts
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+    let mut below: Vec<PathBuf> = crate::procfs::mounts(&mounts)
+        .into_iter()
+        .map(|m| m.target)
         .filter(|p| p.starts_with(target))
         .collect();
     below.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -351,12 +350,10 @@ pub fn disarm(dev: &Path, layout: &Layout) -> io::Result<()> {
 /// Mount points whose source is `node`.
 fn mounted_from(node: &Path) -> Vec<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .filter(|(src, _)| Path::new(src) == node)
-        .filter_map(|(_, rest)| rest.split(' ').next())
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+    crate::procfs::mounts(&mounts)
+        .into_iter()
+        .filter(|m| Path::new(&m.source) == node)
+        .map(|m| m.target)
         .collect()
 }
 

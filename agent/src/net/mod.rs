@@ -65,12 +65,7 @@ pub fn physical_nics(root: &Path) -> Vec<String> {
 /// The current MAC of `name` as bytes.
 pub fn mac_of(root: &Path, name: &str) -> Option<[u8; 6]> {
     let s = std::fs::read_to_string(root.join("sys/class/net").join(name).join("address")).ok()?;
-    parse_mac(s.trim())
-}
-
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<u8> = s.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
-    parts.try_into().ok()
+    s.trim().parse::<lazare_proto::MacAddr>().ok().map(|m| m.0)
 }
 
 /// True when the NIC reports a cable (reading fails while it is down).

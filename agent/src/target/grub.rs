@@ -4,14 +4,13 @@
 use super::chroot::{run_in_chroot, BindMounts};
 use super::system::write_file;
 use super::{at, io_err, Boot, Firmware, Mounts, Reinstall, Result, TargetError};
+use kernel_cmdline::{Scheme, ServerUrl};
+use lazare_cd::paths::installed;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// The GRUB menu entry id `grub-reboot` selects.
 pub const REINSTALL_ENTRY_ID: &str = "lazare-reinstall";
-/// Screen and first serial port, so a VM test and a staff member both see
-/// the boot.
-pub const GRUB_CMDLINE_LINUX: &str = "console=tty0 console=ttyS0,115200";
 
 /// Put into GRUB's core image whatever grub-probe sees: finding /boot/grub
 /// by UUID must not depend on the probe having guessed the partition table
@@ -32,11 +31,14 @@ pub fn write_grub_defaults(root: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io_err("reading", &path)(e)),
     };
+    // The CD's consoles (screen and first serial port), so a VM test and a
+    // staff member both see the installed system boot.
+    let consoles = lazare_cd::console::cmdline(true);
     let want = [
         ("GRUB_DEFAULT", "saved".to_string()),
-        ("GRUB_CMDLINE_LINUX", format!("\"{GRUB_CMDLINE_LINUX}\"")),
+        ("GRUB_CMDLINE_LINUX", format!("\"{consoles}\"")),
         ("GRUB_TERMINAL", "\"console serial\"".into()),
-        ("GRUB_SERIAL_COMMAND", "\"serial --speed=115200\"".into()),
+        ("GRUB_SERIAL_COMMAND", format!("\"serial --speed={}\"", lazare_cd::console::SERIAL_SPEED)),
     ];
     let mut out = String::new();
     let mut done = [false; 4];
@@ -80,15 +82,17 @@ fn check_cmdline(c: &str) -> Result<()> {
 /// `lazare-reinstall` at the next `update-grub`.
 pub fn install_reinstall_entry(root: &Path, r: &Reinstall) -> Result<()> {
     check_cmdline(&r.cmdline)?;
-    let dir = at(root, "/boot/lazare");
+    let dir = at(root, installed::REINSTALL_DIR);
     std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
     for (src, name) in [(&r.kernel, "vmlinuz"), (&r.initrd, "initrd.img")] {
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::copy(src, &tmp).map_err(io_err("copying the CD's boot file", src))?;
         std::fs::rename(&tmp, dir.join(name)).map_err(io_err("renaming", &tmp))?;
     }
-    let script =
-        REINSTALL_SCRIPT.replace("@CMDLINE@", r.cmdline.trim()).replace("@ID@", REINSTALL_ENTRY_ID);
+    let script = REINSTALL_SCRIPT
+        .replace("@CMDLINE@", r.cmdline.trim())
+        .replace("@ID@", REINSTALL_ENTRY_ID)
+        .replace("@DIR@", installed::REINSTALL_DIR);
     write_file(root, "/etc/grub.d/42_lazare_reinstall", &script)?;
     chmod(&at(root, "/etc/grub.d/42_lazare_reinstall"), 0o755)
 }
@@ -100,26 +104,20 @@ fn chmod(p: &Path, mode: u32) -> Result<()> {
 /// Installs `lazare-next.service` (enabled) and `/usr/local/sbin/lazare-next`,
 /// which at boot asks `GET <server>/api/v1/machines/<id>/next` and, on
 /// `{"action":"reinstall"}`, runs `grub-reboot lazare-reinstall` and reboots.
-pub fn install_next_service(root: &Path, server: &str, machine_id: &str) -> Result<()> {
-    let ok = (server.starts_with("http://") || server.starts_with("https://"))
-        && !server.chars().any(|c| c.is_whitespace() || "'\"\\$`".contains(c));
-    if !ok {
-        return Err(TargetError::Invalid(format!(
-            "server URL {server:?} is not a plain http(s) URL"
-        )));
-    }
+/// The URL is checked by its type (http or https, no space, quote, query
+/// or trailing `/`): the script appends the route to it, in double quotes.
+pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -> Result<()> {
     // https means the pinned channel, which only curl speaks (lazare-next).
-    let (tools, what): (&[&str], _) = if server.starts_with("https://") {
-        (&["/usr/bin/curl"], "curl (to reach an https install server)")
-    } else {
-        (&["/usr/bin/wget", "/usr/bin/curl"], "wget or curl")
+    let (tools, what): (&[&str], _) = match server.scheme() {
+        Scheme::Https => (&["/usr/bin/curl"], "curl (to reach an https install server)"),
+        Scheme::Http => (&["/usr/bin/wget", "/usr/bin/curl"], "wget or curl"),
     };
     if resolve_any(root, tools).is_none() {
         return Err(TargetError::MissingInImage { root: root.into(), what: what.into() });
     }
-    write_file(root, "/etc/lazare/server", &format!("{}\n", server.trim_end_matches('/')))?;
-    if !at(root, "/etc/lazare/machine-id").exists() {
-        write_file(root, "/etc/lazare/machine-id", &format!("{machine_id}\n"))?;
+    write_file(root, installed::SERVER, &format!("{server}\n"))?;
+    if !at(root, installed::MACHINE_ID).exists() {
+        write_file(root, installed::MACHINE_ID, &format!("{machine_id}\n"))?;
     }
     write_file(root, "/usr/local/sbin/lazare-next", NEXT_SCRIPT)?;
     chmod(&at(root, "/usr/local/sbin/lazare-next"), 0o755)?;
@@ -141,7 +139,7 @@ pub fn write_server_pin(root: &Path, pin: &str) -> Result<()> {
     if !ok {
         return Err(TargetError::Invalid(format!("server key pin {pin:?} is not sha256//BASE64")));
     }
-    write_file(root, "/etc/lazare/server.pin", &format!("{pin}\n"))
+    write_file(root, installed::SERVER_PIN, &format!("{pin}\n"))
 }
 
 fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {

@@ -13,13 +13,16 @@ mod users;
 pub use chroot::{run_in_chroot, BindMounts};
 pub use grub::{
     install_bootloader, install_next_service, install_reinstall_entry, regenerate_initramfs,
-    write_grub_defaults, write_server_pin, GRUB_CMDLINE_LINUX, REINSTALL_ENTRY_ID,
+    write_grub_defaults, write_server_pin, REINSTALL_ENTRY_ID,
 };
+/// BIOS or UEFI: the inventory's word for it is the one type.
+pub use lazare_proto::Firmware;
 pub use system::{
     write_fstab, write_hostname, write_keymap, write_locale, write_machine_ids, write_timezone,
 };
 pub use users::add_users;
 
+use kernel_cmdline::ServerUrl;
 use lazare_proto::Plan;
 use std::path::{Path, PathBuf};
 
@@ -40,12 +43,6 @@ pub struct MountEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mounts {
     pub entries: Vec<MountEntry>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Firmware {
-    Bios,
-    Uefi,
 }
 
 /// Where and how to install GRUB.
@@ -69,7 +66,7 @@ pub struct Reinstall {
     pub cmdline: String,
     /// Server base URL the installed system asks `GET
     /// /api/v1/machines/{id}/next` at boot, e.g. `http://10.0.2.100:8470`.
-    pub server: String,
+    pub server: ServerUrl,
     /// The pin of the server key baked into the CD (`sha256//BASE64`), for
     /// `lazare-next`'s pinned https channel; `None` on a CD without a key.
     pub pin: Option<String>,
@@ -84,6 +81,8 @@ pub struct Target<'a> {
     pub boot: &'a Boot,
     /// `None` (or `plan.reinstall_entry == false`): no entry, no service.
     pub reinstall: Option<&'a Reinstall>,
+    /// The PC's /proc/meminfo (its RAM decides [`regenerate_initramfs`]).
+    pub meminfo: &'a Path,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,9 +120,7 @@ pub const SMALL_RAM: u64 = 512 << 20;
 /// MemTotal from a /proc/meminfo-format file.
 pub fn ram_bytes(meminfo: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(meminfo).ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    crate::procfs::kib(&text, "MemTotal").map(|kib| kib * 1024)
 }
 
 /// Runs every step, in order: files first (cheap, no chroot), then users,
@@ -149,7 +146,7 @@ pub fn configure(t: &Target) -> Result<()> {
     }
     // Debian's generic initramfs needs ~384 MB of RAM to boot: on smaller
     // PCs rebuild it with this PC's drivers only.
-    if ram_bytes(Path::new("/proc/meminfo")).is_some_and(|r| r < SMALL_RAM) {
+    if ram_bytes(t.meminfo).is_some_and(|r| r < SMALL_RAM) {
         regenerate_initramfs(root)?;
     }
     install_bootloader(root, t.boot, t.mounts)

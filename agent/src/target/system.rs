@@ -180,5 +180,5 @@ pub fn write_machine_ids(root: &Path, lazare_id: &str) -> Result<()> {
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let id = lazare_proto::hex(&bytes);
     write_file(root, "/etc/machine-id", &format!("{id}\n"))?;
-    write_file(root, "/etc/lazare/machine-id", &format!("{lazare_id}\n"))
+    write_file(root, lazare_cd::paths::installed::MACHINE_ID, &format!("{lazare_id}\n"))
 }

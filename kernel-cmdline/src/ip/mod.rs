@@ -272,14 +272,9 @@ impl Ctx<'_> {
             return Ok(None);
         }
         let joined = fields.iter().map(|f| f.text).collect::<Vec<_>>().join(":");
-        let bytes: Vec<u8> = fields
-            .iter()
-            .filter(|f| !f.bracketed && f.text.len() == 2)
-            .filter(|f| f.text.bytes().all(|b| b.is_ascii_hexdigit()))
-            .filter_map(|f| u8::from_str_radix(f.text, 16).ok())
-            .collect();
-        match <[u8; 6]>::try_from(bytes.as_slice()) {
-            Ok(b) if fields.len() == 6 => Ok(Some(MacAddr(b))),
+        let plain = fields.len() == 6 && fields.iter().all(|f| !f.bracketed);
+        match joined.parse::<MacAddr>() {
+            Ok(mac) if plain => Ok(Some(mac)),
             _ => Err(self.err(
                 "macaddr",
                 format!("{joined}: expected six hex bytes like 52:54:00:12:34:56"),

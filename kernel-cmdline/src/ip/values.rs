@@ -125,13 +125,5 @@ impl fmt::Display for Netmask {
     }
 }
 
-/// A MAC address (`52:54:00:12:34:56`), written in lower case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
-    }
-}
+/// A MAC address (`52:54:00:12:34:56`): proto's, the one parser for it.
+pub use lazare_proto::MacAddr;
