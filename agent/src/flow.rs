@@ -90,7 +90,14 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
             .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
         match plan.action {
             Action::Install => {
-                return installing::install(screen, &server, &inv, &plan, &cfg.cmdline, cfg.key.as_ref())
+                return installing::install(
+                    screen,
+                    &server,
+                    &inv,
+                    &plan,
+                    &cfg.cmdline,
+                    cfg.key.as_ref(),
+                )
             }
             Action::Inventory => return report_and_power_off(screen, &events, &inv),
             Action::Wait => {

@@ -107,13 +107,12 @@ async fn accept_loop(
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send((tls, peer)).await;
-                }
-                // A refused or abandoned handshake (a port scan, a client
-                // without our key) is the client's business: nothing to log.
-                Ok(Err(_)) | Err(_) => {}
+            // A refused or abandoned handshake (a port scan, a client
+            // without our key) is the client's business: nothing to log.
+            if let Ok(Ok(tls)) =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+            {
+                let _ = tx.send((tls, peer)).await;
             }
         });
     }
