@@ -30,7 +30,7 @@ DEB_PACKAGES += initramfs-tools time python3
 # busybox as /bin/sh: the agent's rescue-shell VM test runs commands in it.
 DEB_PACKAGES += busybox-static
 
-.PHONY: all deps build agent cli test lint fmt e2e bench demo images clean gendocs deb
+.PHONY: all deps build agent cli test lint fmt e2e bench demo images clean gendocs deb fuzz
 
 all: build
 
@@ -107,3 +107,22 @@ gendocs: cli
 deb: build gendocs
 	command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
 	$(CARGO) deb --no-build --output target/debian
+
+# Every cargo-fuzz target (fuzz/fuzz_targets/) for FUZZ_SECS seconds each,
+# from the committed seeds (fuzz/seeds/<target>, read only) plus the corpus
+# it grows (fuzz/corpus/<target>, not committed). cargo-fuzz needs nightly
+# flags: RUSTC_BOOTSTRAP=1 lets this stable toolchain take them. The fuzz
+# build embeds no agent (LAZARE_EMBED_AGENT=none). A crash stops here, its
+# input in fuzz/artifacts/<target>/.
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := cmdline dns dhcp plan_json inventory_json cpio iso superblock untar chunks
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	RUSTC_BOOTSTRAP=1 LAZARE_EMBED_AGENT=none $(CARGO) fuzz build --release
+	for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus/$$t; \
+		echo "make fuzz: $$t for $(FUZZ_SECS) s"; \
+		RUSTC_BOOTSTRAP=1 LAZARE_EMBED_AGENT=none $(CARGO) fuzz run --release $$t \
+			fuzz/corpus/$$t fuzz/seeds/$$t -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 \
+			|| exit 1; \
+	done

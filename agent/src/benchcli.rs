@@ -1,5 +1,6 @@
 //! `lazare-agent fetch` (hidden): the install's streaming pipeline alone
-//! (download → sha256 → decompress → untar, as `install::run` drives it), so
+//! (chunk index → download → check every chunk → decompress → untar, as
+//! `install::run` drives it), so
 //! `make bench` can time it against `curl | tar` and read its peak RSS.
 
 use std::path::PathBuf;
@@ -15,9 +16,10 @@ pub struct FetchArgs {
     /// The image URL (plain HTTP).
     #[arg(long)]
     pub url: String,
-    /// The image's expected sha256 (hex); a mismatch is an error.
+    /// sha256 (hex) of the image's chunk index, served at URL.chunks (the
+    /// manifest's `chunks`); a mismatch of the index or a chunk is an error.
     #[arg(long)]
-    pub sha256: String,
+    pub chunks: String,
     /// Size of the compressed image in bytes.
     #[arg(long)]
     pub size: u64,
@@ -49,12 +51,14 @@ pub fn run(a: &FetchArgs) -> Result<()> {
     let image = ImageRef {
         name: "bench".into(),
         url: a.url.clone(),
-        sha256: a.sha256.clone(),
+        // Not checked by the stream: the chunk index covers every byte.
+        sha256: String::new(),
         size: a.size,
         format,
+        chunks: a.chunks.clone(),
     };
-    let sha = stream(&UreqFetch::default(), &a.url, &image, &a.into, Retry::default(), &Quiet)
+    let index = stream(&UreqFetch::default(), &a.url, &image, &a.into, Retry::default(), &Quiet)
         .with_context(|| format!("streaming {} into {}", a.url, a.into.display()))?;
-    println!("{sha}");
+    println!("{} chunks checked against {}", index.count(), a.chunks);
     Ok(())
 }

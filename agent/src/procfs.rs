@@ -19,6 +19,8 @@ pub struct Mount {
     pub source: String,
     pub target: PathBuf,
     pub fstype: String,
+    /// `rw,nosuid,nodev,relatime`...: the kernel's options of the mount.
+    pub options: String,
 }
 
 /// The mount table; the kernel writes space, tab, newline and `\` in paths
@@ -32,6 +34,7 @@ pub fn mounts(text: &str) -> Vec<Mount> {
                 source: unescape(source),
                 target: PathBuf::from(unescape(target)),
                 fstype: fstype.to_string(),
+                options: words.next().unwrap_or_default().to_string(),
             })
         })
         .collect()
@@ -80,7 +83,12 @@ mod tests {
         assert_eq!(m.len(), 3);
         assert_eq!(
             m[0],
-            Mount { source: "/dev/sda1".into(), target: "/target".into(), fstype: "ext4".into() }
+            Mount {
+                source: "/dev/sda1".into(),
+                target: "/target".into(),
+                fstype: "ext4".into(),
+                options: "rw,relatime".into()
+            }
         );
         assert_eq!(m[1].target, PathBuf::from("/run/lazare/my cd"));
         assert_eq!(unescape("a\\134b\\011c\\9"), "a\\b\tc\\9");

@@ -5,6 +5,7 @@
 //! and disarming. Needs root (losetup, mount), as the agent itself does.
 
 use std::io::Write;
+use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +14,8 @@ use std::sync::Mutex;
 use diskplan::{partition_name, Fs, Layout};
 use lazare_agent::install::{self, InstallCtx, Made, Reporter, Retry, UreqFetch};
 use lazare_proto::{
-    Disk, DiskPolicy, Dmi, Firmware, Inventory, Partition, PartitionTable, Phase, Plan, MIB,
+    ChunkIndex, Disk, DiskPolicy, Dmi, Firmware, Inventory, Partition, PartitionTable, Phase, Plan,
+    CHUNK_SIZE, MIB,
 };
 use sha2::Digest;
 
@@ -93,10 +95,12 @@ fn disk(size: u64, partitions: Vec<Partition>, table: Option<PartitionTable>) ->
 }
 
 fn test_plan(body: &[u8]) -> Plan {
-    let sha: String = sha2::Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    let made = ChunkIndex::build(body, CHUNK_SIZE).unwrap();
+    let (sha, chunks) = (made.sha256, made.index.hash());
     serde_json::from_value(serde_json::json!({
         "machine_id": "0".repeat(64), "hostname": "pc", "action": "install",
-        "image": {"name": "test", "url": "/images/t.tar.zst", "sha256": sha, "size": body.len(), "format": "tar.zst"},
+        "image": {"name": "test", "url": "/images/t.tar.zst", "sha256": sha, "size": body.len(),
+                  "format": "tar.zst", "chunks": chunks},
         "disks": {"root_min": 256 * MIB}, "locale": "C.UTF-8", "keymap": "us", "timezone": "UTC"
     }))
     .unwrap()
@@ -113,21 +117,30 @@ fn image_file(dir: &Path, size: u64) -> PathBuf {
     path
 }
 
-/// Serves `body` once per connection on 127.0.0.1.
+/// Serves `body` once per connection on 127.0.0.1, and its chunk index at
+/// the URL plus `.chunks`.
 fn serve(body: Vec<u8>) -> String {
+    let index = ChunkIndex::build(&body[..], CHUNK_SIZE).unwrap().index.to_bytes();
+    serve_with_index(body, index)
+}
+
+/// Serves `body` as the image and `index` as its chunk index.
+fn serve_with_index(body: Vec<u8>, index: Vec<u8>) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/images/t.tar.zst", l.local_addr().unwrap());
     std::thread::spawn(move || {
         for s in l.incoming() {
             let mut s = s.unwrap();
             let mut req = [0u8; 4096];
-            let _ = std::io::Read::read(&mut s, &mut req);
+            let n = std::io::Read::read(&mut s, &mut req).unwrap_or(0);
+            let line = String::from_utf8_lossy(&req[..n]);
+            let bytes = if line.contains(".chunks ") { &index } else { &body };
             let _ = write!(
                 s,
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
+                bytes.len()
             );
-            let _ = s.write_all(&body);
+            let _ = s.write_all(bytes);
         }
     });
     url
@@ -146,9 +159,19 @@ fn tiny_image() -> Vec<u8> {
     zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap()
 }
 
+/// The mount table, read with the agent's own parser.
+fn mounts() -> Vec<lazare_agent::procfs::Mount> {
+    lazare_agent::procfs::mounts(&std::fs::read_to_string("/proc/self/mounts").unwrap())
+}
+
+/// The options of the (last) mount at `p`.
+fn mount_options(p: &Path) -> Vec<String> {
+    let m = mounts().into_iter().rfind(|m| m.target == p).unwrap();
+    m.options.split(',').map(String::from).collect()
+}
+
 fn mounted_below(p: &Path) -> usize {
-    let m = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    m.lines().filter(|l| l.split(' ').nth(1).is_some_and(|t| Path::new(t).starts_with(p))).count()
+    mounts().iter().filter(|m| m.target.starts_with(p)).count()
 }
 
 #[test]
@@ -200,10 +223,16 @@ fn fresh_uefi_disk_is_partitioned_formatted_mounted_and_filled() {
     }
     install::mount_all(&ctx, &to_mount).unwrap();
     assert_eq!(mounted_below(&target), if vfat { 2 } else { 1 }, "/ and /boot/efi");
+    let opts = mount_options(&target);
+    assert!(opts.iter().any(|o| o == "nosuid") && opts.iter().any(|o| o == "nodev"), "{opts:?}");
     let progress = NoProgress;
     install::stream::stream(&fetch, &url, &plan.image, &target, Retry::default(), &progress)
         .unwrap();
     assert_eq!(std::fs::read_to_string(target.join("etc/hostname")).unwrap(), "image\n");
+    // Verified: the new system's own flags back for configuring it.
+    install::mount_verified(&ctx, &to_mount).unwrap();
+    let opts = mount_options(&target);
+    assert!(!opts.iter().any(|o| o == "nosuid" || o == "nodev"), "{opts:?}");
     install::unmount_all(&target).unwrap();
     assert_eq!(mounted_below(&target), 0);
 
@@ -230,12 +259,12 @@ impl install::stream::Progress for NoProgress {
     fn warn(&self, _: &str) {}
 }
 
-#[test]
-fn a_kept_home_keeps_the_users_files() {
-    let work = tempfile::tempdir().unwrap();
+/// A disk image of an old install: GPT, root 600 MiB, then an ext4 /home
+/// of 512 MiB holding alice's notes. Returns the file, the layout the
+/// planner makes for it (home kept), the home's byte range and UUID.
+fn old_install(work: &Path) -> (PathBuf, Layout, std::ops::Range<u64>, String) {
     let size = 1536 * MIB;
-    let file = image_file(work.path(), size);
-    // An old install: root 600 MiB, then /home 512 MiB with a user's file.
+    let file = image_file(work, size);
     let script = "label: gpt\nstart=2048, size=600MiB\nsize=512MiB\n";
     let mut c = Command::new("sfdisk").arg("-q").arg(&file).stdin(Stdio::piped()).spawn().unwrap();
     c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
@@ -247,7 +276,7 @@ fn a_kept_home_keeps_the_users_files() {
         .status()
         .unwrap()
         .success());
-    let mnt = work.path().join("old");
+    let mnt = work.join("old");
     std::fs::create_dir(&mnt).unwrap();
     assert!(Command::new("mount").arg(&old.0).arg(&mnt).status().unwrap().success());
     std::fs::create_dir(mnt.join("alice")).unwrap();
@@ -255,7 +284,6 @@ fn a_kept_home_keeps_the_users_files() {
     assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
     let old_uuid = install::ext_uuid(Path::new(&old.0)).unwrap();
     drop(old);
-
     let part = |number, start, size, label: &str| Partition {
         number,
         start,
@@ -269,6 +297,13 @@ fn a_kept_home_keeps_the_users_files() {
     let inv = inventory(Firmware::Bios, disk(size, parts, Some(PartitionTable::Gpt)));
     let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
     let layout = diskplan::plan(&inv, &policy).unwrap();
+    (file, layout, home_start..home_start + 512 * MIB, old_uuid)
+}
+
+#[test]
+fn a_kept_home_keeps_the_users_files() {
+    let work = tempfile::tempdir().unwrap();
+    let (file, layout, _, old_uuid) = old_install(work.path());
     let dev = dev_for(&file, &layout);
     let plan = test_plan(b"");
     let target = work.path().join("target");
@@ -289,10 +324,15 @@ fn a_kept_home_keeps_the_users_files() {
     let made = install::make_filesystems(&ctx).unwrap();
     let home = made.iter().find(|m| m.mount == "/home").unwrap();
     assert_eq!((home.number, &home.uuid), (2, &old_uuid), "kept /home, same filesystem");
+    assert!(home.kept);
     install::mount_all(&ctx, &made).unwrap();
+    assert_eq!(mounted_below(&target), 1, "only the new root while the image is unpacked");
+    install::mount_verified(&ctx, &made).unwrap();
     let notes = std::fs::read_to_string(target.join("home/alice/notes.txt"));
+    let opts = mount_options(&target.join("home"));
     install::unmount_all(&target).unwrap();
     assert_eq!(notes.unwrap(), "do not lose me\n");
+    assert!(opts.iter().any(|o| o == "nosuid") && opts.iter().any(|o| o == "nodev"), "{opts:?}");
 }
 
 #[test]
@@ -306,7 +346,7 @@ fn a_refused_image_leaves_the_disk_unbootable_and_unmounted() {
     let body = tiny_image();
     let url = serve(body.clone());
     let mut plan = test_plan(&body);
-    plan.image.sha256 = "ab".repeat(32); // not this image: a man in the middle
+    plan.image.chunks = "ab".repeat(32); // not this image: a man in the middle
     let target = work.path().join("target");
     let _unmount = Unmount(&target);
     let (events, fetch) = (Events::default(), UreqFetch::default());
@@ -355,4 +395,63 @@ fn probing_a_home_finds_it_and_writes_nothing() {
     assert_eq!(mounted_below(&scratch), 0);
     let after = sha2::Sha256::digest(std::fs::read(&file).unwrap());
     assert_eq!(before, after, "probing wrote nothing");
+}
+
+/// sha256 of the bytes `range` of `file`.
+fn digest(file: &Path, range: std::ops::Range<u64>) -> Vec<u8> {
+    let mut f = std::fs::File::open(file).unwrap();
+    f.seek(SeekFrom::Start(range.start)).unwrap();
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut f.take(range.end - range.start), &mut h).unwrap();
+    h.finalize().to_vec()
+}
+
+/// A tarball swapped on the server after `lazare image add`, carrying a
+/// setuid-root shell for a user's home: the install fails, and the kept
+/// /home was never even mounted, so not one byte of it changed.
+#[test]
+fn a_swapped_tarball_with_a_setuid_file_for_home_leaves_the_kept_home_byte_identical() {
+    let work = tempfile::tempdir().unwrap();
+    let (file, layout, home, _) = old_install(work.path());
+    let before = digest(&file, home.clone());
+    let dev = dev_for(&file, &layout);
+    let good = tiny_image();
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, mode, uid, data) in
+        [("etc/hostname", 0o644, 0, &b"image\n"[..]), ("home/alice/sh", 0o4755, 0, &b"\x7fELF"[..])]
+    {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).unwrap();
+    }
+    let swapped = zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap();
+    // The plan and the index are for the image that was added; the server
+    // hands out the swapped file.
+    let index = ChunkIndex::build(&good[..], CHUNK_SIZE).unwrap().index.to_bytes();
+    let url = serve_with_index(swapped, index);
+    let plan = test_plan(&good);
+    let target = work.path().join("target");
+    let _unmount = Unmount(&target);
+    let (events, fetch) = (Events::default(), UreqFetch::default());
+    let ctx = InstallCtx {
+        plan: &plan,
+        layout: &layout,
+        image_url: &url,
+        dev: dev.dir.path(),
+        target: &target,
+        fetch: &fetch,
+        reporter: &events,
+        retry: Retry::default(),
+        reinstall: None,
+    };
+    let e = install::run(&ctx).unwrap_err();
+    assert!(e.to_string().contains("does not match the signed plan"), "{e}");
+    assert_eq!(mounted_below(&target), 0);
+    assert_eq!(digest(&file, home), before, "the kept /home changed");
+    let phases: Vec<Phase> = events.0.lock().unwrap().iter().map(|e| e.0).collect();
+    assert!(!phases.contains(&Phase::Configure), "{phases:?}");
 }

@@ -1,6 +1,8 @@
-//! The image pipeline against a real HTTP server on 127.0.0.1: tar.zst and
-//! tar.gz, a server that cuts the connection mid-download (Range resume), a
-//! server that ignores Range (restart), and a wrong sha256.
+//! The image pipeline against a real HTTP server on 127.0.0.1 serving the
+//! image and its chunk index: tar.zst and tar.gz, a server that cuts the
+//! connection mid-download (Range resume from the last good chunk), a server
+//! that ignores Range (restart), an index or a chunk that does not match the
+//! signed plan, and tars that try to write outside the target.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,8 +14,7 @@ use std::time::Duration;
 
 use lazare_agent::install::stream::{stream, Progress, StreamError};
 use lazare_agent::install::{Retry, UreqFetch};
-use lazare_proto::{ImageFormat, ImageRef};
-use sha2::{Digest, Sha256};
+use lazare_proto::{ChunkError, ChunkIndex, ImageFormat, ImageRef, CHUNK_SIZE};
 
 /// How the test server misbehaves.
 #[derive(Clone, Copy)]
@@ -30,7 +31,14 @@ struct Server {
     requests: Arc<Mutex<Vec<String>>>,
 }
 
+/// Serves `body` at /images/test.tar and the chunk index of `indexed` (the
+/// image the plan was signed for) at /images/test.tar.chunks.
 fn serve(body: Vec<u8>, mode: Mode) -> Server {
+    let index = ChunkIndex::build(&body[..], CHUNK_SIZE).unwrap().index.to_bytes();
+    serve_with_index(body, index, mode)
+}
+
+fn serve_with_index(body: Vec<u8>, index: Vec<u8>, mode: Mode) -> Server {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/images/test.tar", l.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -39,8 +47,7 @@ fn serve(body: Vec<u8>, mode: Mode) -> Server {
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(s) = s else { return };
-            let i = n.fetch_add(1, Ordering::SeqCst);
-            let _ = answer(s, &body, mode, i, &log);
+            let _ = answer(s, &body, &index, mode, &n, &log);
         }
     });
     Server { url, requests }
@@ -49,12 +56,15 @@ fn serve(body: Vec<u8>, mode: Mode) -> Server {
 fn answer(
     mut s: TcpStream,
     body: &[u8],
+    index: &[u8],
     mode: Mode,
-    i: usize,
+    n: &AtomicUsize,
     log: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut r = BufReader::new(s.try_clone()?);
     let mut range = None;
+    let mut first = String::new();
+    r.read_line(&mut first)?;
     loop {
         let mut line = String::new();
         r.read_line(&mut line)?;
@@ -66,6 +76,15 @@ fn answer(
             range = v.trim_end_matches('-').parse::<usize>().ok();
         }
     }
+    if first.contains(".chunks ") {
+        write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            index.len()
+        )?;
+        return s.write_all(index);
+    }
+    let i = n.fetch_add(1, Ordering::SeqCst);
     log.lock().unwrap().push(format!("range={range:?}"));
     let honour = !matches!(mode, Mode::CutNoRange(_));
     let from = if honour { range.unwrap_or(0) } else { 0 };
@@ -135,13 +154,14 @@ fn gz(tar: &[u8]) -> Vec<u8> {
 }
 
 fn image(body: &[u8], format: ImageFormat) -> ImageRef {
-    let sha: String = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
+    let made = ChunkIndex::build(body, CHUNK_SIZE).unwrap();
     ImageRef {
         name: "test".into(),
         url: "/images/test".into(),
-        sha256: sha,
+        sha256: made.sha256,
         size: body.len() as u64,
         format,
+        chunks: made.index.hash(),
     }
 }
 
@@ -183,7 +203,7 @@ fn run(
     body: Vec<u8>,
     format: ImageFormat,
     mode: Mode,
-) -> (Result<String, StreamError>, Server, Seen, tempfile::TempDir) {
+) -> (Result<ChunkIndex, StreamError>, Server, Seen, tempfile::TempDir) {
     let img = image(&body, format);
     let server = serve(body, mode);
     let dir = tempfile::tempdir().unwrap();
@@ -217,8 +237,12 @@ fn a_cut_connection_resumes_with_range() {
     let (r, server, seen, dir) = run(body, ImageFormat::TarZst, Mode::CutAt(cut));
     r.unwrap();
     check_tree(dir.path());
+    // The partial chunk is dropped: the download resumes at the last good
+    // chunk boundary, which is checked again from there.
+    let boundary = cut / CHUNK_SIZE as usize * CHUNK_SIZE as usize;
+    assert!(boundary > 0, "the cut lands after the first chunk");
     let reqs = server.requests.lock().unwrap().clone();
-    assert_eq!(reqs, ["range=None".to_string(), format!("range=Some({cut})")]);
+    assert_eq!(reqs, ["range=None".to_string(), format!("range=Some({boundary})")]);
     assert!(seen.warns.lock().unwrap().iter().any(|w| w.contains("retrying")));
 }
 
@@ -233,16 +257,85 @@ fn a_server_ignoring_range_is_read_again_from_the_start() {
 }
 
 #[test]
-fn a_wrong_sha256_is_refused() {
+fn an_index_not_matching_the_signed_plan_is_refused_before_any_write() {
     let body = zst(&tree_tar());
     let mut img = image(&body, ImageFormat::TarZst);
-    img.sha256 = "0".repeat(64);
+    img.chunks = "0".repeat(64);
     let server = serve(body, Mode::Good);
     let dir = tempfile::tempdir().unwrap();
     let e = stream(&UreqFetch::default(), &server.url, &img, dir.path(), quick(), &Seen::default())
         .unwrap_err();
-    assert!(matches!(e, StreamError::Sha256Mismatch { .. }), "{e}");
+    assert!(matches!(e, StreamError::Index(ChunkError::IndexMismatch { .. })), "{e}");
     assert!(e.to_string().contains("refusing"));
+    assert!(server.requests.lock().unwrap().is_empty(), "the image itself was not even fetched");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A tar of `n` files `fI` of 1 MiB of noise each (incompressible: the
+/// compressed offsets follow the tar's), and the files' contents.
+fn noise_files(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut files = Vec::new();
+    for i in 0..n {
+        let data: Vec<u8> = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, format!("f{i}"), &data[..]).unwrap();
+        files.push(data);
+    }
+    (b.into_inner().unwrap(), files)
+}
+
+#[test]
+fn an_altered_chunk_stops_the_install_before_any_of_it_is_written() {
+    for format in [ImageFormat::TarZst, ImageFormat::TarGz] {
+        let (tar, files) = noise_files(8);
+        let good = if format == ImageFormat::TarZst { zst(&tar) } else { gz(&tar) };
+        // The plan is signed for `good`; the server holds a copy with one
+        // byte of chunk 4 changed (a swapped or damaged file).
+        let img = image(&good, format);
+        let index = ChunkIndex::build(&good[..], CHUNK_SIZE).unwrap().index.to_bytes();
+        let mut bad = good.clone();
+        let n = 4u64;
+        bad[(n * CHUNK_SIZE as u64 + 1000) as usize] ^= 0x20;
+        let server = serve_with_index(bad, index, Mode::Good);
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            stream(&UreqFetch::default(), &server.url, &img, dir.path(), quick(), &Seen::default())
+                .unwrap_err();
+        assert!(
+            matches!(e, StreamError::Chunk(ChunkError::ChunkMismatch { index: 4, .. })),
+            "{format:?}: {e}"
+        );
+        assert!(e.to_string().contains("refusing"), "{e}");
+        // Chunks 0..4 decompress to at most ~4 MiB of the tar: f0..f3 at
+        // most, each a true prefix of its file; nothing from chunk 4 on.
+        let mut written = 0;
+        for (i, want) in files.iter().enumerate() {
+            match std::fs::read(dir.path().join(format!("f{i}"))) {
+                Ok(got) => {
+                    assert!(i < 4, "{format:?}: f{i} comes from chunk 4 or later, yet exists");
+                    assert_eq!(&got[..], &want[..got.len()], "{format:?}: f{i} holds other bytes");
+                    written += got.len();
+                }
+                Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::NotFound),
+            }
+        }
+        assert!(written <= 4 << 20, "{format:?}: {written} bytes written from 4 chunks");
+    }
 }
 
 #[test]
@@ -254,15 +347,17 @@ fn a_server_gone_for_good_is_reported_after_the_retries() {
     let dir = tempfile::tempdir().unwrap();
     let e = stream(&UreqFetch::default(), &url, &img, dir.path(), quick(), &Seen::default())
         .unwrap_err();
-    assert!(matches!(e, StreamError::Download { tries: 5, .. }), "{e}");
+    assert!(matches!(e, StreamError::IndexDownload { tries: 5, .. }), "{e}");
 }
 
 #[test]
 fn a_longer_body_than_announced_is_refused() {
     let body = zst(&tree_tar());
-    let mut img = image(&body, ImageFormat::TarZst);
-    img.size -= 100;
-    let server = serve(body, Mode::Good);
+    let img = image(&body, ImageFormat::TarZst);
+    let index = ChunkIndex::build(&body[..], CHUNK_SIZE).unwrap().index.to_bytes();
+    let mut longer = body.clone();
+    longer.extend_from_slice(&[0; 100]);
+    let server = serve_with_index(longer, index, Mode::Good);
     let dir = tempfile::tempdir().unwrap();
     let e = stream(&UreqFetch::default(), &server.url, &img, dir.path(), quick(), &Seen::default())
         .unwrap_err();
@@ -279,4 +374,125 @@ fn an_image_needing_a_huge_zstd_window_is_refused() {
     let e = r.unwrap_err();
     assert!(matches!(e, StreamError::Unpack(_)), "{e}");
     assert!(e.to_string().contains("too much memory"), "{e}");
+}
+
+/// A tar entry with the path written raw into the header (the builder
+/// itself refuses `..` and absolute paths).
+fn raw_entry(
+    b: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    kind: tar::EntryType,
+    data: &[u8],
+    link: Option<&str>,
+) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o4755 });
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(data.len() as u64);
+    h.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+    if let Some(l) = link {
+        h.as_old_mut().linkname[..l.len()].copy_from_slice(l.as_bytes());
+    }
+    if kind == tar::EntryType::Block {
+        h.set_device_major(8).unwrap();
+        h.set_device_minor(0).unwrap();
+    }
+    h.set_cksum();
+    b.append(&h, data).unwrap();
+}
+
+/// Streams `tar` (as tar.zst, index and all) into a fresh target.
+fn stream_tar(tar: Vec<u8>, target: &Path) -> Result<ChunkIndex, StreamError> {
+    let body = zst(&tar);
+    let img = image(&body, ImageFormat::TarZst);
+    let server = serve(body, Mode::Good);
+    stream(&UreqFetch::default(), &server.url, &img, target, quick(), &Seen::default())
+}
+
+/// Every entry type, each behind a symlink `e` that points out of the
+/// target (`e -> /` in the attack; here a directory beside the target so
+/// the old code's escape lands somewhere harmless): refused, and nothing
+/// appears outside.
+#[test]
+fn no_entry_type_goes_through_a_symlink_out_of_the_target() {
+    use tar::EntryType as T;
+    let kinds: [(&str, T, Option<&str>); 6] = [
+        ("e/dev/sda", T::Block, None),
+        ("e/fifo", T::Fifo, None),
+        ("e/file", T::Regular, None),
+        ("e/dir/", T::Directory, None),
+        ("e/link", T::Symlink, Some("/bin/sh")),
+        ("e/hard", T::Link, Some("etc/passwd")),
+    ];
+    for (path, kind, link) in kinds {
+        let work = tempfile::tempdir().unwrap();
+        let (target, outside) = (work.path().join("target"), work.path().join("outside"));
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::create_dir_all(outside.join("dev")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        raw_entry(&mut b, "etc/", T::Directory, b"", None);
+        raw_entry(&mut b, "etc/passwd", T::Regular, b"root:x:0:0::/root:/bin/sh\n", None);
+        raw_entry(&mut b, "e", T::Symlink, b"", Some(outside.to_str().unwrap()));
+        raw_entry(&mut b, path, kind, if kind == T::Regular { b"evil" } else { b"" }, link);
+        let e = stream_tar(b.into_inner().unwrap(), &target).unwrap_err();
+        assert!(matches!(e, StreamError::Unpack(_)), "{path}: {e}");
+        assert!(e.to_string().contains("refusing to go through it"), "{path}: {e}");
+        let out: Vec<_> = walk(&outside);
+        assert_eq!(out, [outside.join("dev")], "{path} ({kind:?}) escaped the target");
+        // The link itself was made, inside, as a link.
+        assert!(std::fs::symlink_metadata(target.join("e")).unwrap().file_type().is_symlink());
+    }
+}
+
+/// A hard link whose source is reached through a symlink is refused too:
+/// it would make a file outside the target reachable (and writable) inside.
+#[test]
+fn a_hard_link_to_a_file_behind_a_symlink_is_refused() {
+    use tar::EntryType as T;
+    let work = tempfile::tempdir().unwrap();
+    let (target, outside) = (work.path().join("target"), work.path().join("outside"));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), "host file\n").unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    raw_entry(&mut b, "e", T::Symlink, b"", Some(outside.to_str().unwrap()));
+    raw_entry(&mut b, "stolen", T::Link, b"", Some("e/secret"));
+    let e = stream_tar(b.into_inner().unwrap(), &target).unwrap_err();
+    assert!(e.to_string().contains("refusing to go through it"), "{e}");
+    assert!(!target.join("stolen").exists());
+    let meta = std::fs::metadata(outside.join("secret")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::nlink(&meta), 1);
+}
+
+#[test]
+fn absolute_paths_and_dot_dot_are_refused() {
+    use tar::EntryType as T;
+    for (path, link) in [("/abs", None), ("a/../../up", None), ("ok", Some("../../x"))] {
+        let work = tempfile::tempdir().unwrap();
+        let target = work.path().join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let kind = if link.is_some() { T::Link } else { T::Regular };
+        raw_entry(&mut b, path, kind, b"", link);
+        let e = stream_tar(b.into_inner().unwrap(), &target).unwrap_err();
+        assert!(e.to_string().contains("refusing tar path"), "{path}: {e}");
+        assert_eq!(walk(work.path()), vec![target.clone()], "{path}");
+    }
+}
+
+/// Every path below `dir`, sorted.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        out.push(p.clone());
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+    }
+    out.sort();
+    out
 }

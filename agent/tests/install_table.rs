@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use diskplan::{plan, DiskAction, Layout};
+use lazare_agent::hw::blkid;
 use lazare_agent::install::table::{self, TableError};
 use lazare_proto::{
     Disk, DiskPolicy, Dmi, Firmware, Inventory, Partition, PartitionTable, GIB, MIB,
@@ -97,7 +98,7 @@ fn new_mbr_on_bios() {
         parts(&t).iter().map(|p| p["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(types, ["83", "82", "83"]);
     assert_eq!(parts(&t)[0]["bootable"], true, "root is the active partition");
-    assert_eq!(table::detect(&mut f).unwrap(), Some(PartitionTable::Mbr));
+    assert_eq!(blkid::table(&mut f, 512), Some(PartitionTable::Mbr));
 }
 
 #[test]
@@ -114,7 +115,7 @@ fn new_gpt_on_uefi() {
     assert_eq!(p[0]["name"], "EFI");
     assert_eq!(p[1]["type"], "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709");
     assert_ne!(p[0]["uuid"], p[1]["uuid"], "unique GUIDs");
-    assert_eq!(table::detect(&mut f).unwrap(), Some(PartitionTable::Gpt));
+    assert_eq!(blkid::table(&mut f, 512), Some(PartitionTable::Gpt));
 }
 
 /// An old install: root, swap, /home (filled with a pattern) made by sfdisk.
@@ -219,7 +220,7 @@ fn a_disk_of_another_size_is_refused() {
     let l = plan(&inventory(Firmware::Bios, blank(8 * GIB)), &DiskPolicy::default()).unwrap();
     let e = table::write(&mut f, &l.disks[0], l.firmware).unwrap_err();
     assert!(matches!(e, TableError::SizeChanged { .. }), "{e}");
-    assert_eq!(table::detect(&mut f).unwrap(), None, "nothing written");
+    assert_eq!(blkid::table(&mut f, 512), None, "nothing written");
 }
 
 /// The first MiB: MBR, GPT header and entries.

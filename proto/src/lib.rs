@@ -2,11 +2,20 @@
 //! install server (DESIGN.md "Server API" and "Plan"). Both sides depend on
 //! this crate; nothing here is ever copied into another crate.
 
+mod chunks;
+mod enroll;
 mod event;
 mod inventory;
 mod plan;
 mod sign;
 
+pub use chunks::{
+    encoded_len, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
+};
+pub use enroll::{
+    machine_auth, parse_machine_auth, valid_token_hex, CHALLENGE_BYTES, CHALLENGE_HEADER,
+    MACHINE_AUTH_SCHEME, PLAN_VALID_SECS, SECRET_HEADER,
+};
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
 pub use inventory::{hex, valid_machine_id, MacAddr, MacError};
 pub use inventory::{

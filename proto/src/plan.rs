@@ -25,6 +25,13 @@ pub struct Plan {
     /// and the agent can credit it as entropy.
     #[serde(default)]
     pub nonce: String,
+    /// The agent's challenge from its hello, echoed: a plan recorded for
+    /// another hello is refused (see `CHALLENGE_HEADER`).
+    #[serde(default)]
+    pub challenge: String,
+    /// Seconds the plan is valid after the hello was sent (agent's clock).
+    #[serde(default)]
+    pub valid_secs: u32,
 }
 
 fn yes() -> bool {
@@ -57,6 +64,10 @@ pub struct ImageRef {
     /// Size of the compressed file in bytes.
     pub size: u64,
     pub format: ImageFormat,
+    /// Lowercase hex sha256 of the image's chunk index
+    /// ([`crate::ChunkIndex::hash`]), served at `url` + `.chunks`: the agent
+    /// checks every chunk against it before unpacking a byte of it.
+    pub chunks: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,7 +167,7 @@ pub struct User {
 pub enum PlanError {
     #[error("the plan is for machine {got}, not this one ({want})")]
     WrongMachine { want: String, got: String },
-    #[error("the plan's image sha256 {0:?} is not 64 hex characters")]
+    #[error("the plan's image sha256 (or chunk index sha256) {0:?} is not 64 hex characters")]
     BadSha256(String),
     #[error("the plan's hostname {0:?} is not a valid host name")]
     BadHostname(String),
@@ -173,9 +184,10 @@ impl Plan {
                 got: self.machine_id.clone(),
             });
         }
-        let sha = &self.image.sha256;
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(PlanError::BadSha256(sha.clone()));
+        for sha in [&self.image.sha256, &self.image.chunks] {
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(PlanError::BadSha256(sha.clone()));
+            }
         }
         if !valid_hostname(&self.hostname) {
             return Err(PlanError::BadHostname(self.hostname.clone()));
@@ -264,4 +276,9 @@ pub struct ImageManifest {
     pub timezone: String,
     /// Unix time of the build (SOURCE_DATE_EPOCH when set).
     pub created: u64,
+    /// sha256 of the chunk index `<file>.chunks` beside the tarball
+    /// ([`crate::ChunkIndex::hash`]). `None` in manifests written by a
+    /// lazare before chunk indexes: `lazare serve` makes the index at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<String>,
 }

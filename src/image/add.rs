@@ -1,12 +1,12 @@
 //! `lazare image add --data DIR IMAGE...`: verify an image against its
 //! manifest and put both where `lazare serve` serves them:
-//! `DIR/images/<file>` and `DIR/images/<file>.json`.
+//! `DIR/images/<file>`, its chunk index `DIR/images/<file>.chunks` and
+//! `DIR/images/<file>.json`.
 
 use super::build::{set_readable, write_manifest};
+use super::chunks::{index_path, write_index};
 use anyhow::{Context, Result};
-use lazare_proto::hex;
-use lazare_proto::ImageManifest;
-use sha2::{Digest, Sha256};
+use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -44,7 +44,13 @@ pub fn add(data: &Path, image: &Path) -> Result<ImageManifest> {
     let tarball = tarball.unwrap_or_else(|| manifest_path.with_file_name(&manifest.file));
     let dir = images_dir(data);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    copy_verified(&tarball, &dir.join(&manifest.file), &manifest)?;
+    let dst = dir.join(&manifest.file);
+    let index = copy_verified(&tarball, &dst, &manifest)?;
+    // Tarball, then its index, then the manifest naming the index: a
+    // manifest is only ever written once what it names is in place.
+    write_index(&index, &index_path(&dst))?;
+    let mut manifest = manifest;
+    manifest.chunks = Some(index.hash());
     write_manifest(&manifest, &dir.join(format!("{}.json", manifest.file)))?;
     Ok(manifest)
 }
@@ -60,30 +66,20 @@ fn pair(image: &Path) -> (Option<PathBuf>, PathBuf) {
     }
 }
 
-/// Copies `src` to a temp file beside `dst` while hashing it, and renames it
-/// into place only if sha256 and size match the manifest.
-fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<()> {
-    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+/// Copies `src` to a temp file beside `dst` while hashing and indexing it,
+/// and renames it into place only if sha256 and size match the manifest.
+/// Returns the chunk index of the copy (made on the same pass).
+fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<ChunkIndex> {
+    let input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
     let dir = dst.parent().context("destination has no parent")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".adding-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).with_context(|| format!("reading {}", src.display())),
-        };
-        hash.update(&buf[..n]);
-        tmp.write_all(&buf[..n]).context("writing the image copy")?;
-        len += n as u64;
-    }
-    let got = hex(&hash.finalize());
+    let tee = Tee { inner: input, out: tmp.as_file_mut() };
+    let made = ChunkIndex::build(tee, CHUNK_SIZE)
+        .with_context(|| format!("copying {} to {}", src.display(), dir.display()))?;
+    let (got, len) = (made.sha256, made.index.size());
     if !got.eq_ignore_ascii_case(&m.sha256) {
         let e = AddError::Sha256Mismatch { file: src.into(), want: m.sha256.clone(), got };
         return Err(e.into());
@@ -94,5 +90,19 @@ fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<()> {
     tmp.as_file().sync_all().context("syncing the image copy")?;
     set_readable(tmp.as_file())?;
     tmp.persist(dst).with_context(|| format!("writing {}", dst.display()))?;
-    Ok(())
+    Ok(made.index)
+}
+
+/// Writes everything read through it to `out` as well.
+struct Tee<'a> {
+    inner: File,
+    out: &'a mut File,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }

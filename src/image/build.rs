@@ -65,10 +65,10 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
     let name = tarball_name(p);
     let tarball = dir.join(&name);
     let manifest_path = dir.join(format!("{name}.json"));
-    if !opts.rebuild {
-        if let Some(manifest) = cached(&tarball, &manifest_path) {
-            return Ok(Built { tarball, manifest_path, manifest, cached: true });
-        }
+    if !opts.rebuild && cached(&tarball, &manifest_path) {
+        // A build by an older lazare has no chunk index yet: made here.
+        let manifest = super::chunks::ensure(&manifest_path)?;
+        return Ok(Built { tarball, manifest_path, manifest, cached: true });
     }
     remove_stale_builds(&dir);
     let tmp = tempfile::Builder::new()
@@ -80,7 +80,7 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
     run_mmdebstrap(p, &tar, tmp.path(), epoch, opts.quiet)?;
     let zst = tmp.path().join(&name);
     let packed = compress(&tar, &zst, p.file.zstd_level, opts.quiet)?;
-    let manifest = ImageManifest {
+    let mut manifest = ImageManifest {
         name: p.name.clone(),
         file: name.clone(),
         sha256: packed.sha256,
@@ -92,9 +92,16 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
         keymap: p.file.keymap.clone(),
         timezone: p.file.timezone.clone(),
         created: epoch,
+        chunks: None,
     };
-    // Tarball first, manifest last: a manifest in the cache means complete.
+    // Indexed from the written file (page cache: seconds against a build of
+    // minutes), which also checks it against the hash taken while writing.
+    let index = super::chunks::index_file(&zst, &manifest)?;
+    manifest.chunks = Some(index.hash());
+    // Tarball and index first, manifest last: a manifest in the cache means
+    // complete.
     std::fs::rename(&zst, &tarball).context("moving the tarball into the cache")?;
+    super::chunks::write_index(&index, &super::chunks::index_path(&tarball))?;
     write_manifest(&manifest, &manifest_path)?;
     Ok(Built { tarball, manifest_path, manifest, cached: false })
 }
@@ -110,10 +117,13 @@ fn remove_stale_builds(dir: &Path) {
     }
 }
 
-fn cached(tarball: &Path, manifest_path: &Path) -> Option<ImageManifest> {
-    let m: ImageManifest = serde_json::from_slice(&std::fs::read(manifest_path).ok()?).ok()?;
-    let len = std::fs::metadata(tarball).ok()?.len();
-    (len == m.size).then_some(m)
+/// A complete build in the cache: its manifest, and a tarball of its size.
+fn cached(tarball: &Path, manifest_path: &Path) -> bool {
+    let read = || -> Option<bool> {
+        let m: ImageManifest = serde_json::from_slice(&std::fs::read(manifest_path).ok()?).ok()?;
+        Some(std::fs::metadata(tarball).ok()?.len() == m.size)
+    };
+    read().unwrap_or(false)
 }
 
 /// The mmdebstrap command line for `p` writing a tar to `out`.
@@ -267,6 +277,7 @@ pub fn export(b: &Built, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let dst = out.join(&b.manifest.file);
     place(&b.tarball, &dst)?;
+    place(&super::chunks::index_path(&b.tarball), &super::chunks::index_path(&dst))?;
     place(&b.manifest_path, &out.join(format!("{}.json", b.manifest.file)))?;
     Ok(dst)
 }

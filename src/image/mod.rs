@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod build;
+pub mod chunks;
 pub mod profile;
 
 use anyhow::{bail, Context, Result};
@@ -17,7 +18,8 @@ pub struct ImageArgs {
 
 #[derive(Subcommand)]
 pub enum ImageCmd {
-    /// Build images (Debian 12 root filesystems as .tar.zst + a .json manifest).
+    /// Build images (Debian 12 root filesystems as .tar.zst + a .chunks index +
+    /// a .json manifest).
     ///
     /// Built images are cached in ~/.cache/lazare/images/<profile-hash>/
     /// (LAZARE_CACHE_DIR or XDG_CACHE_HOME change that): building the same

@@ -4,20 +4,18 @@
 //! the key itself (its SubjectPublicKeyInfo), not the certificate, so no CA,
 //! host name or date is ever checked: old PCs have dead CMOS batteries.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lazare_proto::SigningKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 /// A client that has not finished its handshake by then is dropped: a
-/// half-open connection must not hold a task for ever.
+/// half-open connection must not hold a connection permit for ever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// PKCS#8 v1 PrivateKeyInfo of an Ed25519 key minus the 32 secret bytes
@@ -64,75 +62,16 @@ pub fn server_config(key: &SigningKey) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// An `axum::serve` listener that speaks TLS. Each handshake runs in its own
-/// task, so a slow or silent client never holds up the others; finished
-/// connections are handed to axum through a channel.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    accepting: tokio::task::JoinHandle<()>,
+/// The acceptor [`super::listen::run`] hands each TCP connection to.
+pub fn acceptor(key: &SigningKey) -> Result<TlsAcceptor> {
+    Ok(TlsAcceptor::from(server_config(key)?))
 }
 
-impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        let accepting = tokio::spawn(accept_loop(tcp, acceptor, tx));
-        Ok(TlsListener { ready, local, accepting })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accepting.abort();
-    }
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (stream, peer) = match tcp.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: wait, as axum does.
-                eprintln!("lazare serve: accepting a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            // A refused or abandoned handshake (a port scan, a client
-            // without our key) is the client's business: nothing to log.
-            if let Ok(Ok(tls)) =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
-                let _ = tx.send((tls, peer)).await;
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The accept loop only ends when the listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
+/// The TLS handshake of one connection, bounded in time. A refused or
+/// abandoned handshake (a port scan, a client without our key, plain HTTP on
+/// this port) is the client's business: `None`, nothing logged.
+pub async fn handshake(acceptor: &TlsAcceptor, stream: TcpStream) -> Option<TlsStream<TcpStream>> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await.ok()?.ok()
 }
 
 #[cfg(test)]

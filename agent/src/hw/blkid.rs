@@ -1,6 +1,8 @@
 //! Filesystem type, label and UUID read straight from superblocks (what
 //! blkid prints), for ext2/3/4, vfat, swap and iso9660; and the partition
 //! table kind of a whole disk. Works on any reader so tests feed images.
+//! The one superblock and table parser of the agent: the inventory and the
+//! install (the kept /home's UUID) both read disks through it.
 
 use std::io::{Read, Seek, SeekFrom};
 
@@ -216,5 +218,35 @@ mod tests {
         let fs = identify(&iso).unwrap();
         assert_eq!(fs.label.as_deref(), Some("LAZARE"));
         assert_eq!(fs.uuid.as_deref(), Some("2026-11-23-14-00-00-00"));
+    }
+
+    #[test]
+    fn mbr_gpt_and_a_bare_filesystem_are_told_apart() {
+        use lazare_proto::PartitionTable;
+        use std::io::Cursor;
+        let mut mbr = vec![0u8; 1024];
+        mbr[446 + 4] = 0x83;
+        mbr[510..512].copy_from_slice(&[0x55, 0xaa]);
+        assert_eq!(table(&mut Cursor::new(&mbr), 512), Some(PartitionTable::Mbr));
+        // GPT: a protective MBR (type 0xEE) and the header in sector 1,
+        // which is 4 KiB on 4Kn disks.
+        for sector in [512usize, 4096] {
+            let mut gpt = vec![0u8; 2 * sector];
+            gpt[446 + 4] = 0xee;
+            gpt[510..512].copy_from_slice(&[0x55, 0xaa]);
+            gpt[sector..sector + 8].copy_from_slice(b"EFI PART");
+            assert_eq!(table(&mut Cursor::new(&gpt), sector as u64), Some(PartitionTable::Gpt));
+        }
+        // 55AA without a typed entry, a FAT boot sector on a whole disk, a
+        // blank disk and a short read: no table.
+        let mut empty = vec![0u8; 1024];
+        empty[510..512].copy_from_slice(&[0x55, 0xaa]);
+        assert_eq!(table(&mut Cursor::new(&empty), 512), None);
+        let mut fat = empty.clone();
+        fat[446 + 4] = 0x0c;
+        fat[82..87].copy_from_slice(b"FAT32");
+        assert_eq!(table(&mut Cursor::new(&fat), 512), None);
+        assert_eq!(table(&mut Cursor::new(vec![0u8; 1024]), 512), None);
+        assert_eq!(table(&mut Cursor::new(vec![0u8; 100]), 512), None);
     }
 }

@@ -1,9 +1,11 @@
 //! The install pipeline the agent runs after a verified plan: partition,
-//! make filesystems, mount, stream the image, verify it, configure the
-//! target (see [`crate::target`]), unmount; and [`finish`]: report, eject,
-//! reboot. Order matters for safety: the bootloader is installed last, only
-//! after the image's sha256 matched the signed plan; any failure after the
-//! first write leaves the disks unbootable ([`disarm`]) and says why.
+//! make filesystems, mount, stream the image (every chunk checked against
+//! the signed index before it is unpacked), mount the kept filesystems,
+//! configure the target (see [`crate::target`]), unmount; and [`finish`]:
+//! report, eject, reboot. Order matters for safety: a kept /home is mounted
+//! only after the whole image matched, the bootloader is installed last,
+//! and any failure after the first write leaves the disks unbootable
+//! ([`disarm`]) and says why.
 
 mod configure;
 pub mod format;
@@ -13,7 +15,7 @@ pub mod probe;
 pub mod show;
 pub mod stream;
 pub mod table;
-mod untar;
+pub mod untar;
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use diskplan::{partition_name, DiskAction, Fs, Layout, Role};
 use lazare_proto::{Phase, Plan, MIB};
+use nix::mount::MsFlags;
 
 pub use configure::configure;
 pub use stream::{Fetch, Retry, StreamError, UreqFetch};
@@ -67,6 +70,9 @@ pub struct Made {
     pub device: PathBuf,
     /// `/`, `/home`, `/boot/efi`, `/data`..., or `swap`.
     pub mount: String,
+    /// An existing filesystem kept with its files (a user's /home): mounted
+    /// only once the image is verified, never with setuid or devices.
+    pub kept: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,42 +100,6 @@ pub enum InstallError {
     Configure(#[from] crate::target::TargetError),
     #[error("planning the disks: {0}")]
     Plan(#[from] diskplan::PlanError),
-}
-
-/// What [`install`] needs besides the plan: the agent's pieces.
-pub struct Parts<'a> {
-    pub fetch: &'a dyn Fetch,
-    pub reporter: &'a dyn Reporter,
-    pub say: &'a dyn show::Say,
-    pub reinstall: Option<&'a crate::target::Reinstall>,
-}
-
-/// The whole install for the agent's flow: plan the disks, show the plan
-/// and count down `plan.countdown_secs`, then [`run`] on `/dev` into
-/// `/target`. A plan error writes nothing.
-pub fn install(
-    inv: &lazare_proto::Inventory,
-    plan: &Plan,
-    image_url: &str,
-    parts: &Parts,
-) -> Result<Vec<Made>, InstallError> {
-    let layout = diskplan::plan(inv, &plan.disks)?;
-    for line in show::describe(&layout) {
-        parts.reporter.event(Phase::Plan, None, &line);
-    }
-    show::show_and_count_down(&layout, plan.countdown_secs, parts.say, &std::thread::sleep);
-    let ctx = InstallCtx {
-        plan,
-        layout: &layout,
-        image_url,
-        dev: Path::new("/dev"),
-        target: Path::new("/target"),
-        fetch: parts.fetch,
-        reporter: parts.reporter,
-        retry: Retry::default(),
-        reinstall: parts.reinstall,
-    };
-    run(&ctx)
 }
 
 /// Runs the pipeline. On error the disks were left unbootable and the
@@ -162,12 +132,13 @@ pub fn run(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
     result
 }
 
-/// Streams the image into the mounted target, then configures it.
+/// Streams the image into the mounted target, then mounts the kept
+/// filesystems and configures it.
 fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     let r = ctx.reporter;
     r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.image.name));
     let progress = DownloadProgress { r };
-    let sha = stream::stream(
+    let index = stream::stream(
         ctx.fetch,
         ctx.image_url,
         &ctx.plan.image,
@@ -175,7 +146,12 @@ fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
         ctx.retry,
         &progress,
     )?;
-    r.log(&format!("image sha256 {sha} matches the signed plan"));
+    r.log(&format!(
+        "all {} chunks of the image matched the signed index {}",
+        index.count(),
+        ctx.plan.image.chunks
+    ));
+    mount_verified(ctx, made)?;
     r.event(Phase::Configure, None, "configuring the installed system");
     configure(ctx, made)?;
     Ok(())
@@ -265,48 +241,77 @@ pub fn make_filesystems(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
         };
         let (disk, number, role, fs, mount) =
             (d.name.clone(), p.number, p.role, m.fs, m.target.clone());
-        made.push(Made { disk, number, role, fs, uuid, device, mount });
+        let kept = p.preserve;
+        made.push(Made { disk, number, role, fs, uuid, device, mount, kept });
     }
     Ok(made)
 }
 
-/// UUID of an ext2/3/4 filesystem, read from its superblock (byte 1024,
-/// `s_uuid` at +0x68), so fstab names the kept /home as it really is.
+/// UUID of an ext2/3/4 filesystem, read from its superblock by the one
+/// superblock parser ([`crate::hw::blkid`]), so fstab names the kept /home
+/// as it really is.
 pub fn ext_uuid(dev: &Path) -> io::Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
     let mut f = File::open(dev)?;
-    let mut sb = [0u8; 1024];
-    f.seek(SeekFrom::Start(1024))?;
-    f.read_exact(&mut sb)?;
-    if sb[0x38..0x3a] != [0x53, 0xef] {
-        return Err(io::Error::other("no ext2/3/4 superblock"));
+    match crate::hw::blkid::probe(&mut f) {
+        Some(crate::hw::blkid::FsInfo { fs_type, uuid: Some(uuid), .. })
+            if fs_type.starts_with("ext") =>
+        {
+            Ok(uuid)
+        }
+        _ => Err(io::Error::other("no ext2/3/4 superblock with a UUID")),
     }
-    let mut u = [0u8; 16];
-    u.copy_from_slice(&sb[0x68..0x78]);
-    Ok(format::uuid_string(&u))
 }
 
-/// Mounts `/` on the target directory, then the others below it.
+/// Mounts `/` on the target directory, then the others below it, all
+/// `nosuid,nodev`: nothing the image holds acts as setuid or as a device
+/// while it is unpacked. Kept filesystems are left out: [`mount_verified`]
+/// mounts them once the whole image matched.
 pub fn mount_all(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     if !made.iter().any(|m| m.mount == "/") {
         return Err(InstallError::NoRoot);
     }
+    let safe = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     // `mounts` is sorted "/" first, parents before children.
-    for m in made.iter().filter(|m| m.fs != Fs::Swap) {
-        let target = ctx.target.join(m.mount.trim_start_matches('/'));
-        let err =
-            |source| InstallError::Mount { dev: m.device.clone(), target: target.clone(), source };
-        std::fs::create_dir_all(&target).map_err(err)?;
-        nix::mount::mount(
-            Some(&m.device),
-            &target,
-            Some(m.fs.name()),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .map_err(|e| err(e.into()))?;
+    for m in made.iter().filter(|m| m.fs != Fs::Swap && !m.kept) {
+        mount_one(ctx, m, safe)?;
     }
     Ok(())
+}
+
+/// After the whole image matched: the new system's filesystems get their
+/// ordinary flags back (configuring runs its tools as the installed system
+/// would), and the kept ones are mounted, `nosuid,nodev` as fstab mounts
+/// them.
+pub fn mount_verified(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
+    for m in made.iter().filter(|m| m.fs != Fs::Swap) {
+        if m.kept {
+            mount_one(ctx, m, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
+        } else {
+            let target = ctx.target.join(m.mount.trim_start_matches('/'));
+            nix::mount::mount(
+                None::<&str>,
+                &target,
+                None::<&str>,
+                MsFlags::MS_REMOUNT,
+                None::<&str>,
+            )
+            .map_err(|e| InstallError::Mount {
+                dev: m.device.clone(),
+                target: target.clone(),
+                source: e.into(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn mount_one(ctx: &InstallCtx, m: &Made, flags: MsFlags) -> Result<(), InstallError> {
+    let target = ctx.target.join(m.mount.trim_start_matches('/'));
+    let err =
+        |source| InstallError::Mount { dev: m.device.clone(), target: target.clone(), source };
+    std::fs::create_dir_all(&target).map_err(err)?;
+    nix::mount::mount(Some(&m.device), &target, Some(m.fs.name()), flags, None::<&str>)
+        .map_err(|e| err(e.into()))
 }
 
 /// Unmounts everything at or below `target`, deepest first.

@@ -71,15 +71,18 @@ fn gb(bytes: u64) -> String {
     }
 }
 
-/// Says the plan, then counts down `secs` seconds (one line each, so a
-/// serial log shows it too). `sleep` is injected so tests do not wait.
+/// Says the plan, then counts down `secs` seconds (a line every 5 s and
+/// for the last 3, so a serial log shows it too), as the agent does before
+/// the first write. `sleep` is injected so tests do not wait.
 pub fn show_and_count_down(layout: &Layout, secs: u32, say: &dyn Say, sleep: &dyn Fn(Duration)) {
-    say.say("This PC will be installed as follows:");
+    say.say("The disks will be used like this:");
     for l in describe(layout) {
         say.say(&format!("  {l}"));
     }
     for left in (1..=secs).rev() {
-        say.say(&format!("Starting in {left} s (switch the PC off now to stop)"));
+        if left % 5 == 0 || left <= 3 {
+            say.say(&format!("Starting in {left} s (switch the computer off now to stop)..."));
+        }
         sleep(Duration::from_secs(1));
     }
     say.say("Starting.");

@@ -1,24 +1,37 @@
-//! Image streaming: download → sha256 → decompress → untar, concurrently and
-//! in constant memory. A download thread feeds a bounded channel of 64 KiB
-//! chunks (16 deep: at most ~1 MiB in flight, whatever the image size, so it
-//! runs in 256 MB of RAM); the calling thread decompresses into a second
-//! such channel and an untar thread unpacks. A
-//! network cut is resumed with `Range: bytes=N-` and the hash continues
-//! where it stopped; a server that ignores Range is read again from the
-//! start, skipping what was already unpacked.
+//! Image streaming: chunk index → download → check each chunk → decompress →
+//! untar, concurrently and in constant memory.
+//!
+//! First the image's chunk index (`<url>.chunks`) is fetched and checked
+//! against the hash in the signed plan. A download thread then reads the
+//! image one index chunk (1 MiB) at a time and hands a chunk on only once
+//! its sha256 matched: a tampered chunk stops the install before a byte of
+//! it is decompressed, so nothing of it reaches a disk. The bounded channel
+//! holds [`CHUNKS_IN_FLIGHT`] chunks (a few MiB, whatever the image size, so
+//! it runs in 256 MB of RAM); the calling thread decompresses into a second
+//! channel of 64 KiB pieces and an untar thread unpacks.
+//!
+//! A network cut drops the partial chunk and resumes with `Range: bytes=N-`
+//! from the last good chunk boundary; a server that ignores Range is read
+//! again from the start, skipping what was already unpacked. Chunks are
+//! checked by index, whatever sent them: the same check serves a mirror, a
+//! peer or a USB stick later.
 
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
-use lazare_proto::{hex, ImageFormat, ImageRef};
-use sha2::{Digest, Sha256};
+use lazare_proto::{encoded_len, ChunkError, ChunkIndex, ImageFormat, ImageRef, INDEX_SUFFIX};
 
 use super::untar;
 
+/// Piece size of the decompressed channel.
 const CHUNK: usize = 64 * 1024;
 const DEPTH: usize = 16;
+/// Checked index chunks queued for the decompressor.
+const CHUNKS_IN_FLIGHT: usize = 2;
+/// Smallest chunk size an index may use: caps what is read as an index.
+const MIN_INDEX_CHUNK: u32 = 4096;
 
 /// Where bytes come from: HTTP in the agent (see [`UreqFetch`]); anything
 /// that can start a body at an offset.
@@ -79,8 +92,12 @@ pub enum StreamError {
     Download { tries: u32, last: String },
     #[error("the server sent more than the {0} bytes the plan announced")]
     TooLong(u64),
-    #[error("the image's sha256 is {got}, the signed plan says {want}: refusing it")]
-    Sha256Mismatch { want: String, got: String },
+    #[error("downloading the image's chunk index failed after {tries} tries: {last}")]
+    IndexDownload { tries: u32, last: String },
+    #[error("the image's chunk index does not match the signed plan: {0}: refusing it")]
+    Index(#[source] ChunkError),
+    #[error("the image does not match the signed plan: {0}: refusing it")]
+    Chunk(#[source] ChunkError),
     #[error("unpacking the image failed: {0}")]
     Unpack(#[source] io::Error),
 }
@@ -101,15 +118,17 @@ impl Default for Retry {
 }
 
 enum Msg {
+    /// One whole chunk whose sha256 matched the index.
     Data(Vec<u8>),
     Warn(String),
-    /// Download finished: the hex sha256 of all bytes, or why it failed.
-    Done(Result<String, StreamError>),
+    /// Download finished (every chunk checked), or why it failed.
+    Done(Result<(), StreamError>),
 }
 
-/// Streams `image` from `url` into the directory `root`. Returns the
-/// verified sha256. On `Sha256Mismatch` the tree in `root` must be treated
-/// as hostile: the caller makes the target unbootable.
+/// Streams `image` from `url` into the directory `root`, every chunk checked
+/// against the index the plan signs. Returns that index. On an error the
+/// tree in `root` holds only what checked chunks before the failure made,
+/// but is incomplete: the caller makes the target unbootable.
 pub fn stream(
     fetch: &dyn Fetch,
     url: &str,
@@ -117,17 +136,18 @@ pub fn stream(
     root: &Path,
     retry: Retry,
     progress: &dyn Progress,
-) -> Result<String, StreamError> {
-    let (tx, rx) = sync_channel::<Msg>(DEPTH);
+) -> Result<ChunkIndex, StreamError> {
+    let index = fetch_index(fetch, &format!("{url}{INDEX_SUFFIX}"), image, retry, progress)?;
+    let (tx, rx) = sync_channel::<Msg>(CHUNKS_IN_FLIGHT);
     std::thread::scope(|s| {
-        let size = image.size;
+        let index = &index;
         s.spawn(move || {
-            let done = download(fetch, url, size, retry, &tx);
+            let done = download(fetch, url, index, retry, &tx);
             let _ = tx.send(Msg::Done(done));
         });
         let mut reader = ChannelReader::new(rx, image.size, progress);
         let unpacked = unpack(&mut reader, image.format, root);
-        // Hash the whole file even past the tar's end-of-archive blocks.
+        // Check every chunk, even past the tar's end-of-archive blocks.
         let drained = unpacked.and_then(|()| io::copy(&mut reader, &mut io::sink()).map(drop));
         let outcome = reader.outcome.take();
         // Dropping the reader drops the receiver: the download thread stops.
@@ -135,13 +155,51 @@ pub fn stream(
         match (outcome, drained) {
             (Some(Err(e)), _) => Err(e),
             (_, Err(e)) => Err(StreamError::Unpack(e)),
-            (Some(Ok(got)), Ok(())) if got == image.sha256.to_ascii_lowercase() => Ok(got),
-            (Some(Ok(got)), Ok(())) => {
-                Err(StreamError::Sha256Mismatch { want: image.sha256.clone(), got })
-            }
+            (Some(Ok(())), Ok(())) => Ok(()),
             (None, Ok(())) => Err(StreamError::Unpack(io::Error::other("download ended silently"))),
         }
-    })
+    })?;
+    Ok(index)
+}
+
+/// Fetches the chunk index and checks it against the signed plan (its
+/// hash and the image size), with the same retries as the image.
+fn fetch_index(
+    fetch: &dyn Fetch,
+    url: &str,
+    image: &ImageRef,
+    retry: Retry,
+    progress: &dyn Progress,
+) -> Result<ChunkIndex, StreamError> {
+    // No honest index is longer than one of 4 KiB chunks.
+    let cap = encoded_len(image.size, MIN_INDEX_CHUNK);
+    let mut wait = retry.first_wait;
+    let mut tries = 0;
+    loop {
+        let got = fetch.get(url, 0).and_then(|(_, body)| {
+            let mut bytes = Vec::new();
+            body.take(cap + 1).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        });
+        match got {
+            Ok(bytes) => {
+                return ChunkIndex::parse_signed(&bytes, &image.chunks, image.size)
+                    .map_err(StreamError::Index)
+            }
+            Err(e) => {
+                tries += 1;
+                if tries >= retry.tries {
+                    return Err(StreamError::IndexDownload { tries, last: e.to_string() });
+                }
+                progress.warn(&format!(
+                    "network problem fetching the chunk index ({e}); retrying in {}s",
+                    wait.as_secs()
+                ));
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
 }
 
 /// Decompresses on this thread and untars on another, joined by a bounded
@@ -218,28 +276,29 @@ impl Read for PipeReader {
     }
 }
 
-/// Downloads `size` bytes, resuming after cuts; sends chunks and returns the
-/// sha256 of exactly the file's bytes.
+/// Downloads the image chunk by chunk, resuming after cuts from the last
+/// good chunk boundary; sends each chunk once it matched the index.
 fn download(
     fetch: &dyn Fetch,
     url: &str,
-    size: u64,
+    index: &ChunkIndex,
     retry: Retry,
     tx: &SyncSender<Msg>,
-) -> Result<String, StreamError> {
-    let mut hash = Sha256::new();
+) -> Result<(), StreamError> {
+    let size = index.size();
     let mut have = 0u64;
     let mut failures = 0u32;
     let mut wait = retry.first_wait;
     loop {
         let err = match fetch.get(url, have) {
-            Ok((start, body)) => match copy_body(body, start, &mut have, size, &mut hash, tx) {
-                Ok(true) => return Ok(hex(&hash.finalize())),
+            Ok((start, body)) => match copy_body(body, start, &mut have, index, tx) {
+                Ok(true) => return Ok(()),
                 Ok(false) => format!("connection closed at byte {have} of {size}"),
                 Err(Stop::Receiver) => {
                     return Err(StreamError::Unpack(io::Error::other("unpacking stopped")))
                 }
                 Err(Stop::TooLong) => return Err(StreamError::TooLong(size)),
+                Err(Stop::Bad(e)) => return Err(StreamError::Chunk(e)),
                 Err(Stop::Io(e)) => e.to_string(),
             },
             Err(e) => e.to_string(),
@@ -261,42 +320,62 @@ fn download(
 enum Stop {
     Receiver,
     TooLong,
+    Bad(ChunkError),
     Io(io::Error),
 }
 
 /// Copies one response body. `start` is where the body begins in the file:
-/// bytes before `have` were already sent and are skipped. Ok(true) when the
-/// whole file is in, Ok(false) when the body ended early.
+/// bytes before `have` (a chunk boundary) were already sent and are
+/// skipped. Each chunk is read whole into its own buffer, checked, and
+/// moved into the channel: the hash is the only extra pass over the bytes.
+/// Ok(true) when the whole file is in, Ok(false) when the body ended early
+/// (the partial chunk is dropped).
 fn copy_body(
     mut body: Box<dyn Read + Send>,
     start: u64,
     have: &mut u64,
-    size: u64,
-    hash: &mut Sha256,
+    index: &ChunkIndex,
     tx: &SyncSender<Msg>,
 ) -> Result<bool, Stop> {
-    let mut pos = start;
-    loop {
-        let mut buf = vec![0u8; CHUNK];
-        let n = match body.read(&mut buf) {
-            Ok(0) => return Ok(*have == size),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Stop::Io(e)),
-        };
-        buf.truncate(n);
-        let end = pos + n as u64;
-        if end > *have {
-            let fresh = buf.split_off((*have - pos) as usize);
-            if *have + fresh.len() as u64 > size {
-                return Err(Stop::TooLong);
-            }
-            hash.update(&fresh);
-            *have += fresh.len() as u64;
-            tx.send(Msg::Data(fresh)).map_err(|_| Stop::Receiver)?;
-        }
-        pos = end;
+    let skip = have.saturating_sub(start);
+    let skipped = io::copy(&mut (&mut body).take(skip), &mut io::sink()).map_err(Stop::Io)?;
+    if skipped < skip {
+        return Ok(false);
     }
+    let size = u64::from(index.chunk_size());
+    loop {
+        if *have == index.size() {
+            // Everything the index covers is in: the body must end here.
+            let mut extra = [0u8; 1];
+            return match read_full(&mut body, &mut extra).map_err(Stop::Io)? {
+                0 => Ok(true),
+                _ => Err(Stop::TooLong),
+            };
+        }
+        let n = *have / size;
+        let range = index.range(n).map_err(Stop::Bad)?;
+        let mut buf = vec![0u8; (range.end - range.start) as usize];
+        if read_full(&mut body, &mut buf).map_err(Stop::Io)? < buf.len() {
+            return Ok(false);
+        }
+        index.check(n, &buf).map_err(Stop::Bad)?;
+        *have = range.end;
+        tx.send(Msg::Data(buf)).map_err(|_| Stop::Receiver)?;
+    }
+}
+
+/// Fills `buf` unless the body ends first; returns the bytes read.
+fn read_full(body: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match body.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// The unpack side of the channel as a `Read`.
@@ -308,7 +387,7 @@ struct ChannelReader<'a> {
     size: u64,
     last_pct: Option<u8>,
     progress: &'a dyn Progress,
-    outcome: Option<Result<String, StreamError>>,
+    outcome: Option<Result<(), StreamError>>,
 }
 
 impl<'a> ChannelReader<'a> {

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use diskplan::{DiskAction, DiskLayout, PlannedPartition, Role};
+use diskplan::{DiskAction, DiskLayout, Role};
 use gptman::{GPTPartitionEntry, GPT};
 use lazare_proto::{Firmware, PartitionTable, MIB};
 use mbrman::{MBRPartitionEntry, CHS, MBR};
@@ -211,24 +211,4 @@ pub fn zero(f: &mut File, at: u64, len: u64) -> io::Result<()> {
         left -= n as u64;
     }
     Ok(())
-}
-
-/// Partition table type found in `f`, if any (for the inventory).
-pub fn detect(f: &mut File) -> io::Result<Option<PartitionTable>> {
-    let mut head = vec![0u8; 8192];
-    f.seek(SeekFrom::Start(0))?;
-    let n = f.read(&mut head)?;
-    head.truncate(n);
-    let at = |off: usize, sig: &[u8]| head.get(off..off + sig.len()) == Some(sig);
-    if at(512, b"EFI PART") || at(4096, b"EFI PART") {
-        return Ok(Some(PartitionTable::Gpt));
-    }
-    let used = (0..4).any(|i| head.get(446 + i * 16 + 4).is_some_and(|t| *t != 0));
-    Ok((at(510, &[0x55, 0xaa]) && used).then_some(PartitionTable::Mbr))
-}
-
-/// Partitions that get a new filesystem (all but the kept and bios_grub).
-pub fn to_format(disk: &DiskLayout) -> impl Iterator<Item = &PlannedPartition> {
-    let written = !matches!(disk.action, DiskAction::Untouched { .. });
-    disk.partitions.iter().filter(move |p| written && !p.preserve && p.fs.is_some())
 }

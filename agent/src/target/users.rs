@@ -158,34 +158,152 @@ fn add_to_groups(root: &Path, user: &str, groups: &[&str], need_sudo: bool) -> R
     Ok(())
 }
 
-/// Copies `/etc/skel` into the new home, owned by the user.
+/// Copies `/etc/skel` into the user's home, owned by the user. A home
+/// kept from the last install only gets what it lacks: nothing the user
+/// has is overwritten, and no symlink in it is followed (a
+/// `~/.profile -> ../../etc/passwd` stays a link, /etc/passwd untouched).
 fn make_home(root: &Path, home: &str, id: u32) -> Result<()> {
     let dst = at(root, home);
-    std::fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+    match std::fs::symlink_metadata(&dst) {
+        Ok(m) if m.is_dir() => {}
+        // A link or a file where the home should be is the user's: left as is.
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = dst.parent().expect("homes are below /home");
+            std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            std::fs::create_dir(&dst).map_err(io_err("creating", &dst))?;
+        }
+        Err(e) => return Err(io_err("reading", &dst)(e)),
+    }
     copy_tree(&at(root, "/etc/skel"), &dst, id)?;
+    // `dst` is a real directory (checked above): these do not follow a link.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o750))
         .map_err(io_err("chmod", &dst))?;
     std::os::unix::fs::lchown(&dst, Some(id), Some(id)).map_err(io_err("chown", &dst))
 }
 
+/// Copies what `dst` lacks from `src`. Whatever exists at a name in `dst`
+/// (file, link, directory) is the user's and is never written through; an
+/// existing real directory is filled in.
 fn copy_tree(src: &Path, dst: &Path, id: u32) -> Result<()> {
     let Ok(rd) = std::fs::read_dir(src) else { return Ok(()) };
     for e in rd {
         let e = e.map_err(io_err("listing", src))?;
         let (from, to) = (e.path(), dst.join(e.file_name()));
         let ft = e.file_type().map_err(io_err("reading", &from))?;
+        match std::fs::symlink_metadata(&to) {
+            Ok(m) if ft.is_dir() && m.is_dir() => {
+                copy_tree(&from, &to, id)?;
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("reading", &to)(e)),
+        }
         if ft.is_dir() {
-            std::fs::create_dir_all(&to).map_err(io_err("creating", &to))?;
+            std::fs::create_dir(&to).map_err(io_err("creating", &to))?;
             copy_tree(&from, &to, id)?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(&from).map_err(io_err("reading", &from))?;
-            let _ = std::fs::remove_file(&to);
             std::os::unix::fs::symlink(target, &to).map_err(io_err("linking", &to))?;
+        } else if ft.is_file() {
+            copy_new(&from, &to)?;
         } else {
-            std::fs::copy(&from, &to).map_err(io_err("copying to", &to))?;
+            continue;
         }
         std::os::unix::fs::lchown(&to, Some(id), Some(id)).map_err(io_err("chown", &to))?;
     }
     Ok(())
+}
+
+/// Copies a file to a name that must not exist yet: `create_new` is
+/// O_EXCL, which neither follows a symlink nor opens an existing file.
+fn copy_new(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut src = std::fs::File::open(from).map_err(io_err("reading", from))?;
+    let mode = src.metadata().map_err(io_err("reading", from))?.permissions().mode() & 0o777;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(to)
+        .map_err(io_err("creating", to))?;
+    std::io::copy(&mut src, &mut out).map_err(io_err("copying to", to))?;
+    out.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io_err("chmod", to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A new system with a skel, and a home kept from the last install
+    /// whose `.profile` points at the new system's passwd file.
+    fn system_with_kept_home() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        for d in ["etc/skel/.config", "home/alice/.config"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        std::fs::write(r.join("etc/group"), "root:x:0:\nusers:x:100:\n").unwrap();
+        std::fs::write(r.join("etc/skel/.profile"), "SKEL PROFILE\n").unwrap();
+        std::fs::write(r.join("etc/skel/.bashrc"), "SKEL BASHRC\n").unwrap();
+        std::fs::write(r.join("etc/skel/.config/app.conf"), "SKEL CONF\n").unwrap();
+        std::fs::write(r.join("etc/skel/.config/new.conf"), "SKEL NEW\n").unwrap();
+        symlink("../../etc/passwd", r.join("home/alice/.profile")).unwrap();
+        symlink("/etc/group", r.join("home/alice/.config/app.conf")).unwrap();
+        std::fs::write(r.join("home/alice/.bashrc"), "alias ll='ls -l'\n").unwrap();
+        t
+    }
+
+    fn alice() -> User {
+        User { name: "alice".into(), full_name: String::new(), password_hash: None, admin: false }
+    }
+
+    #[test]
+    fn skel_into_a_kept_home_follows_no_symlink_and_overwrites_nothing() {
+        let t = system_with_kept_home();
+        let r = t.path();
+        add_users(r, &[alice()]).unwrap();
+        let passwd = std::fs::read_to_string(r.join("etc/passwd")).unwrap();
+        assert!(passwd.starts_with("root:x:0:0:"), "passwd overwritten: {passwd}");
+        assert!(passwd.contains("\nalice:x:1000:1000:"), "{passwd}");
+        assert!(!passwd.contains("SKEL"), "{passwd}");
+        let group = std::fs::read_to_string(r.join("etc/group")).unwrap();
+        assert!(!group.contains("SKEL"), "{group}");
+        let home = r.join("home/alice");
+        assert_eq!(
+            std::fs::read_link(home.join(".profile")).unwrap(),
+            Path::new("../../etc/passwd")
+        );
+        assert_eq!(std::fs::read_to_string(home.join(".bashrc")).unwrap(), "alias ll='ls -l'\n");
+        // What the home lacked is added.
+        assert_eq!(std::fs::read_to_string(home.join(".config/new.conf")).unwrap(), "SKEL NEW\n");
+    }
+
+    #[test]
+    fn a_new_home_gets_all_of_skel() {
+        let t = system_with_kept_home();
+        let r = t.path();
+        let bob = User { name: "bob".into(), ..alice() };
+        add_users(r, &[bob]).unwrap();
+        let home = r.join("home/bob");
+        assert_eq!(std::fs::read_to_string(home.join(".profile")).unwrap(), "SKEL PROFILE\n");
+        assert_eq!(std::fs::read_to_string(home.join(".config/app.conf")).unwrap(), "SKEL CONF\n");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&home).unwrap().mode() & 0o777, 0o750);
+    }
+
+    #[test]
+    fn a_home_that_is_a_symlink_is_left_alone() {
+        let t = system_with_kept_home();
+        let r = t.path();
+        std::fs::create_dir(r.join("elsewhere")).unwrap();
+        symlink("../elsewhere", r.join("home/carol")).unwrap();
+        let carol = User { name: "carol".into(), ..alice() };
+        add_users(r, &[carol]).unwrap();
+        assert_eq!(std::fs::read_dir(r.join("elsewhere")).unwrap().count(), 0);
+    }
 }

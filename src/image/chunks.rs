@@ -1,0 +1,153 @@
+//! Chunk indexes beside the tarballs (`<file>.chunks`, see
+//! [`lazare_proto::ChunkIndex`]): made by `image build` and `image add`, and
+//! by `lazare serve` at start for images an older lazare added. An index is
+//! only ever made from a file whose whole sha256 matched its manifest, so
+//! the hash the plan signs describes the image that was built.
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE, INDEX_SUFFIX};
+
+use super::build::{set_readable, write_manifest};
+
+/// `<tarball>.chunks`.
+pub fn index_path(tarball: &Path) -> PathBuf {
+    let mut p = tarball.as_os_str().to_owned();
+    p.push(INDEX_SUFFIX);
+    PathBuf::from(p)
+}
+
+/// Indexes `tarball`, refusing it unless its sha256 and size are the
+/// manifest's.
+pub fn index_file(tarball: &Path, m: &ImageManifest) -> Result<ChunkIndex> {
+    let f = File::open(tarball).with_context(|| format!("opening {}", tarball.display()))?;
+    let made = ChunkIndex::build(BufReader::with_capacity(1 << 20, f), CHUNK_SIZE)
+        .with_context(|| format!("reading {}", tarball.display()))?;
+    if !made.sha256.eq_ignore_ascii_case(&m.sha256) || made.index.size() != m.size {
+        bail!(
+            "{}: sha256 {} ({} bytes), but its manifest says {} ({} bytes): not indexing a file \
+             that is not the one the manifest describes",
+            tarball.display(),
+            made.sha256,
+            made.index.size(),
+            m.sha256,
+            m.size
+        );
+    }
+    Ok(made.index)
+}
+
+/// Writes the index's canonical bytes to `path` atomically, readable by all.
+pub fn write_index(index: &ChunkIndex, path: &Path) -> Result<()> {
+    let dir = path.parent().context("index path has no parent")?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).context("creating the chunk index")?;
+    tmp.write_all(&index.to_bytes()).context("writing the chunk index")?;
+    tmp.as_file().sync_all().context("syncing the chunk index")?;
+    set_readable(tmp.as_file())?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Makes sure the image of `manifest_path` has its index and the manifest
+/// names the index's hash; makes both when missing or stale. Returns the
+/// manifest as it now is.
+pub fn ensure(manifest_path: &Path) -> Result<ImageManifest> {
+    let mut m: ImageManifest = serde_json::from_slice(
+        &std::fs::read(manifest_path)
+            .with_context(|| format!("reading {}", manifest_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", manifest_path.display()))?;
+    let tarball = manifest_path.with_file_name(&m.file);
+    let path = index_path(&tarball);
+    if let (Some(want), Ok(bytes)) = (&m.chunks, std::fs::read(&path)) {
+        if ChunkIndex::parse_signed(&bytes, want, m.size).is_ok() {
+            return Ok(m);
+        }
+    }
+    let index = index_file(&tarball, &m)?;
+    write_index(&index, &path)?;
+    m.chunks = Some(index.hash());
+    write_manifest(&m, manifest_path)?;
+    Ok(m)
+}
+
+/// [`ensure`] for every manifest in a server's images folder; returns one
+/// warning line per image that could not be indexed (it is then not
+/// offered: a plan needs the index hash).
+pub fn ensure_all(images: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(images) else { return Vec::new() };
+    let mut warnings = Vec::new();
+    let mut manifests: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    manifests.sort();
+    for p in manifests {
+        if let Err(e) = ensure(&p) {
+            warnings.push(format!("{}: no chunk index: {e:#}", p.display()));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lazare_proto::{hex, ImageFormat};
+    use sha2::{Digest, Sha256};
+
+    fn put(dir: &Path, bytes: &[u8]) -> PathBuf {
+        std::fs::write(dir.join("t.tar.zst"), bytes).unwrap();
+        let m = ImageManifest {
+            name: "t".into(),
+            file: "t.tar.zst".into(),
+            sha256: hex(&Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+            format: ImageFormat::TarZst,
+            installed_size: 0,
+            suite: "bookworm".into(),
+            locale: "C.UTF-8".into(),
+            keymap: "us".into(),
+            timezone: "UTC".into(),
+            created: 0,
+            chunks: None,
+        };
+        let path = dir.join("t.tar.zst.json");
+        write_manifest(&m, &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_old_manifest_gets_its_index_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: Vec<u8> = (0..(3 << 20) + 5).map(|i| (i % 253) as u8).collect();
+        let manifest = put(dir.path(), &bytes);
+        assert!(ensure_all(dir.path()).is_empty());
+        let m: ImageManifest = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        let index_bytes = std::fs::read(dir.path().join("t.tar.zst.chunks")).unwrap();
+        let index =
+            ChunkIndex::parse_signed(&index_bytes, m.chunks.as_ref().unwrap(), m.size).unwrap();
+        assert_eq!(index.count(), 4);
+        index.check(3, &bytes[3 << 20..]).unwrap();
+        // A second start finds it and leaves the file alone.
+        let before = std::fs::metadata(dir.path().join("t.tar.zst.chunks")).unwrap().modified();
+        assert_eq!(ensure(&manifest).unwrap(), m);
+        let after = std::fs::metadata(dir.path().join("t.tar.zst.chunks")).unwrap().modified();
+        assert_eq!(before.unwrap(), after.unwrap());
+    }
+
+    #[test]
+    fn a_swapped_tarball_gets_no_index() {
+        let dir = tempfile::tempdir().unwrap();
+        put(dir.path(), b"the image that was added");
+        std::fs::write(dir.path().join("t.tar.zst"), b"another file, same name").unwrap();
+        let warnings = ensure_all(dir.path());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("not the one the manifest describes"), "{warnings:?}");
+        assert!(!dir.path().join("t.tar.zst.chunks").exists());
+    }
+}
