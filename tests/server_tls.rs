@@ -46,6 +46,7 @@ fn agent_talks_to_the_pinned_server_and_refuses_a_rogue_one() {
     let seen = client(tls::Trust::Pinned(key_of(&rogue)), &rogue.base)
         .agent
         .get(&rogue.url("/api/v1/machines"))
+        .set("Authorization", &format!("Bearer {}", rogue.token()))
         .call()
         .unwrap()
         .into_string()
@@ -77,7 +78,8 @@ fn curl_with_the_pin_accepts_the_server_and_refuses_a_rogue_one() {
     // The banner gives the same pin to volunteers' scripts.
     assert!(real.banner.iter().any(|l| l.contains(&pin)), "{:#?}", real.banner);
     let machines = real.url("/api/v1/machines");
-    let (code, body) = curl(&["-sS", "-k", "--pinnedpubkey", &pin, &machines]);
+    let auth = format!("Authorization: Bearer {}", real.token());
+    let (code, body) = curl(&["-sS", "-k", "--pinnedpubkey", &pin, "-H", &auth, &machines]);
     assert_eq!((code, body.as_str()), (0, "[]"));
     // 90: CURLE_SSL_PINNEDPUBKEYNOTMATCH.
     let (code, _) = curl(&["-sS", "-k", "--pinnedpubkey", &pin, &rogue.url("/api/v1/machines")]);
@@ -90,7 +92,7 @@ fn curl_with_the_pin_accepts_the_server_and_refuses_a_rogue_one() {
 /// Installs `lazare-next` for `server` with `pin` into a fake root, runs it
 /// with grub-reboot and systemctl replaced by recorders, and returns what
 /// they recorded and the script's stderr.
-fn run_next(server: &str, pin: &str, machine_id: &str) -> (String, String) {
+fn run_next(server: &str, pin: &str, machine_id: &str, secret: &str) -> (String, String) {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("root");
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
@@ -98,6 +100,7 @@ fn run_next(server: &str, pin: &str, machine_id: &str) -> (String, String) {
     lazare_agent::target::install_next_service(&root, &server.parse().unwrap(), machine_id)
         .unwrap();
     lazare_agent::target::write_server_pin(&root, pin).unwrap();
+    lazare_agent::target::write_machine_secret(&root, secret).unwrap();
     let bin = d.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let log = d.path().join("calls");
@@ -130,7 +133,7 @@ fn recorder(path: &Path, tool: &str, log: &Path) {
 /// Links curl and the few tools the script runs besides it into `dir`.
 fn link_tools(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    for tool in ["curl", "cat", "tr", "sleep"] {
+    for tool in ["curl", "cat", "tr", "sleep", "mktemp", "rm"] {
         let found =
             ["/usr/bin", "/bin"].iter().map(|p| Path::new(p).join(tool)).find(|p| p.exists());
         std::os::unix::fs::symlink(found.unwrap(), dir.join(tool)).unwrap();
@@ -148,9 +151,14 @@ fn lazare_next_obeys_only_the_pinned_server() {
     let key = key_of(&real);
     let inv = inventory(7, 1024);
     // The machine is known to both; both ask it to reinstall.
+    let mut secret = String::new();
     for (s, k) in [(&real, key.clone()), (&rogue, key_of(&rogue))] {
         let c = client(tls::Trust::Pinned(k), &s.base);
         c.hello(&inv).unwrap();
+        if secret.is_empty() {
+            // What the installed system keeps from its install by the real server.
+            secret = c.secret().expect("the hello enrolled the machine");
+        }
         let r = c
             .agent
             .post(&s.url(&format!("/api/v1/machines/{}/reinstall", inv.machine_id)))
@@ -159,11 +167,11 @@ fn lazare_next_obeys_only_the_pinned_server() {
             .unwrap();
         assert_eq!(r.status(), 204);
     }
-    let (calls, _) = run_next(&real.base, &key.tls_pin(), &inv.machine_id);
+    let (calls, _) = run_next(&real.base, &key.tls_pin(), &inv.machine_id, &secret);
     assert_eq!(calls, "grub-reboot lazare-reinstall\nsystemctl reboot\n");
     // The rogue server's order is never read: the pin does not match and no
     // certificate authority vouches for its certificate.
-    let (calls, stderr) = run_next(&rogue.base, &key.tls_pin(), &inv.machine_id);
+    let (calls, stderr) = run_next(&rogue.base, &key.tls_pin(), &inv.machine_id, &secret);
     assert_eq!(calls, "");
     assert!(stderr.contains("no answer"), "{stderr}");
 }
