@@ -40,7 +40,7 @@ log() { echo "bench: $*" >&2; }
 # --- 1. CD build: lazare build vs mkinitramfs + xorriso/isolinux -------------
 log "lazare build ($KERNEL)"
 t0=$(now)
-"$LAZARE" build --server "http://10.0.2.100:$PORT" -o "$W/lazare.iso" >"$W/build.log" 2>&1
+"$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
 t1=$(now)
 LZ_BUILD=$(secs "$t0" "$t1")
 LZ_ISO=$(size "$W/lazare.iso")

@@ -22,7 +22,8 @@ EOF
 start_server() {
 	mkdir -p "$1"
 	[ -f "$1/lazare.toml" ] || cp "$RULES" "$1/lazare.toml"
-	"$LAZARE" serve --data "$1" --listen "127.0.0.1:$2" >"$3" 2>&1 &
+	# Plain HTTP (--http), as the python3 http.server peer it is measured against.
+	"$LAZARE" serve --http --data "$1" --listen "127.0.0.1:$2" >"$3" 2>&1 &
 	SERVER=$!
 	PIDS+=("$SERVER")
 	local i

@@ -88,9 +88,10 @@ grep -q '^images:' "$SERVER_LOG" || fail "lazare serve did not start within 30 s
 sed 's/^/    /' "$SERVER_LOG"
 "$LAZARE" image add --data "$DATA" "$IMAGE" || fail "lazare image add failed (see above)."
 
-step "3/6 Boot ISO for http://10.0.2.100:$PORT (the VM sees the server there)"
+step "3/6 Boot ISO for https://10.0.2.100:$PORT (the VM sees the server there)"
 "$LAZARE" key show --data "$DATA" >"$OUT/server.pub"
-"$LAZARE" build --server "http://10.0.2.100:$PORT" --key "$OUT/server.pub" --output "$ISO" ||
+# The server key is also its TLS key: the CD pins it (no CA, no clock).
+"$LAZARE" build --server "https://10.0.2.100:$PORT" --key "$OUT/server.pub" --output "$ISO" ||
 	fail "lazare build failed (see above)."
 
 # Starts `lazare vm` in its own session (so it can be stopped as a group),
@@ -134,20 +135,24 @@ echo
 echo "demo: the installed system reached its login prompt; VM stopped."
 
 step "6/6 What the server saw"
-# Reads need the admin token (the server printed it at its first start).
-machines=$(curl -fsS -H "Authorization: Bearer $(cat "$DATA/admin-token")" "http://127.0.0.1:$PORT/api/v1/machines") ||
+# Reads need the admin token (the server printed it at its first start);
+# curl pins the server key as the CD does (-k: no CA check, the pin still is).
+PIN=$(sed -n "s/^TLS: .*--pinnedpubkey '\(sha256\/\/[^']*\)'.*/\1/p" "$SERVER_LOG")
+machines=$(curl -fsS -k --pinnedpubkey "$PIN" -H "Authorization: Bearer $(cat "$DATA/admin-token")" \
+	"https://127.0.0.1:$PORT/api/v1/machines") ||
 	fail "could not ask the server for its machines"
 status=$(grep -o '"status":"[a-z]*"' <<<"$machines" | head -n1 | cut -d'"' -f4)
 host=$(grep -o '"hostname":"[^"]*"' <<<"$machines" | head -n1 | cut -d'"' -f4)
 id=$(grep -o '"id":"[^"]*"' <<<"$machines" | head -n1 | cut -d'"' -f4)
 cat <<EOF
 
-  ISO:         $ISO  (burn it, or dd it to a USB stick; it points at http://10.0.2.100:$PORT,
-               rebuild with your server's address: lazare build --server http://SERVER:8470 ...)
-  Dashboard:   http://127.0.0.1:$PORT/  (while a server runs: lazare serve --data $DATA --listen 127.0.0.1:$PORT;
+  ISO:         $ISO  (burn it, or dd it to a USB stick; it points at https://10.0.2.100:$PORT,
+               rebuild with your server's address: lazare build --server https://SERVER:8470 ...)
+  Dashboard:   https://127.0.0.1:$PORT/  (while a server runs: lazare serve --data $DATA --listen 127.0.0.1:$PORT;
+               its certificate is self-signed for the server key: accept it once;
                log in with the admin token in $DATA/admin-token)
   Machine:     $host ($id) — status: $status
-  Details:     http://127.0.0.1:$PORT/machines/$id
+  Details:     https://127.0.0.1:$PORT/machines/$id
   Screens:     $OUT/screens/  (the PC's screen during the install, one PNG per change)
   Logs:        $SERVER_LOG, $INSTALL_LOG, $BOOT_LOG
   Disk:        $DISK  (lazare vm --disk $DISK boots it again)

@@ -47,8 +47,12 @@ fn lazare_alone_builds_with_its_embedded_agent() {
     let iso = work.path().join("x.iso");
     let iso_s = iso.to_str().unwrap();
 
-    let o =
-        run(&exe, work.path(), None, &["build", "--server", "http://10.0.2.100:8470", "-o", iso_s]);
+    let o = run(
+        &exe,
+        work.path(),
+        None,
+        &["build", "--server", "http://10.0.2.100:8470", "--insecure", "-o", iso_s],
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "build failed: {}{stdout}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("agent: embedded in lazare "), "progress does not say so: {stdout}");

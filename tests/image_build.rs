@@ -99,7 +99,7 @@ fn test_profile_is_bootable_and_generic() {
         "usr/sbin/grub-mkconfig",
         "usr/bin/grub-editenv",
         "usr/sbin/chroot",
-        "usr/bin/wget",
+        "usr/bin/curl",
         "usr/bin/sudo",
     ] {
         assert!(t.contains_key(tool), "{tool} missing");

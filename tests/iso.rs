@@ -36,6 +36,7 @@ fn iso_reads_back_with_xorriso_fdisk_and_inspect() {
             "lazare.retries=4",
             "--label",
             "LAB_7",
+            "--insecure",
             "--lilo",
             lilo.to_str().unwrap(),
         ],
@@ -92,7 +93,7 @@ fn iso_reads_back_with_xorriso_fdisk_and_inspect() {
     let baked = v["baked_cmdline"].as_str().unwrap();
     assert_eq!(
         baked,
-        "lazare.server=http://192.0.2.7:9000 ip=eth0:dhcp console=tty0 console=ttyS0,115200 lazare.retries=4"
+        "lazare.server=http://192.0.2.7:9000 ip=eth0:dhcp lazare.insecure console=tty0 console=ttyS0,115200 lazare.retries=4"
     );
     // Every boot config's install entry carries exactly the baked line.
     let entries = v["boot_entries"].as_array().unwrap();
@@ -134,7 +135,7 @@ fn key_and_config_file_are_baked() {
 #[test]
 fn two_builds_are_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--server", "http://10.0.0.1:8470"];
+    let args = ["--server", "http://10.0.0.1:8470", "--insecure"];
     let a = std::fs::read(build(dir.path(), "a.iso", &args)).unwrap();
     let b = std::fs::read(build(dir.path(), "b.iso", &args)).unwrap();
     assert_eq!(a.len(), b.len());
@@ -153,6 +154,8 @@ fn bad_inputs_fail_cleanly() {
     std::fs::write(&key, "ed25519:not-base64!!\n").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--server".into(), "ftp://x".into()], "ftp://x"),
+        // No key and no --insecure: a CD that cannot tell a rogue server.
+        (vec!["--server".into(), "https://a".into()], "--key"),
         (
             vec![
                 "--server".into(),

@@ -14,7 +14,7 @@ use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::i18n::{t, t_with};
 use crate::screen::Screen;
-use crate::{entropy, http, i18n, installing, inventory, net, verify};
+use crate::{entropy, http, i18n, installing, inventory, net, tls, verify};
 use lazare_cd::paths::installed;
 
 /// The child's main. Never returns.
@@ -52,8 +52,14 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         crate::init::run_shell(screen);
         return Ok(());
     }
+    if cfg.insecure {
+        screen.warn(&t("warn-insecure-cd"));
+    }
+    let trust = tls::Trust::for_cd(cfg.key.as_ref(), cfg.insecure);
+    let tls = tls::client_config(trust, BUILD_FLOOR)
+        .map_err(|e| Failure::new(&t("fail-tls-setup"), e))?;
     let base = server_url(&cfg.server, &net)?;
-    let server = http::Client::new(http::agent(net.dns.clone()), base.clone());
+    let server = http::Client::new(http::agent(net.dns.clone(), tls), base.clone());
     // Booted from an installed disk's reinstall entry: the disk's secret
     // came in a second initramfs and proves this PC (see target::grub).
     if let Ok(secret) = std::fs::read_to_string(installed::MACHINE_SECRET) {
@@ -117,7 +123,14 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
             .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
         match plan.action {
             Action::Install => {
-                return installing::install(screen, &server, &inv, &plan, &cfg.cmdline)
+                return installing::install(
+                    screen,
+                    &server,
+                    &inv,
+                    &plan,
+                    &cfg.cmdline,
+                    cfg.key.as_ref(),
+                )
             }
             Action::Inventory => return report_and_power_off(screen, &events, &inv),
             Action::Local => return start_installed(screen, &events, &inv),
@@ -201,7 +214,9 @@ fn server_url(server: &Server, net: &net::NetState) -> Result<ServerUrl, Failure
             "lazare.server=dhcp but the DHCP lease names no server (no next-server, no option 66)",
         )),
     };
-    Ok(ServerUrl::new(config::Scheme::Http, host, Some(config::DEFAULT_SERVER_PORT)))
+    // `lazare serve` speaks https unless told otherwise: plain http is only
+    // for a URL that says so.
+    Ok(ServerUrl::new(config::Scheme::Https, host, Some(config::DEFAULT_SERVER_PORT)))
 }
 
 /// Best-effort progress events to the server (a lost event stops nothing).
@@ -317,9 +332,9 @@ mod tests {
             |server: &Server, net: &net::NetState| server_url(server, net).map(|u| u.to_string());
         let dhcp = Server::Dhcp;
         let both = state(Some(Ipv4Addr::new(10, 0, 2, 2)), Some("install.lan"));
-        assert_eq!(url(&dhcp, &both).unwrap(), "http://install.lan:8470");
+        assert_eq!(url(&dhcp, &both).unwrap(), "https://install.lan:8470");
         let next = state(Some(Ipv4Addr::new(10, 0, 2, 2)), None);
-        assert_eq!(url(&dhcp, &next).unwrap(), "http://10.0.2.2:8470");
+        assert_eq!(url(&dhcp, &next).unwrap(), "https://10.0.2.2:8470");
         let v4 = state(None, Some("10.0.2.3"));
         assert_eq!(server_url(&dhcp, &v4).unwrap().host(), &config::Host::V4([10, 0, 2, 3].into()));
         let none = state(None, None);

@@ -45,8 +45,9 @@ pub fn new_challenge() -> std::io::Result<String> {
     Ok(lazare_proto::hex(&raw))
 }
 
-/// An HTTP agent that resolves names through `dns` (the lease's servers).
-pub fn agent(dns: Vec<Ipv4Addr>) -> ureq::Agent {
+/// An HTTP agent that resolves names through `dns` (the lease's servers)
+/// and checks https servers with `tls` ([`crate::tls::client_config`]).
+pub fn agent(dns: Vec<Ipv4Addr>, tls: Arc<rustls::ClientConfig>) -> ureq::Agent {
     let resolver = move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
         // Literal addresses never need a lookup.
         if let Ok(addrs) = netloc.parse::<SocketAddr>() {
@@ -65,6 +66,7 @@ pub fn agent(dns: Vec<Ipv4Addr>) -> ureq::Agent {
     };
     ureq::AgentBuilder::new()
         .resolver(resolver)
+        .tls_config(tls)
         .timeout_connect(Duration::from_secs(10))
         .timeout_read(Duration::from_secs(60))
         .user_agent(concat!("lazare-agent/", env!("CARGO_PKG_VERSION")))

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lazare_proto::{Event, Inventory, Phase, Plan};
+use lazare_proto::{Event, Inventory, Phase, Plan, PublicKey};
 
 use crate::failure::Failure;
 use crate::http::Client as Server;
@@ -53,11 +53,12 @@ pub fn install(
     inv: &Inventory,
     plan: &Plan,
     cmdline: &Cmdline,
+    key: Option<&PublicKey>,
 ) -> Result<(), Failure> {
     let layout = diskplan::plan(inv, &plan.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
     install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
-    let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret());
+    let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret(), key);
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let _ = std::fs::create_dir_all(TARGET);
@@ -114,6 +115,7 @@ fn reinstall_entry(
     server: &ServerUrl,
     live: &Cmdline,
     secret: Option<String>,
+    key: Option<&PublicKey>,
 ) -> Option<Reinstall> {
     let Some(dev) = inv.boot_device.as_deref() else {
         screen.note("no boot CD/USB found: the reinstall entry is left out");
@@ -148,7 +150,8 @@ fn reinstall_entry(
             return None;
         }
     };
-    Some(Reinstall { kernel, initrd, cmdline, server: server.clone(), secret })
+    let pin = key.map(PublicKey::tls_pin);
+    Some(Reinstall { kernel, initrd, cmdline, server: server.clone(), secret, pin })
 }
 
 /// The reinstall entry's command line: the one `lazare build` baked into the

@@ -19,4 +19,5 @@ pub mod procfs;
 pub mod screen;
 pub mod sys;
 pub mod target;
+pub mod tls;
 pub mod verify;

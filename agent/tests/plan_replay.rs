@@ -6,7 +6,7 @@
 
 use lazare_agent::http::{self, SignedAnswer};
 use lazare_agent::screen::Screen;
-use lazare_agent::verify;
+use lazare_agent::{tls, verify};
 use lazare_proto::{Dmi, ImageFormat, ImageManifest, Inventory, PublicKey, PLAN_VALID_SECS};
 use sha2::Digest;
 use std::path::Path;
@@ -40,6 +40,7 @@ fn start_server(data: &Path) -> String {
     let args = lazare::serve::ServeArgs {
         data: data.to_path_buf(),
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        http: false,
     };
     // Runs until the test process ends.
     std::thread::spawn(move || lazare::serve::run(&args));
@@ -49,7 +50,7 @@ fn start_server(data: &Path) -> String {
         assert!(start.elapsed() < Duration::from_secs(60), "lazare serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    format!("http://{addr}")
+    format!("https://{addr}")
 }
 
 fn inventory() -> Inventory {
@@ -70,7 +71,9 @@ fn a_replayed_or_late_plan_is_refused() {
     let base = start_server(dir.path());
     let key: PublicKey =
         std::fs::read_to_string(dir.path().join("server.pub")).unwrap().trim().parse().unwrap();
-    let server = http::Client::new(http::agent(vec![]), base.parse().unwrap());
+    // The pinned channel, as on the CD.
+    let tls = tls::client_config(tls::Trust::Pinned(key.clone()), 0).unwrap();
+    let server = http::Client::new(http::agent(vec![], tls), base.parse().unwrap());
     let inv = inventory();
     let screen = Screen::stderr();
 

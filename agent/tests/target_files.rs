@@ -190,6 +190,7 @@ fn reinstall_entry_and_next_service_files() {
         initrd: cd.path().join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0".into(),
         server: "http://10.0.2.100:8470/".parse().unwrap(),
+        pin: None,
         secret: None,
     };
     target::install_reinstall_entry(r, &re).unwrap();
@@ -234,6 +235,21 @@ fn reinstall_entry_and_next_service_files() {
         fs::read_link(r.join("etc/systemd/system/multi-user.target.wants/lazare-next.service"))
             .unwrap();
     assert_eq!(link, Path::new("/etc/systemd/system/lazare-next.service"));
+    // An https server is reached through curl's pinned channel only: wget
+    // (which cannot pin a key) is not enough.
+    let https = "https://10.0.2.100:8470".parse().unwrap();
+    assert!(matches!(
+        target::install_next_service(r, &https, "m-1"),
+        Err(TargetError::MissingInImage { what, .. }) if what.contains("curl")
+    ));
+    fs::write(r.join("usr/bin/curl"), "").unwrap();
+    target::install_next_service(r, &https, "m-1").unwrap();
+    let pin = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+    target::write_server_pin(r, pin).unwrap();
+    assert_eq!(read(r, "etc/lazare/server.pin"), format!("{pin}\n"));
+    for bad in ["sha256//", "47DEQpj8", "sha256//a b", "sha256//x'; reboot"] {
+        assert!(target::write_server_pin(r, bad).is_err(), "{bad}");
+    }
 }
 
 #[test]

@@ -172,6 +172,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0,115200".into(),
         server: "http://10.0.2.100:8470".parse().unwrap(),
         secret: Some("5e".repeat(32)),
+        pin: None,
     };
     let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
     let boot = Boot { firmware, disks: vec![PathBuf::from(&whole)] };

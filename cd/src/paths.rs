@@ -25,6 +25,9 @@ pub mod installed {
     pub const SERVER: &str = "/etc/lazare/server";
     /// lazare's id of this PC, one line of hex.
     pub const MACHINE_ID: &str = "/etc/lazare/machine-id";
+    /// The pin of the server key baked into the CD, curl's `sha256//BASE64`
+    /// (`lazare-next` passes it to `--pinnedpubkey`).
+    pub const SERVER_PIN: &str = "/etc/lazare/server.pin";
     /// The PC's enrolment secret, one line of hex, root only (0600). Also
     /// where the reinstall entry's second initramfs puts it for the agent.
     pub const MACHINE_SECRET: &str = "/etc/lazare/machine-secret";

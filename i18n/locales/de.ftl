@@ -89,3 +89,5 @@ why-removable = Wechseldatenträger
 why-excluded = vom Server ausgeschlossen
 why-too-small = zu klein, um nützlich zu sein
 why-holds-home = persönlicher Ordner mit Ihren Dateien
+warn-insecure-cd = Diese CD wurde mit lazare.insecure erstellt: Sie prüft nicht, ob der Installationsserver echt ist. Nur für Tests.
+fail-tls-setup = Diese CD kann ihre sichere Verbindung nicht aufbauen.

@@ -92,3 +92,5 @@ why-removable = removable media
 why-excluded = excluded by the server
 why-too-small = too small to be useful
 why-holds-home = home with your files
+warn-insecure-cd = This CD was made with lazare.insecure: it does not check that the install server is genuine. For lab tests only.
+fail-tls-setup = This CD cannot set up its secure connection.

@@ -89,3 +89,5 @@ why-removable = soporte extraíble
 why-excluded = excluido por el servidor
 why-too-small = demasiado pequeño para ser útil
 why-holds-home = carpeta personal con sus archivos
+warn-insecure-cd = Este CD se hizo con lazare.insecure: no comprueba que el servidor de instalación sea el auténtico. Solo para pruebas.
+fail-tls-setup = Este CD no puede establecer su conexión segura.

@@ -90,3 +90,5 @@ why-removable = support amovible
 why-excluded = exclu par le serveur
 why-too-small = trop petit pour servir
 why-holds-home = dossier personnel avec vos fichiers
+warn-insecure-cd = Ce CD a été fait avec lazare.insecure : il ne vérifie pas que le serveur d'installation est le bon. Réservé aux essais.
+fail-tls-setup = Ce CD n'arrive pas à établir sa connexion sécurisée.

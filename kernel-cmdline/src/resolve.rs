@@ -232,7 +232,8 @@ fn server_of(
         IpAddr::V4(a) => Host::V4(a),
         IpAddr::V6(a) => Host::V6(a),
     };
-    let url = ServerUrl::new(Scheme::Http, host, Some(DEFAULT_SERVER_PORT));
+    // `lazare serve` speaks https unless told otherwise.
+    let url = ServerUrl::new(Scheme::Https, host, Some(DEFAULT_SERVER_PORT));
     Ok((Server::Url(url), ServerSource::IpServerField))
 }
 

@@ -23,7 +23,7 @@ fn addr(s: &str) -> Option<IpAddr> {
 fn fai_style_server_from_ip() {
     let c = ok("", "ip=:192.168.0.100:::::dhcp console=ttyS0,115200");
     assert_eq!(DEFAULT_SERVER_PORT, 8470);
-    assert_eq!(c.server.to_string(), "http://192.168.0.100:8470");
+    assert_eq!(c.server.to_string(), "https://192.168.0.100:8470");
     assert_eq!(c.server_source, ServerSource::IpServerField);
     assert_eq!(c.network.len(), 1);
     assert_eq!((c.network[0].device.as_deref(), c.network[0].method), (None, Method::Dhcp));
@@ -32,7 +32,7 @@ fn fai_style_server_from_ip() {
     assert!(matches!(err("", "ip=:0.0.0.0:::::dhcp"), ConfigError::NoServer));
     assert_eq!(ok("", "lazare.server=dhcp ip=0.0.0.0").network[0].method, Method::Dhcp);
     let v6 = ok("", "ip=:[2001:db8::5]:::::dhcp");
-    assert_eq!(v6.server.to_string(), "http://[2001:db8::5]:8470");
+    assert_eq!(v6.server.to_string(), "https://[2001:db8::5]:8470");
 }
 
 #[test]

@@ -9,6 +9,11 @@ pub const SIGNATURE_HEADER: &str = "Lazare-Signature";
 
 const PREFIX: &str = "ed25519:";
 
+/// DER SubjectPublicKeyInfo of an Ed25519 key minus the key (RFC 8410):
+/// SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (0 unused bits) }.
+const SPKI_PREFIX: [u8; 12] =
+    [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignError {
@@ -52,6 +57,21 @@ impl SigningKey {
 impl PublicKey {
     pub fn to_bytes(&self) -> [u8; 32] {
         self.0.to_bytes()
+    }
+
+    /// The key as a DER SubjectPublicKeyInfo: what a TLS certificate of the
+    /// server carries, and what the agent pins.
+    pub fn spki_der(&self) -> Vec<u8> {
+        let mut der = SPKI_PREFIX.to_vec();
+        der.extend_from_slice(&self.0.to_bytes());
+        der
+    }
+
+    /// The pin of this key in curl's `--pinnedpubkey` syntax:
+    /// `sha256//` + base64 of the SHA-256 of [`Self::spki_der`].
+    pub fn tls_pin(&self) -> String {
+        use sha2::Digest as _;
+        format!("sha256//{}", B64.encode(sha2::Sha256::digest(self.spki_der())))
     }
 
     /// Verifies an `ed25519:BASE64` signature over the exact `body` bytes.
@@ -119,6 +139,21 @@ mod tests {
         let k = SigningKey::from_bytes(&[7; 32]);
         let other = SigningKey::from_bytes(&[8; 32]).public();
         assert_eq!(other.verify(b"x", &k.sign(b"x")), Err(SignError::Mismatch));
+    }
+
+    /// RFC 8410 section 10.1: the example public key and its SPKI.
+    #[test]
+    fn spki_matches_rfc_8410() {
+        let raw = "19bf44096984cdfe8541bac167dc3b96c85086aa30b6b6cb0c5c38ad703166e1";
+        let bytes: Vec<u8> =
+            (0..32).map(|i| u8::from_str_radix(&raw[2 * i..2 * i + 2], 16).unwrap()).collect();
+        let key: PublicKey = format!("{PREFIX}{}", B64.encode(&bytes)).parse().unwrap();
+        assert_eq!(
+            B64.encode(key.spki_der()),
+            "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="
+        );
+        let pin = key.tls_pin();
+        assert!(pin.starts_with("sha256//") && pin.len() == 8 + 44, "{pin}");
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub struct BuildArgs {
     /// The server's public key file (ed25519:BASE64), baked in as /etc/lazare/server.pub.
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Make a CD without --key: it cannot tell the real install server from
+    /// a rogue one and says so in red on screen. For lab tests only.
+    #[arg(long)]
+    pub insecure: bool,
     /// ISO volume label (A-Z, 0-9, _).
     #[arg(long)]
     pub label: Option<String>,
@@ -163,6 +167,15 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
         }
         (None, None) => lazare_i18n::from_env(|k| std::env::var(k).ok()),
     };
+    // Last, so a wrong path or value is named first.
+    let insecure = args.insecure || cfg.insecure.unwrap_or(false);
+    if key.is_none() && !insecure {
+        bail!(
+            "no --key: a CD without the server's public key cannot tell the real install server \
+             from a rogue one. Pass --key DATA/server.pub (its content is what `lazare key show` \
+             prints), or --insecure for a lab CD"
+        );
+    }
     Ok(Settings {
         server,
         output,
@@ -174,6 +187,7 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
             args.cmdline.as_deref().or(cfg.cmdline.as_deref()).unwrap_or(""),
         ),
         key,
+        insecure,
         label,
         timeout: args.timeout.or(cfg.timeout).unwrap_or(5),
         serial,

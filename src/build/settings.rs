@@ -39,6 +39,7 @@ pub struct ConfigFile {
     pub ip: Vec<String>,
     pub cmdline: Option<String>,
     pub key: Option<PathBuf>,
+    pub insecure: Option<bool>,
     pub label: Option<String>,
     pub timeout: Option<u32>,
     pub serial: Option<bool>,
@@ -77,6 +78,8 @@ pub struct Settings {
     pub ips: Vec<IpConfig>,
     pub extra: Cmdline,
     pub key: Option<lazare_proto::PublicKey>,
+    /// `--insecure`: baked in as `lazare.insecure` (the agent warns in red).
+    pub insecure: bool,
     pub label: String,
     pub timeout: u32,
     pub serial: bool,
@@ -103,6 +106,9 @@ impl Settings {
         // says the same, and stays as short as before.
         if self.lang != kernel_cmdline::Lang::En {
             c.push(kernel_cmdline::KEY_LANG, Some(self.lang.as_str()))?;
+        }
+        if self.insecure {
+            c.push(kernel_cmdline::KEY_INSECURE, None)?;
         }
         for p in lazare_cd::console::cmdline(self.serial).params() {
             c.push(&p.key, p.value.as_deref())?;

@@ -28,10 +28,12 @@ where
     let _ = conn.await;
 }
 
-/// Accepts until `shutdown` completes.
+/// Accepts until `shutdown` completes; with `tls`, each connection's
+/// handshake runs first, in its task and under its permit.
 pub async fn run(
     listener: TcpListener,
     app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -58,9 +60,16 @@ pub async fn run(
                 }
             },
         };
-        let app = app.clone();
+        let (app, tls) = (app.clone(), tls.clone());
         tokio::spawn(async move {
-            serve_connection(stream, app).await;
+            match tls {
+                Some(acceptor) => {
+                    if let Some(stream) = super::tls::handshake(&acceptor, stream).await {
+                        serve_connection(stream, app).await;
+                    }
+                }
+                None => serve_connection(stream, app).await,
+            }
             drop(permit);
         });
     }

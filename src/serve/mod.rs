@@ -11,6 +11,7 @@ mod enroll;
 pub mod listen;
 mod plan;
 mod store;
+mod tls;
 mod wol;
 
 use anyhow::{Context, Result};
@@ -36,6 +37,10 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// Plain HTTP instead of HTTPS, for a server behind a TLS-terminating
+    /// proxy or in a lab. CDs must then be built with an http:// URL.
+    #[arg(long)]
+    pub http: bool,
 }
 
 /// Everything a request handler needs.
@@ -76,6 +81,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let enroll = enroll_line(rules.enroll, store.enroll_until()?);
     let templates = dashboard::templates().context("loading the dashboard templates")?;
     let public = key.public();
+    // Made before the key moves into the server state; the key is the TLS key.
+    let tls = if args.http { None } else { Some(tls::acceptor(&key)?) };
     let server =
         Arc::new(Server { store, rules, key, templates, data: data.clone(), listen: args.listen });
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -83,8 +90,9 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr().context("reading the listening address")?;
     println!("{enroll}");
-    print_banner(&data, addr, &public, new_key, new_token.then_some(token.as_str()));
-    listen::run(listener, app(server), shutdown_signal()).await;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    print_banner(&data, scheme, addr, &public, new_key, new_token.then_some(token.as_str()));
+    listen::run(listener, app(server), tls, shutdown_signal()).await;
     println!("lazare serve: stopped");
     Ok(())
 }
@@ -126,23 +134,33 @@ fn enroll_line(rule: EnrollRule, until: Option<i64>) -> String {
 
 fn print_banner(
     data: &DataDir,
+    scheme: &str,
     addr: SocketAddr,
     public: &lazare_proto::PublicKey,
     new_key: bool,
     new_token: Option<&str>,
 ) {
     let shown = if addr.ip().is_unspecified() {
-        format!("http://<this server's address>:{}", addr.port())
+        format!("{scheme}://<this server's address>:{}", addr.port())
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     };
     println!("lazare serve: data in {}", data.root.display());
     if new_key {
         println!("new signing key created in {}", data.root.display());
     }
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     println!("dashboard: {shown}/");
     println!("public key: {public}");
+    if scheme == "https" {
+        // The certificate is self-signed: browsers warn once; scripts pin.
+        println!(
+            "TLS: a self-signed certificate for the public key; pin it with curl -k --pinnedpubkey '{}'",
+            public.tls_pin()
+        );
+    } else {
+        println!("plain HTTP (--http): build CDs with an http:// server URL");
+    }
     match new_token {
         Some(token) => println!(
             "admin token (shown once, kept in {}): {token}",

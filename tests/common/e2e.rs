@@ -102,7 +102,9 @@ impl Server {
     /// Starts on 127.0.0.1:`port` and waits for its banner.
     pub fn start(data: &Path, port: u16) -> Server {
         let mut child = lazare()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            // Plain HTTP on both sides (`--http`, an http:// CD): the
+            // installs under test are not about the channel.
+            .args(["serve", "--http", "--listen", &format!("127.0.0.1:{port}"), "--data"])
             .arg(data)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -22,9 +22,21 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Plain HTTP (`--http`): what these tests' plain ureq client speaks.
     pub fn start(data: &Path) -> TestServer {
+        Self::start_with(data, &["--http"])
+    }
+
+    /// HTTPS, the default (tests/server_tls.rs).
+    pub fn start_https(data: &Path) -> TestServer {
+        Self::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, extra: &[&str]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lazare"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--data")
             .arg(data)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

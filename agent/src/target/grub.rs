@@ -4,7 +4,7 @@
 use super::chroot::{run_in_chroot, BindMounts};
 use super::system::write_file;
 use super::{at, io_err, Boot, Firmware, Mounts, Reinstall, Result, TargetError};
-use kernel_cmdline::ServerUrl;
+use kernel_cmdline::{Scheme, ServerUrl};
 use lazare_cd::paths::installed;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -163,8 +163,13 @@ fn chmod(p: &Path, mode: u32) -> Result<()> {
 /// The URL is checked by its type (http or https, no space, quote, query
 /// or trailing `/`): the script appends the route to it, in double quotes.
 pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -> Result<()> {
-    if resolve_any(root, &["/usr/bin/wget", "/usr/bin/curl"]).is_none() {
-        return Err(TargetError::MissingInImage { root: root.into(), what: "wget or curl".into() });
+    // https means the pinned channel, which only curl speaks (lazare-next).
+    let (tools, what): (&[&str], _) = match server.scheme() {
+        Scheme::Https => (&["/usr/bin/curl"], "curl (to reach an https install server)"),
+        Scheme::Http => (&["/usr/bin/wget", "/usr/bin/curl"], "wget or curl"),
+    };
+    if resolve_any(root, tools).is_none() {
+        return Err(TargetError::MissingInImage { root: root.into(), what: what.into() });
     }
     write_file(root, installed::SERVER, &format!("{server}\n"))?;
     if !at(root, installed::MACHINE_ID).exists() {
@@ -187,6 +192,18 @@ pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -
     std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.timer", &link)
         .map_err(io_err("linking", &link))?;
     write_file(root, "/etc/systemd/network/80-lazare-wol.link", WOL_LINK)
+}
+
+/// Writes `/etc/lazare/server.pin`, the server key's pin in curl's
+/// `sha256//BASE64` form, which `lazare-next` passes to `--pinnedpubkey`.
+pub fn write_server_pin(root: &Path, pin: &str) -> Result<()> {
+    let ok = pin.strip_prefix("sha256//").is_some_and(|b| {
+        !b.is_empty() && b.bytes().all(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c))
+    });
+    if !ok {
+        return Err(TargetError::Invalid(format!("server key pin {pin:?} is not sha256//BASE64")));
+    }
+    write_file(root, installed::SERVER_PIN, &format!("{pin}\n"))
 }
 
 /// Writes `/etc/lazare/machine-secret`, readable by root only: whoever
