@@ -39,10 +39,12 @@ class Counter:
             self.errors.append(msg)
 
 
-def request(url, body=None, ctype="application/json"):
+def request(url, body=None, ctype="application/json", headers=()):
     req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
     if body is not None:
         req.add_header("Content-Type", ctype)
+    for name, value in headers:
+        req.add_header(name, value)
     return urllib.request.urlopen(req, timeout=300)
 
 
@@ -91,10 +93,17 @@ def agent(base, n, c, barrier):
     barrier.wait()
     inv = inventory(n)
     mid = inv["machine_id"]
-    with request(base + "/api/v1/hello", json.dumps(inv).encode()) as r:
+    challenge = os.urandom(16).hex()
+    with request(base + "/api/v1/hello", json.dumps(inv).encode(),
+                 headers=[("Lazare-Challenge", challenge)]) as r:
         plan = json.load(r)
         if not r.headers.get("Lazare-Signature", "").startswith("ed25519:"):
             raise RuntimeError("the plan has no Lazare-Signature header")
+        # The secret this first hello enrolled the machine with: the real
+        # agent proves every later call with it.
+        auth = [("Authorization", "Lazare-Machine " + r.headers["Lazare-Machine-Secret"])]
+    if plan.get("challenge") != challenge:
+        raise RuntimeError("the plan does not echo the hello's challenge")
     c.add(1)
     events = "%s/api/v1/machines/%s/events" % (base, mid)
     log = "%s/api/v1/machines/%s/log" % (base, mid)
@@ -102,7 +111,7 @@ def agent(base, n, c, barrier):
 
     def event(phase, pct, msg):
         body = json.dumps({"phase": phase, "percent": pct, "message": msg}).encode()
-        with request(events, body):
+        with request(events, body, headers=auth):
             pass
         c.add(1)
         lines.append("%s %s" % (phase, msg))
@@ -116,7 +125,7 @@ def agent(base, n, c, barrier):
         event(phase, None, "agent %d %s" % (n, phase))
     text = "".join("agent %d log line %d: %s\n" % (n, i, lines[i % len(lines)])
                    for i in range(LOG_LINES))
-    with request(log, text.encode(), "text/plain"):
+    with request(log, text.encode(), "text/plain", headers=auth):
         pass
     c.add(1)
     event("installed", 100, "installed; restarting into the new system")

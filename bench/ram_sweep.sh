@@ -33,10 +33,11 @@ why_failed() {
 	echo "no install end in the serial log"
 }
 
-# The machine's status on the server at 127.0.0.1:$1 (one machine), with its
-# last event when not installed: where a failed install stopped.
+# The machine's status on the server at 127.0.0.1:$1 (one machine, data dir
+# $2: reads need its admin token), with its last event when not installed:
+# where a failed install stopped.
 machine_status() {
-	curl -fsS "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null |
+	curl -fsS -H "Authorization: Bearer $(cat "$2/admin-token")" "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null |
 		python3 -c '
 import json, sys
 m = json.load(sys.stdin)
@@ -50,11 +51,15 @@ print((m[0]["status"] if m else "none") + last)' 2>/dev/null ||
 # events) and the agent's "memory: ..." line from the log it uploaded (its
 # own peak RSS, the RAM it saw, swap used); empty if none.
 agent_memory() {
-	curl -fsS "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null | python3 -c '
+	local token
+	token=$(cat "$2/admin-token")
+	curl -fsS -H "Authorization: Bearer $token" "http://127.0.0.1:$1/api/v1/machines" 2>/dev/null | python3 -c '
 import json, sys, urllib.request
 m = json.load(sys.stdin)
 if m:
-    d = json.load(urllib.request.urlopen(sys.argv[1] + "/api/v1/machines/" + m[0]["id"]))
+    req = urllib.request.Request(sys.argv[1] + "/api/v1/machines/" + m[0]["id"],
+                                 headers={"Authorization": "Bearer " + sys.argv[2]})
+    d = json.load(urllib.request.urlopen(req))
     text = "".join(l.get("text", "") for l in d.get("logs", []))
     hit = [l for l in text.splitlines() if "memory: agent peak" in l]
     # How long the chroot steps (initramfs, GRUB) took: where low RAM hurts.
@@ -64,7 +69,7 @@ if m:
     if "configure" in at and "installed" in at:
         took = "configure %ds; " % (at["installed"] - at["configure"]).total_seconds()
     print(took + (hit[-1].split("memory: ", 1)[1] if hit else ""))
-' "http://127.0.0.1:$1" 2>/dev/null || true
+' "http://127.0.0.1:$1" "$token" 2>/dev/null || true
 }
 
 # One install at $1 MB; sets RESULT to "passed SECONDS" or "failed: WHY";
@@ -90,8 +95,8 @@ install_at() {
 	done
 	local took=$((SECONDS - t0))
 	stop_group "$vm"
-	status=$(machine_status "$sp")
-	MEMORY=$(agent_memory "$sp")
+	status=$(machine_status "$sp" "$data")
+	MEMORY=$(agent_memory "$sp" "$data")
 	rm -f "$W/disk-$mb.qcow2"
 	kill "$SERVER" 2>/dev/null || true
 	wait "$SERVER" 2>/dev/null || true

@@ -134,7 +134,9 @@ echo
 echo "demo: the installed system reached its login prompt; VM stopped."
 
 step "6/6 What the server saw"
-machines=$(curl -fsS "http://127.0.0.1:$PORT/api/v1/machines") || fail "could not ask the server for its machines"
+# Reads need the admin token (the server printed it at its first start).
+machines=$(curl -fsS -H "Authorization: Bearer $(cat "$DATA/admin-token")" "http://127.0.0.1:$PORT/api/v1/machines") ||
+	fail "could not ask the server for its machines"
 status=$(grep -o '"status":"[a-z]*"' <<<"$machines" | head -n1 | cut -d'"' -f4)
 host=$(grep -o '"hostname":"[^"]*"' <<<"$machines" | head -n1 | cut -d'"' -f4)
 id=$(grep -o '"id":"[^"]*"' <<<"$machines" | head -n1 | cut -d'"' -f4)
@@ -142,9 +144,10 @@ cat <<EOF
 
   ISO:         $ISO  (burn it, or dd it to a USB stick; it points at http://10.0.2.100:$PORT,
                rebuild with your server's address: lazare build --server http://SERVER:8470 ...)
-  Dashboard:   http://127.0.0.1:$PORT/  (while a server runs: lazare serve --data $DATA --listen 127.0.0.1:$PORT)
+  Dashboard:   http://127.0.0.1:$PORT/  (while a server runs: lazare serve --data $DATA --listen 127.0.0.1:$PORT;
+               log in with the admin token in $DATA/admin-token)
   Machine:     $host ($id) — status: $status
-  Details:     http://127.0.0.1:$PORT/api/v1/machines/$id
+  Details:     http://127.0.0.1:$PORT/machines/$id
   Screens:     $OUT/screens/  (the PC's screen during the install, one PNG per change)
   Logs:        $SERVER_LOG, $INSTALL_LOG, $BOOT_LOG
   Disk:        $DISK  (lazare vm --disk $DISK boots it again)

@@ -29,6 +29,8 @@ pub enum Cmd {
     Serve(crate::serve::ServeArgs),
     /// Manage the server's signing key.
     Key(crate::key::KeyArgs),
+    /// Server administration: rotate the admin token, accept or forget PCs.
+    Admin(crate::serve::admin::AdminArgs),
     /// Build Debian root filesystem images and add them to a server.
     Image(crate::image::ImageArgs),
     /// Boot an ISO in a local qemu VM to try it against a server.
@@ -39,12 +41,29 @@ pub enum Cmd {
     Man(crate::gendocs::ManArgs),
 }
 
+/// The command line, parsed. A value its type refuses (`--server ftp://x`)
+/// is said in one line, as every other `lazare:` error; help, version and
+/// usage errors are clap's.
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            eprintln!("lazare: {}", line.strip_prefix("error: ").unwrap_or(line));
+            std::process::exit(2)
+        }
+        Err(e) => e.exit(),
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Build(a) => crate::build::run(&a),
         Cmd::Inspect(a) => crate::inspect::run(&a),
         Cmd::Serve(a) => crate::serve::run(&a),
         Cmd::Key(a) => crate::key::run(&a),
+        Cmd::Admin(a) => crate::serve::admin::run(&a),
         Cmd::Image(a) => crate::image::run(&a),
         Cmd::Vm(a) => crate::vm::run(&a),
         Cmd::Completions(a) => crate::gendocs::run_completions(&a),

@@ -1,9 +1,7 @@
 //! `lazare`: thin entry point; every command lives in the library.
 
-use clap::Parser;
-
 fn main() {
-    let cli = lazare::cli::Cli::parse();
+    let cli = lazare::cli::parse();
     if let Err(e) = lazare::cli::run(cli) {
         eprintln!("lazare: {e:#}");
         std::process::exit(1);

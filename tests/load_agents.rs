@@ -35,7 +35,7 @@ fn forty_agents_at_once_lose_nothing() {
     let ids: Vec<String> = agents.into_iter().map(|a| a.join().expect("agent thread")).collect();
     let elapsed = start.elapsed();
 
-    let list = get(&s.url("/api/v1/machines")).json();
+    let list = s.admin_get("/api/v1/machines").json();
     assert_eq!(list.as_array().unwrap().len(), AGENTS as usize);
     let mut hostnames: Vec<String> = list
         .as_array()
@@ -47,7 +47,7 @@ fn forty_agents_at_once_lose_nothing() {
     hostnames.dedup();
     assert_eq!(hostnames.len(), AGENTS as usize, "two PCs got the same host name");
     for (i, id) in ids.iter().enumerate() {
-        let d = get(&s.url(&format!("/api/v1/machines/{id}"))).json();
+        let d = s.admin_get(&format!("/api/v1/machines/{id}")).json();
         assert_eq!(d["status"], "installed", "agent {i}");
         let events = d["events"].as_array().unwrap();
         assert_eq!(events.len(), EVENTS + 1, "agent {i}");
@@ -76,6 +76,8 @@ fn agent(base: &str, key: &PublicKey, n: u32) -> String {
     let id = inv.machine_id.clone();
     let r = post_json(&format!("{base}/api/v1/hello"), &inv);
     assert_eq!(r.status, 200, "{}", r.text());
+    // Every later call proves the machine with the secret its hello got.
+    let secret = r.header("Lazare-Machine-Secret").expect("the hello enrols the PC").to_string();
     key.verify(&r.body, r.header(SIGNATURE_HEADER).unwrap()).expect("plan signature");
     let plan: Plan = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(plan.image.name, if n.is_multiple_of(2) { "light" } else { "standard" });
@@ -88,7 +90,7 @@ fn agent(base: &str, key: &PublicKey, n: u32) -> String {
             percent: Some((k * 100 / EVENTS) as u8),
             message: format!("agent {i} event {k}"),
         };
-        assert_eq!(post_json(&events, &ev).status, 204);
+        assert_eq!(machine_post_json(&events, &secret, &ev).status, 204);
         if k.is_multiple_of(EVENTS / LOG_CHUNKS) {
             let chunk: String = (0..LINES_PER_CHUNK)
                 .map(|_| {
@@ -96,10 +98,10 @@ fn agent(base: &str, key: &PublicKey, n: u32) -> String {
                     format!("agent {i} log line {}\n", line - 1)
                 })
                 .collect();
-            assert_eq!(post(&log, "text/plain", chunk.as_bytes()).status, 204);
+            assert_eq!(machine_post(&log, &secret, "text/plain", chunk.as_bytes()).status, 204);
         }
     }
     let done = Event { phase: Phase::Installed, percent: None, message: "done".into() };
-    assert_eq!(post_json(&events, &done).status, 204);
+    assert_eq!(machine_post_json(&events, &secret, &done).status, 204);
     id
 }

@@ -10,6 +10,13 @@ fn hello(s: &TestServer, inv: &lazare_proto::Inventory) -> Reply {
     post_json(&s.url("/api/v1/hello"), inv)
 }
 
+/// Later hellos of a machine carry its secret.
+fn hello_again(s: &TestServer, inv: &lazare_proto::Inventory, secret: &str) -> Reply {
+    let h = s.hello(inv, Some(secret));
+    assert!(h.secret.is_none(), "a proven hello must not hand out a new secret");
+    h.reply
+}
+
 #[test]
 fn plans_are_signed_and_pick_the_image_by_ram() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,11 +33,14 @@ fn plans_are_signed_and_pick_the_image_by_ram() {
     assert!(shown.status.success());
     assert_eq!(String::from_utf8(shown.stdout).unwrap().trim(), s.public_key);
 
+    let mut secrets = Vec::new();
     for (n, ram, want) in
         [(1, 256, &light), (2, 384, &light), (3, 512, &standard), (4, 2048, &standard)]
     {
         let inv = inventory(n, ram);
-        let r = hello(&s, &inv);
+        let h = s.hello(&inv, None);
+        secrets.push(h.secret.clone().expect("a new machine gets its secret"));
+        let r = h.reply;
         assert_eq!(r.status, 200, "{}", r.text());
         let sig = r.header(SIGNATURE_HEADER).expect("signature header").to_string();
         assert!(openssl_verify(&s.public_key, &r.body, &sig), "OpenSSL refused the plan signature");
@@ -47,11 +57,15 @@ fn plans_are_signed_and_pick_the_image_by_ram() {
         assert_eq!(plan.hostname, format!("pc-{n:03}"));
         assert_eq!((plan.locale.as_str(), plan.keymap.as_str()), ("fr_FR.UTF-8", "fr"));
         assert_eq!(plan.timezone, "Europe/Paris");
+        assert_eq!(plan.challenge, h.challenge, "the plan echoes the hello's challenge");
+        assert_eq!(plan.valid_secs, lazare_proto::PLAN_VALID_SECS);
     }
 
     // The same PC keeps its number; the plan carries a fresh nonce.
-    let a: Plan = serde_json::from_slice(&hello(&s, &inventory(1, 256)).body).unwrap();
-    let b: Plan = serde_json::from_slice(&hello(&s, &inventory(1, 256)).body).unwrap();
+    let a: Plan =
+        serde_json::from_slice(&hello_again(&s, &inventory(1, 256), &secrets[0]).body).unwrap();
+    let b: Plan =
+        serde_json::from_slice(&hello_again(&s, &inventory(1, 256), &secrets[0]).body).unwrap();
     assert_eq!((a.hostname.as_str(), b.hostname.as_str()), ("pc-001", "pc-001"));
     assert_ne!(a.nonce, b.nonce);
 
@@ -75,7 +89,9 @@ fn missing_image_is_a_clear_503_and_the_machine_is_still_listed() {
     assert_eq!(r.status, 503);
     let msg = r.json()["error"].as_str().unwrap().to_string();
     assert!(msg.contains("\"light\"") && msg.contains("lazare image add"), "{msg}");
-    let list = get(&s.url("/api/v1/machines")).json();
+    // Any PC reads this answer: it names no path of the server.
+    assert!(!msg.contains(&dir.path().display().to_string()), "{msg}");
+    let list = s.admin_get("/api/v1/machines").json();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["status"], "seen");
 }
@@ -89,52 +105,56 @@ fn events_logs_status_and_remote_reinstall() {
     let inv = inventory(7, 1024);
     let id = inv.machine_id.clone();
     let m = |p: &str| s.url(&format!("/api/v1/machines/{id}{p}"));
+    let list = || s.admin_get("/api/v1/machines").json();
 
     // Unknown machine: 404 on every agent call.
     let ev = Event { phase: Phase::Partition, percent: Some(0), message: "sda".into() };
-    assert_eq!(post_json(&m("/events"), &ev).status, 404);
-    assert_eq!(post(&m("/log"), "text/plain", b"x").status, 404);
-    assert_eq!(get(&m("/next")).status, 404);
-    assert_eq!(get(&m("")).status, 404);
+    let nobody = "0".repeat(64);
+    assert_eq!(machine_post_json(&m("/events"), &nobody, &ev).status, 404);
+    assert_eq!(machine_post(&m("/log"), &nobody, "text/plain", b"x").status, 404);
+    assert_eq!(machine_get(&m("/next"), &nobody).status, 404);
+    assert_eq!(s.admin_get(&format!("/api/v1/machines/{id}")).status, 404);
 
-    assert_eq!(hello(&s, &inv).status, 200);
-    assert_eq!(get(&s.url("/api/v1/machines")).json()[0]["status"], "seen");
-    assert_eq!(post_json(&m("/events"), &ev).status, 204);
-    assert_eq!(get(&s.url("/api/v1/machines")).json()[0]["status"], "installing");
-    post(&m("/log"), "text/plain", b"line 1\n");
-    post(&m("/log"), "text/plain", b"line 2 \xff\n");
+    let secret = s.enrol(&inv);
+    assert_eq!(list()[0]["status"], "seen");
+    assert_eq!(machine_post_json(&m("/events"), &secret, &ev).status, 204);
+    assert_eq!(list()[0]["status"], "installing");
+    machine_post(&m("/log"), &secret, "text/plain", b"line 1\n");
+    machine_post(&m("/log"), &secret, "text/plain", b"line 2 \xff\n");
     let done = Event { phase: Phase::Installed, percent: None, message: "done".into() };
-    assert_eq!(post_json(&m("/events"), &done).status, 204);
+    assert_eq!(machine_post_json(&m("/events"), &secret, &done).status, 204);
 
-    let list = get(&s.url("/api/v1/machines")).json();
+    let list = list();
     let row = &list[0];
     assert_eq!(row["id"], id.as_str());
     assert_eq!(row["hostname"], "pc-001");
     assert_eq!(row["status"], "installed");
+    assert_eq!(row["accepted"], true);
     assert_eq!(row["last_event"]["phase"], "installed");
     assert_eq!(row["hardware"]["memory_bytes"], 1024 * MIB);
     assert!(row["hardware"]["disks"][0].as_str().unwrap().starts_with("sda 37.3 GiB HDD"));
     assert!(row["first_seen"].as_str().unwrap().ends_with('Z'));
 
-    let detail = get(&m("")).json();
+    let detail = s.admin_get(&format!("/api/v1/machines/{id}")).json();
     assert_eq!(detail["events"].as_array().unwrap().len(), 2);
     assert_eq!(detail["logs"][0]["install"], 1);
     assert_eq!(detail["logs"][0]["text"], "line 1\nline 2 \u{fffd}\n");
     assert_eq!(detail["inventory"]["cpu_model"], inv.cpu_model.as_str());
 
     // Reinstall: admin only, seen by /next, cleared by the next hello.
-    assert_eq!(get(&m("/next")).json()["action"], "none");
+    let next = || machine_get(&m("/next"), &secret).json()["action"].clone();
+    assert_eq!(next(), "none");
     assert_eq!(post_with(&m("/reinstall"), &[], b"").status, 401);
     assert_eq!(post_with(&m("/reinstall"), &[("Authorization", "Bearer wrong")], b"").status, 403);
-    assert_eq!(get(&m("/next")).json()["action"], "none");
-    let bearer = format!("Bearer {}", s.token());
-    assert_eq!(post_with(&m("/reinstall"), &[("Authorization", &bearer)], b"").status, 204);
-    assert_eq!(get(&m("/next")).json()["action"], "reinstall");
-    assert_eq!(hello(&s, &inv).status, 200);
-    assert_eq!(get(&m("/next")).json()["action"], "none");
+    assert_eq!(next(), "none");
+    let reinstall = format!("/api/v1/machines/{id}/reinstall");
+    assert_eq!(s.admin_post(&reinstall, b"").status, 204);
+    assert_eq!(next(), "reinstall");
+    assert_eq!(hello_again(&s, &inv, &secret).status, 200);
+    assert_eq!(next(), "none");
     // A second install keeps its log apart from the first.
-    post(&m("/log"), "text/plain", b"second install\n");
-    let detail = get(&m("")).json();
+    machine_post(&m("/log"), &secret, "text/plain", b"second install\n");
+    let detail = s.admin_get(&format!("/api/v1/machines/{id}")).json();
     assert_eq!(detail["logs"][1]["install"], 2);
     assert_eq!(detail["logs"][1]["text"], "second install\n");
     assert_eq!(detail["status"], "seen");
@@ -165,7 +185,7 @@ fn bad_input_is_refused_and_the_server_keeps_serving() {
 
     // 20 MB bodies: refused on every endpoint that takes one.
     let good = inventory(2, 512);
-    assert_eq!(post_json(&hello_url, &good).status, 200);
+    let secret = s.enrol(&good);
     let id = &good.machine_id;
     for path in [
         "/api/v1/hello".to_string(),
@@ -175,15 +195,17 @@ fn bad_input_is_refused_and_the_server_keeps_serving() {
         assert_eq!(post_huge(&s.base, &path, 20_000_000), 413, "{path}");
     }
     let ev = s.url(&format!("/api/v1/machines/{id}/events"));
-    let r = post(
+    let r = machine_post(
         &ev,
+        &secret,
         "application/json",
         b"{\"phase\": \"melting\", \"percent\": 1, \"message\": \"\"}",
     );
     assert_eq!(r.status, 400);
     assert!(r.text().contains("melting"), "{}", r.text());
-    let r = post(
+    let r = machine_post(
         &ev,
+        &secret,
         "application/json",
         b"{\"phase\": \"format\", \"percent\": 101, \"message\": \"\"}",
     );
@@ -196,6 +218,6 @@ fn bad_input_is_refused_and_the_server_keeps_serving() {
 
     // Still up and still answering correctly.
     assert!(s.alive());
-    assert_eq!(post_json(&hello_url, &good).status, 200);
-    assert_eq!(get(&s.url("/api/v1/machines")).json().as_array().unwrap().len(), 1);
+    assert_eq!(s.hello(&good, Some(&secret)).reply.status, 200);
+    assert_eq!(s.admin_get("/api/v1/machines").json().as_array().unwrap().len(), 1);
 }

@@ -51,7 +51,7 @@ fn edited_rules_apply_after_a_restart() {
     std::fs::write(&path, rules).unwrap();
     let s = TestServer::start(dir.path());
     for (n, ram, profile) in [(1, 96, "tiny"), (2, 256, "light"), (3, 1024, "standard")] {
-        let plan = post_json(&s.url("/api/v1/hello"), &inventory(n, ram)).json();
+        let plan = s.hello(&inventory(n, ram), None).reply.json();
         assert_eq!(plan["image"]["name"], profile, "{ram} MiB");
         assert_eq!(plan["hostname"], format!("salle2-{n:02}"));
         assert_eq!(plan["keymap"], "be");

@@ -14,6 +14,7 @@ use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::screen::Screen;
 use crate::{entropy, http, installing, inventory, net, verify};
+use lazare_cd::paths::installed;
 
 /// The child's main. Never returns.
 pub fn run() -> ! {
@@ -49,12 +50,25 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
     let base = server_url(&cfg.server, &net)?;
     let server = http::Client::new(http::agent(net.dns.clone()), base.clone());
+    // Booted from an installed disk's reinstall entry: the disk's secret
+    // came in a second initramfs and proves this PC (see target::grub).
+    if let Ok(secret) = std::fs::read_to_string(installed::MACHINE_SECRET) {
+        if server.set_secret(secret.trim()) {
+            screen.note("machine secret from the installed system found");
+        }
+    }
     let step = screen.step("Looking at this computer");
     let inv = inventory::collect(Path::new("/"));
     step.done("done");
     let hello = || {
         with_retries(screen, cfg.retries, &format!("Contacting the install server {base}"), |_| {
-            server.hello(&inv).map_err(|e| Failure::new(NO_SERVER, e))
+            server.hello(&inv).map_err(|e| match e {
+                // The server knows this PC's id but the CD holds no proof of it.
+                http::HttpError::Status { status: 401 | 403, .. } => {
+                    Failure::new(NOT_RECOGNISED, e)
+                }
+                e => Failure::new(NO_SERVER, e),
+            })
         })
     };
     let mut answer = hello()?;
@@ -88,7 +102,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
             }
             Action::Inventory => return report_and_power_off(screen, &events, &inv),
             Action::Wait => {
-                screen.line("The install server has not approved this computer yet; asking again in 60 seconds.");
+                screen.line("The install server has not accepted this computer yet: ask the volunteer to accept new PCs on the dashboard. Asking again in 60 seconds.");
                 std::thread::sleep(Duration::from_secs(60));
                 answer = hello()?;
             }
@@ -99,6 +113,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
 const NO_NETWORK: &str =
     "This computer could not connect to the network. Check that the network cable is plugged in.";
 const NO_SERVER: &str = "This computer could not reach the install server.";
+const NOT_RECOGNISED: &str = "The install server already knows a computer with this identity: ask the volunteer to let this PC enrol again on the dashboard.";
 
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.

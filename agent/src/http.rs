@@ -2,10 +2,14 @@
 //! (no OpenSSL in a static binary) and our own resolver (no glibc NSS).
 
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kernel_cmdline::ServerUrl;
-use lazare_proto::{Event, Inventory, SIGNATURE_HEADER};
+use lazare_proto::{
+    machine_auth, valid_token_hex, Event, Inventory, CHALLENGE_BYTES, CHALLENGE_HEADER,
+    SECRET_HEADER, SIGNATURE_HEADER,
+};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -26,6 +30,19 @@ pub struct SignedAnswer {
     pub signature: Option<String>,
     /// The `Date` header, to fix a wrong clock.
     pub date: Option<String>,
+    /// The random challenge this hello sent: the plan must echo it.
+    pub challenge: String,
+    /// When the hello was sent, on the monotonic clock: the plan's validity
+    /// counts from here (the wall clock of an old PC may be years off).
+    pub sent: Instant,
+}
+
+/// A fresh random challenge in hex. PID 1 credited the kernel's pool at
+/// boot (`entropy::credit_boot_entropy`), so this never blocks.
+pub fn new_challenge() -> std::io::Result<String> {
+    let mut raw = [0u8; CHALLENGE_BYTES];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut raw)?;
+    Ok(lazare_proto::hex(&raw))
 }
 
 /// An HTTP agent that resolves names through `dns` (the lease's servers).
@@ -59,11 +76,35 @@ pub fn agent(dns: Vec<Ipv4Addr>) -> ureq::Agent {
 pub struct Client {
     pub agent: ureq::Agent,
     pub base: ServerUrl,
+    /// This machine's enrolment secret, from the hello that enrolled it:
+    /// every later call proves the machine with it.
+    secret: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
     pub fn new(agent: ureq::Agent, base: ServerUrl) -> Client {
-        Client { agent, base }
+        Client { agent, base, secret: Arc::new(Mutex::new(None)) }
+    }
+
+    /// The machine secret, once the server gave one.
+    pub fn secret(&self) -> Option<String> {
+        self.secret.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Uses `secret` (a kept one); false when it is not a secret's shape.
+    pub fn set_secret(&self, secret: &str) -> bool {
+        let ok = valid_token_hex(secret);
+        if ok {
+            *self.secret.lock().unwrap_or_else(|e| e.into_inner()) = Some(secret.to_string());
+        }
+        ok
+    }
+
+    fn auth(&self, req: ureq::Request) -> ureq::Request {
+        match self.secret() {
+            Some(s) => req.set("Authorization", &machine_auth(&s)),
+            None => req,
+        }
     }
 
     /// A route (`/api/v1/hello`) or a plan's URL, resolved against the base.
@@ -77,8 +118,22 @@ impl Client {
         content_type: &str,
         body: &[u8],
     ) -> Result<ureq::Response, HttpError> {
+        self.post_with(path, content_type, body, &[])
+    }
+
+    fn post_with(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<ureq::Response, HttpError> {
         let url = self.url(path);
-        match self.agent.post(&url).set("Content-Type", content_type).send_bytes(body) {
+        let mut req = self.auth(self.agent.post(&url)).set("Content-Type", content_type);
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        match req.send_bytes(body) {
             Ok(r) => Ok(r),
             Err(ureq::Error::Status(status, r)) => {
                 let body = r.into_string().unwrap_or_default().chars().take(300).collect();
@@ -88,16 +143,30 @@ impl Client {
         }
     }
 
-    /// `POST /api/v1/hello` with the inventory; returns the signed plan bytes.
+    /// `POST /api/v1/hello` with the inventory and a fresh challenge (and the
+    /// machine secret once it has one); returns the signed plan bytes and
+    /// keeps the secret the server gives at enrolment.
     pub fn hello(&self, inv: &Inventory) -> Result<SignedAnswer, HttpError> {
+        let url = self.url("/api/v1/hello");
+        let challenge =
+            new_challenge().map_err(|source| HttpError::Read { url: url.clone(), source })?;
         let json = serde_json::to_vec(inv).unwrap_or_default();
-        let r = self.post("/api/v1/hello", "application/json", &json)?;
+        let sent = Instant::now();
+        let r = self.post_with(
+            "/api/v1/hello",
+            "application/json",
+            &json,
+            &[(CHALLENGE_HEADER, &challenge)],
+        )?;
         let signature = r.header(SIGNATURE_HEADER).map(str::to_string);
         let date = r.header("Date").map(str::to_string);
+        if let Some(secret) = r.header(SECRET_HEADER) {
+            self.set_secret(secret);
+        }
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut r.into_reader(), &mut body)
-            .map_err(|source| HttpError::Read { url: self.url("/api/v1/hello"), source })?;
-        Ok(SignedAnswer { body, signature, date })
+            .map_err(|source| HttpError::Read { url, source })?;
+        Ok(SignedAnswer { body, signature, date, challenge, sent })
     }
 
     /// `POST /api/v1/machines/{id}/events`.

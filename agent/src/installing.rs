@@ -12,7 +12,7 @@ use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
 use crate::screen::Screen;
 use crate::target::Reinstall;
 use kernel_cmdline::{Cmdline, ServerUrl};
-use lazare_cd::paths::{CD_INITRD, CD_KERNEL};
+use lazare_cd::paths::{BAKED_CMDLINE, CD_INITRD, CD_KERNEL};
 
 /// Where the boot CD (or USB stick) is mounted to copy its kernel.
 const CD_MOUNT: &str = "/run/lazare/cd";
@@ -60,7 +60,7 @@ pub fn install(
     })?;
     install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
-    let reinstall = reinstall_entry(screen, inv, &server.base, cmdline);
+    let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret());
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let _ = std::fs::create_dir_all(TARGET);
@@ -105,7 +105,8 @@ fn reinstall_entry(
     screen: &Screen,
     inv: &Inventory,
     server: &ServerUrl,
-    cmdline: &Cmdline,
+    live: &Cmdline,
+    secret: Option<String>,
 ) -> Option<Reinstall> {
     let Some(dev) = inv.boot_device.as_deref() else {
         screen.note("no boot CD/USB found: the reinstall entry is left out");
@@ -125,7 +126,59 @@ fn reinstall_entry(
         ));
         return None;
     }
-    let mut cmdline = cmdline.clone();
+    let cmdline = match entry_cmdline(Path::new(BAKED_CMDLINE), live) {
+        Ok((c, ignored)) => {
+            if !ignored.is_empty() {
+                screen.note(&format!(
+                    "the reinstall entry leaves out what was typed at the boot menu: {}",
+                    ignored.join(" ")
+                ));
+            }
+            c
+        }
+        Err(e) => {
+            screen.note(&format!("{e}: the reinstall entry is left out"));
+            return None;
+        }
+    };
+    Some(Reinstall { kernel, initrd, cmdline, server: server.clone(), secret })
+}
+
+/// The reinstall entry's command line: the one `lazare build` baked into the
+/// CD, never the `live` one (/proc/cmdline), where someone at the boot menu
+/// may have typed `lazare.insecure` or another `lazare.key=` that the
+/// installed system would then keep for every later reinstall. Also returns
+/// the live `lazare.*` parameters left out, to say so on screen.
+pub fn entry_cmdline(baked: &Path, live: &Cmdline) -> Result<(String, Vec<String>), String> {
+    let text = std::fs::read_to_string(baked)
+        .map_err(|e| format!("reading the CD's command line {}: {e}", baked.display()))?;
+    let mut cmdline = Cmdline::parse(&text);
     cmdline.remove("BOOT_IMAGE");
-    Some(Reinstall { kernel, initrd, cmdline: cmdline.to_string(), server: server.clone() })
+    let ignored = live
+        .iter()
+        .filter(|p| p.key.starts_with("lazare.") && !cmdline.iter().any(|b| b == *p))
+        .map(ToString::to_string)
+        .collect();
+    Ok((cmdline.to_string(), ignored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typed_insecure_or_key_does_not_reach_the_reinstall_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let baked = dir.path().join("cmdline");
+        std::fs::write(&baked, "lazare.server=http://10.0.2.100:8470 console=tty0\n").unwrap();
+        let live = Cmdline::parse(
+            "BOOT_IMAGE=/boot/vmlinuz lazare.server=http://10.0.2.100:8470 console=tty0 \
+             lazare.insecure lazare.key=ed25519:AAAA",
+        );
+        let (entry, ignored) = entry_cmdline(&baked, &live).unwrap();
+        assert_eq!(entry, "lazare.server=http://10.0.2.100:8470 console=tty0");
+        assert_eq!(ignored, ["lazare.insecure", "lazare.key=ed25519:AAAA"]);
+        let missing = entry_cmdline(&dir.path().join("none"), &live).unwrap_err();
+        assert!(missing.contains("the CD's command line"), "{missing}");
+    }
 }

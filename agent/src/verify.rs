@@ -3,6 +3,8 @@
 //! received, and it names this machine. A rogue DHCP server or a man in
 //! the middle cannot make the agent touch a disk.
 
+use std::time::Duration;
+
 use lazare_proto::{Plan, PublicKey, SignError};
 
 use crate::failure::Failure;
@@ -10,6 +12,7 @@ use crate::http::SignedAnswer;
 use crate::screen::Screen;
 
 const REFUSED: &str = "The answer from the install server is not signed by the server this CD belongs to: nothing will be written to the disks.";
+const REPLAYED: &str = "The answer from the install server is not the answer to this computer's question (an old answer played again?): nothing will be written to the disks.";
 
 /// Checks the signature (unless `insecure`, then warns in red), parses the
 /// plan and checks it is for `machine_id`.
@@ -41,7 +44,37 @@ pub fn plan(
             e,
         )
     })?;
+    fresh(&plan, answer).map_err(|e| Failure::new(REPLAYED, e))?;
     Ok(plan)
+}
+
+/// The plan answers this hello: it echoes the challenge the hello sent, and
+/// it arrived within its validity, counted on the monotonic clock from the
+/// moment the hello was sent (never the wall clock: an old PC's may be
+/// years off, and a plan's own date would have to be trusted to check it).
+pub fn fresh(plan: &Plan, answer: &SignedAnswer) -> Result<(), FreshError> {
+    if answer.challenge.is_empty() || plan.challenge != answer.challenge {
+        return Err(FreshError::Challenge {
+            sent: answer.challenge.clone(),
+            got: plan.challenge.clone(),
+        });
+    }
+    let age = answer.sent.elapsed();
+    if age > Duration::from_secs(plan.valid_secs.into()) {
+        return Err(FreshError::Expired { age_secs: age.as_secs(), valid_secs: plan.valid_secs });
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FreshError {
+    #[error(
+        "the plan echoes challenge {got:?}, not {sent:?} which this hello sent: a replayed plan"
+    )]
+    Challenge { sent: String, got: String },
+    #[error("the plan arrived {age_secs} s after the hello, past its {valid_secs} s validity")]
+    Expired { age_secs: u64, valid_secs: u32 },
 }
 
 /// The signature check alone.
@@ -66,7 +99,13 @@ mod tests {
     use lazare_proto::SigningKey;
 
     fn answer(body: &[u8], signature: Option<String>) -> SignedAnswer {
-        SignedAnswer { body: body.to_vec(), signature, date: None }
+        SignedAnswer {
+            body: body.to_vec(),
+            signature,
+            date: None,
+            challenge: "c".repeat(32),
+            sent: std::time::Instant::now(),
+        }
     }
 
     #[test]

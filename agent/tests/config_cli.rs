@@ -26,8 +26,11 @@ fn baked_key() -> lazare_proto::PublicKey {
 
 /// `cmdline` with an empty baked command line and [`baked_key`].
 fn run_unbaked(cmdline: &str) -> Output {
+    // Written once: tests run in parallel, and a rewrite truncates the file
+    // another test is reading.
+    static KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| file("config-cli-key", &format!("{}\n", baked_key())));
     let baked = no_baked();
-    let key = file("config-cli-key", &format!("{}\n", baked_key()));
     let (baked, key) = (baked.to_str().unwrap(), key.to_str().unwrap());
     run(&["--cmdline", cmdline, "--baked", baked, "--baked-key", key])
 }

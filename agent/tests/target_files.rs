@@ -190,6 +190,7 @@ fn reinstall_entry_and_next_service_files() {
         initrd: cd.path().join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0".into(),
         server: "http://10.0.2.100:8470/".parse().unwrap(),
+        secret: None,
     };
     target::install_reinstall_entry(r, &re).unwrap();
     assert_eq!(read(r, "boot/lazare/vmlinuz"), "KERNEL");
@@ -204,6 +205,20 @@ fn reinstall_entry_and_next_service_files() {
     );
     let evil = Reinstall { cmdline: "x'; reboot".into(), ..re.clone() };
     assert!(target::install_reinstall_entry(r, &evil).is_err());
+    assert!(!r.join("boot/lazare/secret.cpio").exists(), "no secret, no secret initramfs");
+
+    // With the machine secret: a second initramfs, root only, that puts it
+    // where the CD's agent looks (read back with the CD builder's reader).
+    let secret = "7a".repeat(32);
+    let with = Reinstall { secret: Some(secret.clone()), ..re.clone() };
+    target::install_reinstall_entry(r, &with).unwrap();
+    let cpio = r.join("boot/lazare/secret.cpio");
+    assert_eq!(fs::metadata(&cpio).unwrap().mode() & 0o777, 0o600);
+    let entries = lazare::initramfs::read_initramfs(&fs::read(&cpio).unwrap()).unwrap();
+    let file = entries.iter().find(|e| e.path == "/etc/lazare/machine-secret").expect("the secret");
+    assert_eq!(file.data, format!("{secret}\n").as_bytes());
+    assert_eq!(file.mode & 0o777, 0o600);
+    assert!(s.contains("secret=/boot/lazare/secret.cpio"), "{s}");
 
     // No wget or curl in the image: said plainly.
     assert!(matches!(

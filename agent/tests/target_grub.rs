@@ -98,6 +98,8 @@ fn plan() -> Plan {
         reinstall_entry: true,
         countdown_secs: 0,
         nonce: String::new(),
+        challenge: String::new(),
+        valid_secs: 0,
     }
 }
 
@@ -169,6 +171,7 @@ fn run(uefi: bool) -> tempfile::TempDir {
         initrd: cd.join("initrd.gz"),
         cmdline: "lazare.server=http://10.0.2.100:8470 console=ttyS0,115200".into(),
         server: "http://10.0.2.100:8470".parse().unwrap(),
+        secret: Some("5e".repeat(32)),
     };
     let firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
     let boot = Boot { firmware, disks: vec![PathBuf::from(&whole)] };
@@ -190,11 +193,14 @@ fn run(uefi: bool) -> tempfile::TempDir {
             || cfg.contains("linux /boot/lazare/vmlinuz lazare.server=http://10.0.2.100:8470"),
         "{cfg}"
     );
+    // The machine secret rides in a second initramfs (root only).
     assert!(
-        cfg.contains("initrd /boot/lazare/initrd.img")
-            || cfg.contains("initrd\t/boot/lazare/initrd.img"),
+        cfg.contains("initrd /boot/lazare/initrd.img /boot/lazare/secret.cpio")
+            || cfg.contains("initrd\t/boot/lazare/initrd.img /boot/lazare/secret.cpio"),
         "{cfg}"
     );
+    let secret = root.join("etc/lazare/machine-secret");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), format!("{}\n", "5e".repeat(32)));
     assert!(cfg.contains("/boot/vmlinuz-") && cfg.contains("console=ttyS0,115200"), "{cfg}");
     assert!(cfg.contains(&format!("root=UUID={}", mounts.entries[0].uuid)), "{cfg}");
     // grub-reboot (what lazare-next runs) works with this grubenv.

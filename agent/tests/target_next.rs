@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Serves `body` once; returns the base URL and a handle yielding the
-/// request line.
+/// request line followed by the header lines.
 fn serve_once(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
@@ -19,6 +19,7 @@ fn serve_once(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
         r.read_line(&mut first).unwrap();
         let mut line = String::new();
         while r.read_line(&mut line).unwrap() > 2 {
+            first.push_str(&line);
             line.clear();
         }
         let mut s = s;
@@ -36,12 +37,19 @@ fn serve_once(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
 /// Installs the service into a fake root and runs its script with recorders
 /// for grub-reboot and systemctl; returns (request line, what they recorded).
 fn run_next(answer: &'static str) -> (String, String) {
+    run_next_with(answer, None)
+}
+
+fn run_next_with(answer: &'static str, secret: Option<&str>) -> (String, String) {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("root");
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::write(root.join("usr/bin/wget"), "").unwrap();
     let (url, server) = serve_once(answer);
     target::install_next_service(&root, &url.parse().unwrap(), "m-42").unwrap();
+    if let Some(secret) = secret {
+        target::write_machine_secret(&root, secret).unwrap();
+    }
     let bin = d.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let log = d.path().join("calls");
@@ -69,6 +77,25 @@ fn reinstall_answer_selects_the_entry_and_reboots() {
     let (req, calls) = run_next(r#"{ "action": "reinstall" }"#);
     assert!(req.starts_with("GET /api/v1/machines/m-42/next "), "{req}");
     assert_eq!(calls, "grub-reboot lazare-reinstall\nsystemctl reboot\n");
+}
+
+#[test]
+fn the_machine_secret_proves_the_call_and_stays_private() {
+    let secret = "5e".repeat(32);
+    let (req, calls) = run_next_with(r#"{"action":"reinstall"}"#, Some(&secret));
+    assert!(req.contains(&format!("Authorization: Lazare-Machine {secret}\r\n")), "{req}");
+    assert_eq!(calls, "grub-reboot lazare-reinstall\nsystemctl reboot\n");
+}
+
+#[test]
+fn the_secret_file_is_root_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    target::write_machine_secret(d.path(), &"ab".repeat(32)).unwrap();
+    let path = d.path().join("etc/lazare/machine-secret");
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", "ab".repeat(32)));
+    assert!(target::write_machine_secret(d.path(), "not hex; reboot").is_err());
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub mod installed {
     pub const SERVER: &str = "/etc/lazare/server";
     /// lazare's id of this PC, one line of hex.
     pub const MACHINE_ID: &str = "/etc/lazare/machine-id";
+    /// The PC's enrolment secret, one line of hex, root only (0600). Also
+    /// where the reinstall entry's second initramfs puts it for the agent.
+    pub const MACHINE_SECRET: &str = "/etc/lazare/machine-secret";
     /// Where the CD's kernel and initramfs are copied for the "Reinstall from
     /// server" boot entry.
     pub const REINSTALL_DIR: &str = "/boot/lazare";

@@ -3,6 +3,7 @@
 //! this crate; nothing here is ever copied into another crate.
 
 mod chunks;
+mod enroll;
 mod event;
 mod inventory;
 mod plan;
@@ -10,6 +11,10 @@ mod sign;
 
 pub use chunks::{
     encoded_len, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
+};
+pub use enroll::{
+    machine_auth, parse_machine_auth, valid_token_hex, CHALLENGE_BYTES, CHALLENGE_HEADER,
+    MACHINE_AUTH_SCHEME, PLAN_VALID_SECS, SECRET_HEADER,
 };
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
 pub use inventory::{hex, valid_machine_id, MacAddr, MacError};

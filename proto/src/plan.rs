@@ -25,6 +25,13 @@ pub struct Plan {
     /// and the agent can credit it as entropy.
     #[serde(default)]
     pub nonce: String,
+    /// The agent's challenge from its hello, echoed: a plan recorded for
+    /// another hello is refused (see `CHALLENGE_HEADER`).
+    #[serde(default)]
+    pub challenge: String,
+    /// Seconds the plan is valid after the hello was sent (agent's clock).
+    #[serde(default)]
+    pub valid_secs: u32,
 }
 
 fn yes() -> bool {

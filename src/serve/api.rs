@@ -1,5 +1,7 @@
 //! API v1 (DESIGN.md "Server API"): what the agents and admin scripts call.
 
+use super::auth::machine_proof;
+use super::enroll::{HelloOutcome, Refusal};
 use super::plan::{build_plan, find_image, nonce, NoPlan};
 use super::store::{now_ms, LogOutcome, MAX_LOG_PER_INSTALL};
 use super::Server;
@@ -10,7 +12,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use lazare_proto::{Event, Inventory, Next, NextAction, SIGNATURE_HEADER};
+use lazare_proto::{
+    Action, Event, Inventory, Next, NextAction, CHALLENGE_HEADER, SECRET_HEADER, SIGNATURE_HEADER,
+};
 use std::sync::Arc;
 
 /// Inventories of PCs with many disks and partitions stay far below this.
@@ -33,6 +37,8 @@ pub enum ApiError {
     NoToken,
     #[error("wrong admin token")]
     WrongToken,
+    #[error("{}", refusal_text(.0))]
+    Machine(Refusal),
     #[error(transparent)]
     NoPlan(#[from] NoPlan),
     #[error("internal error; the server's log says more")]
@@ -47,9 +53,29 @@ impl ApiError {
             ApiError::UnknownMachine(_) => StatusCode::NOT_FOUND,
             ApiError::NoToken => StatusCode::UNAUTHORIZED,
             ApiError::WrongToken => StatusCode::FORBIDDEN,
+            ApiError::Machine(r) => match r {
+                Refusal::Unknown => StatusCode::NOT_FOUND,
+                Refusal::NoProof => StatusCode::UNAUTHORIZED,
+                Refusal::WrongProof | Refusal::NotEnrolled => StatusCode::FORBIDDEN,
+                Refusal::Full => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ApiError::NoPlan(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+fn refusal_text(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Unknown => "unknown machine: it must say hello first",
+        Refusal::NoProof => {
+            "this machine is enrolled: the call must carry its secret \
+             (`Authorization: Lazare-Machine SECRET`); if its disk was replaced, let it enrol \
+             again on the dashboard"
+        }
+        Refusal::WrongProof => "wrong machine secret",
+        Refusal::NotEnrolled => "this machine must say hello again to enrol",
+        Refusal::Full => "the server holds too many machines: forget some on the dashboard",
     }
 }
 
@@ -87,6 +113,10 @@ pub fn router() -> Router<Arc<Server>> {
         .route("/api/v1/machines/{id}/log", post(log).layer(DefaultBodyLimit::max(LOG_LIMIT)))
         .route("/api/v1/machines/{id}/next", get(next))
         .route("/api/v1/machines/{id}/reinstall", post(reinstall))
+        .route("/api/v1/machines/{id}/accept", post(accept))
+        .route("/api/v1/machines/{id}/reenroll", post(reenroll))
+        .route("/api/v1/machines/{id}/forget", post(forget))
+        .route("/api/v1/enroll-window", post(enroll_window))
 }
 
 /// Runs store and file work off the async workers.
@@ -114,49 +144,93 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result
 
 async fn hello(
     State(s): State<Arc<Server>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let inv: Inventory = parse_json(&body?, "inventory")?;
     inv.validate().map_err(|e| ApiError::BadRequest(format!("invalid inventory: {e}")))?;
-    let (body, signature) = blocking(move || answer_hello(&s, &inv)).await?;
-    let mut resp = body.into_response();
+    let challenge = match headers.get(CHALLENGE_HEADER).map(|v| v.to_str()) {
+        None => String::new(),
+        Some(Ok(c)) if lazare_proto::valid_token_hex(c) => c.to_string(),
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "{CHALLENGE_HEADER} must be 32 to 128 lowercase hex characters"
+            )))
+        }
+    };
+    let proof = machine_proof(&headers);
+    let answer = blocking(move || answer_hello(&s, &inv, proof.as_deref(), challenge)).await?;
+    let mut resp = answer.body.into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let sig =
-        HeaderValue::from_str(&signature).map_err(|e| anyhow::anyhow!("signature header: {e}"))?;
+    let sig = HeaderValue::from_str(&answer.signature)
+        .map_err(|e| anyhow::anyhow!("signature header: {e}"))?;
     headers.insert(SIGNATURE_HEADER, sig);
+    if let Some(secret) = answer.new_secret {
+        let v =
+            HeaderValue::from_str(&secret).map_err(|e| anyhow::anyhow!("secret header: {e}"))?;
+        headers.insert(SECRET_HEADER, v);
+    }
     Ok(resp)
 }
 
+/// The signed plan, and the machine's secret when this hello enrolled it.
+struct HelloAnswer {
+    body: Vec<u8>,
+    signature: String,
+    new_secret: Option<String>,
+}
+
 /// Records the machine (even when no image is ready, so the dashboard shows
-/// it), then builds, checks and signs its plan.
-fn answer_hello(s: &Server, inv: &Inventory) -> Result<(Vec<u8>, String), ApiError> {
-    let rec = s.store.hello(inv, now_ms())?;
+/// it), then builds, checks and signs its plan. A PC not accepted yet gets a
+/// `wait` plan without the users' password hashes.
+fn answer_hello(
+    s: &Server,
+    inv: &Inventory,
+    proof: Option<&str>,
+    challenge: String,
+) -> Result<HelloAnswer, ApiError> {
+    let (rec, accepted, new_secret) = match s.store.hello(inv, now_ms(), proof, s.rules.enroll)? {
+        HelloOutcome::In { rec, accepted, new_secret } => (rec, accepted, new_secret),
+        HelloOutcome::Refused(r) => {
+            eprintln!("lazare: hello for {} refused: {}", &inv.machine_id[..12], refusal_text(&r));
+            return Err(r.into());
+        }
+    };
     let ram = inv.memory_bytes / lazare_proto::MIB;
     let profile = s.rules.pick_profile(inv).ok_or(NoPlan::NoRule { ram })?;
     let image = find_image(&s.data.images(), profile).inspect_err(|e| {
         eprintln!("lazare: hello from {}: {e}", &inv.machine_id[..12]);
     })?;
-    let plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?)?;
+    let mut plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?)?;
+    plan.challenge = challenge;
+    if !accepted {
+        plan.action = Action::Wait;
+        for u in &mut plan.users {
+            u.password_hash = None;
+        }
+    }
     // The agent refuses a plan that fails this; better to fail here, loudly.
     plan.validate_for(&inv.machine_id).map_err(|e| anyhow::anyhow!("checking the plan: {e}"))?;
     s.store.set_plan(&inv.machine_id, &plan.hostname, &image.name)?;
     let body = serde_json::to_vec(&plan).map_err(|e| anyhow::anyhow!("encoding the plan: {e}"))?;
     let signature = s.key.sign(&body);
+    let waits = if accepted { "" } else { " (waits to be accepted)" };
     eprintln!(
-        "lazare: hello from {} ({}, {ram} MiB RAM, install #{}) → {} {}",
+        "lazare: hello from {} ({}, {ram} MiB RAM, install #{}) → {} {}{waits}",
         plan.hostname,
         &inv.machine_id[..12],
         rec.install,
         image.name,
         image.file
     );
-    Ok((body, signature))
+    Ok(HelloAnswer { body, signature, new_secret })
 }
 
 async fn event(
     State(s): State<Arc<Server>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
@@ -164,9 +238,13 @@ async fn event(
     if ev.percent.is_some_and(|p| p > 100) {
         return Err(ApiError::BadRequest("percent must be 0–100".into()));
     }
-    blocking(move || match s.store.add_event(&id, &ev, now_ms())? {
-        true => Ok(StatusCode::NO_CONTENT),
-        false => Err(ApiError::UnknownMachine(id)),
+    let proof = machine_proof(&headers);
+    blocking(move || {
+        s.store.check_machine(&id, proof.as_deref())??;
+        match s.store.add_event(&id, &ev, now_ms())? {
+            true => Ok(StatusCode::NO_CONTENT),
+            false => Err(ApiError::UnknownMachine(id)),
+        }
     })
     .await
 }
@@ -174,24 +252,34 @@ async fn event(
 async fn log(
     State(s): State<Arc<Server>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
     let body = body?;
+    let proof = machine_proof(&headers);
     // Kernel and tool output is not always valid UTF-8; keep what it says.
     let text = String::from_utf8_lossy(&body).into_owned();
-    blocking(move || match s.store.add_log(&id, &text, now_ms())? {
-        LogOutcome::Stored => Ok(StatusCode::NO_CONTENT),
-        LogOutcome::UnknownMachine => Err(ApiError::UnknownMachine(id)),
-        LogOutcome::Full => Err(ApiError::Body {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            reason: format!("the log of this install passed {MAX_LOG_PER_INSTALL} bytes"),
-        }),
+    blocking(move || {
+        s.store.check_machine(&id, proof.as_deref())??;
+        match s.store.add_log(&id, &text, now_ms())? {
+            LogOutcome::Stored => Ok(StatusCode::NO_CONTENT),
+            LogOutcome::UnknownMachine => Err(ApiError::UnknownMachine(id)),
+            LogOutcome::Full => Err(ApiError::Body {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                reason: format!("the log of this install passed {MAX_LOG_PER_INSTALL} bytes"),
+            }),
+            LogOutcome::ServerFull => Err(ApiError::Body {
+                status: StatusCode::INSUFFICIENT_STORAGE,
+                reason: "the server holds too many logs: forget old machines".into(),
+            }),
+        }
     })
     .await
 }
 
-async fn list(State(s): State<Arc<Server>>) -> Result<Response, ApiError> {
+async fn list(State(s): State<Arc<Server>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    s.admin(&headers)?;
     let machines = blocking(move || Ok(s.store.machines()?)).await?;
     Ok(Json(machines).into_response())
 }
@@ -199,20 +287,28 @@ async fn list(State(s): State<Arc<Server>>) -> Result<Response, ApiError> {
 async fn detail(
     State(s): State<Arc<Server>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    s.admin(&headers)?;
     check_id(&id)?;
     let m = blocking(move || s.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id))).await?;
     Ok(Json(m).into_response())
 }
 
+/// Asked by the installed system's `lazare-next` at boot, with the machine
+/// secret it keeps: a stranger can neither order a reinstall nor learn one.
 async fn next(
     State(s): State<Arc<Server>>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Json<Next>, ApiError> {
     check_id(&id)?;
-    let pending =
-        blocking(move || s.store.reinstall_pending(&id)?.ok_or(ApiError::UnknownMachine(id)))
-            .await?;
+    let proof = machine_proof(&headers);
+    let pending = blocking(move || {
+        s.store.check_machine(&id, proof.as_deref())??;
+        s.store.reinstall_pending(&id)?.ok_or(ApiError::UnknownMachine(id))
+    })
+    .await?;
     let action = if pending { NextAction::Reinstall } else { NextAction::None };
     Ok(Json(Next { action }))
 }
@@ -223,14 +319,97 @@ async fn reinstall(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::NoToken)?;
-    s.check_token(token)?;
+    s.admin(&headers)?;
     request_reinstall(s, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What the admin may do to one machine, from the API, the dashboard or the CLI.
+#[derive(Debug, Clone, Copy)]
+pub enum MachineOrder {
+    Accept,
+    Reenroll,
+    Forget,
+}
+
+pub async fn order(s: Arc<Server>, id: String, what: MachineOrder) -> Result<(), ApiError> {
+    blocking(move || {
+        let known = match what {
+            MachineOrder::Accept => s.store.accept(&id)?,
+            MachineOrder::Reenroll => s.store.reenroll(&id)?,
+            MachineOrder::Forget => s.store.forget(&id)?,
+        };
+        if known {
+            eprintln!("lazare: {what:?} {}", &id[..12]);
+            Ok(())
+        } else {
+            Err(ApiError::UnknownMachine(id))
+        }
+    })
+    .await
+}
+
+async fn admin_order(
+    s: Arc<Server>,
+    id: String,
+    headers: &HeaderMap,
+    what: MachineOrder,
+) -> Result<StatusCode, ApiError> {
+    check_id(&id)?;
+    s.admin(headers)?;
+    order(s, id, what).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn accept(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    admin_order(s, id, &headers, MachineOrder::Accept).await
+}
+
+async fn reenroll(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    admin_order(s, id, &headers, MachineOrder::Reenroll).await
+}
+
+async fn forget(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    admin_order(s, id, &headers, MachineOrder::Forget).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct WindowRequest {
+    pub hours: u32,
+}
+
+/// Opens (or with 0 closes) the window in which new PCs are accepted.
+async fn enroll_window(
+    State(s): State<Arc<Server>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    s.admin(&headers)?;
+    let req: WindowRequest = parse_json(&body?, "window")?;
+    let until = open_window(s, req.hours).await?;
+    Ok(Json(serde_json::json!({ "until": super::store::rfc3339(until) })).into_response())
+}
+
+/// Longest window one call opens: a week.
+pub const MAX_WINDOW_HOURS: u32 = 24 * 7;
+
+pub async fn open_window(s: Arc<Server>, hours: u32) -> Result<i64, ApiError> {
+    if hours > MAX_WINDOW_HOURS {
+        return Err(ApiError::BadRequest(format!("at most {MAX_WINDOW_HOURS} hours")));
+    }
+    blocking(move || Ok(s.store.open_window(now_ms(), hours)?)).await
 }
 
 /// Shared by the API and the dashboard's button.

@@ -25,6 +25,12 @@ countdown_secs = 10
 # Add a "Reinstall from server" entry to the installed system's boot menu.
 reinstall_entry = true
 
+# How new PCs are accepted: "window" (while a window opened on the dashboard
+# or with `lazare admin enroll` lasts; the first start opens one for 24
+# hours), "approve" (each PC is accepted on the dashboard) or "open" (any PC
+# on the network: only on a network you trust).
+enroll = "window"
+
 # What a PC does after hello: "install", "inventory" (report, power off) or
 # "wait" (ask again later).
 action = "install"
@@ -68,6 +74,8 @@ pub struct Rules {
     pub reinstall_entry: bool,
     #[serde(default = "install")]
     pub action: Action,
+    #[serde(default)]
+    pub enroll: super::enroll::EnrollRule,
     #[serde(rename = "image")]
     pub images: Vec<ImageRule>,
     #[serde(default)]

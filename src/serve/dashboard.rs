@@ -1,10 +1,15 @@
 //! The dashboard: server-rendered HTML from `templates/`, no JavaScript, so
 //! it works on the same old PCs it manages.
 
-use super::api::{blocking, check_id, request_reinstall, ApiError};
-use super::store::{human_bytes, MachineDetail, MachineSummary};
+use super::api::{
+    blocking, check_id, open_window, order, request_reinstall, ApiError, MachineOrder,
+};
+use super::auth::set_cookie;
+use super::enroll::EnrollRule;
+use super::store::{human_bytes, now_ms, rfc3339, MachineDetail, MachineSummary};
 use super::Server;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -23,14 +28,24 @@ pub fn templates() -> anyhow::Result<Environment<'static>> {
         include_str!("../../templates/dashboard_machine.html"),
     )?;
     env.add_template("dashboard_error.html", include_str!("../../templates/dashboard_error.html"))?;
+    env.add_template("dashboard_login.html", include_str!("../../templates/dashboard_login.html"))?;
     Ok(env)
 }
 
+/// The machine page shows the end of each install log; the whole log is
+/// one link away (a looping agent's log must not make the page huge).
+pub const LOG_TAIL: usize = 16 * 1024;
+
 pub fn router() -> Router<Arc<Server>> {
+    let small = || DefaultBodyLimit::max(4096);
     Router::new()
         .route("/", get(index))
+        .route("/login", get(login_page).post(login).layer(small()))
+        .route("/logout", post(logout))
+        .route("/enroll-window", post(window_form).layer(small()))
         .route("/machines/{id}", get(machine_page))
-        .route("/machines/{id}/reinstall", post(reinstall_form).layer(DefaultBodyLimit::max(4096)))
+        .route("/machines/{id}/logs/{install}", get(whole_log))
+        .route("/machines/{id}/{order}", post(order_form).layer(small()))
 }
 
 /// One machine as the pages show it: every value already a string.
@@ -51,6 +66,8 @@ struct Row {
     install: u32,
     last_event: String,
     reinstall_pending: bool,
+    accepted: bool,
+    enrolled: bool,
 }
 
 fn row(m: &MachineSummary) -> Row {
@@ -75,6 +92,8 @@ fn row(m: &MachineSummary) -> Row {
         install: m.install,
         last_event,
         reinstall_pending: m.reinstall_pending,
+        accepted: m.accepted,
+        enrolled: m.enrolled,
     }
 }
 
@@ -108,25 +127,96 @@ fn error_page(s: &Server, err: ApiError) -> Response {
     }
 }
 
-async fn index(State(s): State<Arc<Server>>) -> Response {
+/// Pages need the admin; a browser without the login cookie (or with one
+/// from before a token rotation) goes to the login form.
+fn login_needed(s: &Server, headers: &HeaderMap) -> Option<Response> {
+    match s.admin(headers) {
+        Ok(()) => None,
+        Err(ApiError::NoToken | ApiError::WrongToken) => {
+            Some(Redirect::to("/login").into_response())
+        }
+        Err(e) => Some(error_page(s, e)),
+    }
+}
+
+/// A sentence on how new PCs are accepted right now.
+fn enroll_state(s: &Server) -> Result<String, ApiError> {
+    Ok(match s.rules.enroll {
+        EnrollRule::Open => {
+            "New PCs are accepted at once (enroll = \"open\" in lazare.toml).".into()
+        }
+        EnrollRule::Approve => {
+            "Each new PC waits until you accept it on its page (enroll = \"approve\").".into()
+        }
+        EnrollRule::Window => match s.store.enroll_until()?.filter(|&u| u > now_ms()) {
+            Some(u) => format!("New PCs are accepted until {}.", readable_time(&rfc3339(u))),
+            None => "New PCs wait to be accepted: open a window below, or accept each on its page."
+                .into(),
+        },
+    })
+}
+
+async fn index(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    if let Some(r) = login_needed(&s, &headers) {
+        return r;
+    }
     let s2 = s.clone();
-    let result = blocking(move || Ok(s2.store.machines()?)).await.and_then(|ms| {
-        let rows: Vec<Row> = ms.iter().map(row).collect();
-        let counts = ["seen", "installing", "installed", "failed"]
-            .map(|st| (st, rows.iter().filter(|r| r.status == st).count()));
-        render(&s, "dashboard.html", context! { machines => rows, counts => counts })
-    });
+    let result = blocking(move || Ok((s2.store.machines()?, enroll_state(&s2)?))).await.and_then(
+        |(ms, enroll)| {
+            let rows: Vec<Row> = ms.iter().map(row).collect();
+            let counts = ["seen", "installing", "installed", "failed"]
+                .map(|st| (st, rows.iter().filter(|r| r.status == st).count()));
+            let waiting = rows.iter().filter(|r| !r.accepted).count();
+            let window = s.rules.enroll == EnrollRule::Window;
+            render(
+                &s,
+                "dashboard.html",
+                context! { machines => rows, counts => counts, enroll => enroll,
+                waiting => waiting, window => window },
+            )
+        },
+    );
     result.map_or_else(|e| error_page(&s, e), IntoResponse::into_response)
 }
 
-async fn machine_page(State(s): State<Arc<Server>>, Path(id): Path<String>) -> Response {
+/// The last `max` bytes of `text`, cut at a line start when one is near.
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let rest = &text[start..];
+    rest.find('\n').map_or(rest, |n| &rest[n + 1..])
+}
+
+async fn machine_page(
+    State(s): State<Arc<Server>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = login_needed(&s, &headers) {
+        return r;
+    }
     let s2 = s.clone();
     let result = async {
         check_id(&id)?;
         let m: MachineDetail =
             blocking(move || s2.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id))).await?;
-        let mut logs = m.logs.clone();
-        logs.reverse(); // newest install first
+        let logs: Vec<_> = m
+            .logs
+            .iter()
+            .rev() // newest install first
+            .map(|l| {
+                let shown = tail(&l.text, LOG_TAIL);
+                context! {
+                    install => l.install, text => shown, cut => shown.len() < l.text.len(),
+                    bytes => l.text.len(),
+                }
+            })
+            .collect();
         let events: Vec<_> = m
             .events
             .iter()
@@ -149,29 +239,122 @@ async fn machine_page(State(s): State<Arc<Server>>, Path(id): Path<String>) -> R
     result.map_or_else(|e| error_page(&s, e), IntoResponse::into_response)
 }
 
+/// One install's whole log, as plain text.
+async fn whole_log(
+    State(s): State<Arc<Server>>,
+    Path((id, install)): Path<(String, u32)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = login_needed(&s, &headers) {
+        return r;
+    }
+    let s2 = s.clone();
+    let result = async {
+        check_id(&id)?;
+        let m =
+            blocking(move || s2.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id))).await?;
+        let log = m.logs.into_iter().find(|l| l.install == install).ok_or_else(|| {
+            ApiError::Body { status: StatusCode::NOT_FOUND, reason: "no such install log".into() }
+        })?;
+        Ok::<_, ApiError>(
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], log.text).into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(|e| error_page(&s, e))
+}
+
+async fn login_page(State(s): State<Arc<Server>>) -> Response {
+    render(&s, "dashboard_login.html", context! {})
+        .map_or_else(|e| error_page(&s, e), IntoResponse::into_response)
+}
+
 #[derive(Deserialize)]
-struct ReinstallForm {
+struct LoginForm {
     token: String,
 }
 
-/// The button's form carries the token in its body (never in the URL, so it
-/// stays out of logs and history); a forged cross-site form cannot know it.
-async fn reinstall_form(
+/// The token travels once, in the form's body; the browser then keeps it in
+/// an HttpOnly cookie (no script can read it) that is never sent from
+/// another site's page (SameSite=Strict), so no other page can post our
+/// forms with it.
+async fn login(
     State(s): State<Arc<Server>>,
-    Path(id): Path<String>,
-    form: Result<Form<ReinstallForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
+    let result = form
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+        .and_then(|Form(f)| s.check_token(&f.token).map(|()| f.token));
+    match result {
+        Ok(token) => {
+            let mut resp = Redirect::to("/").into_response();
+            resp.headers_mut().insert(header::SET_COOKIE, set_cookie(Some(token.trim())));
+            resp
+        }
+        Err(e) => error_page(&s, e),
+    }
+}
+
+async fn logout() -> Response {
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, set_cookie(None));
+    resp
+}
+
+/// The buttons of a machine's page.
+async fn order_form(
+    State(s): State<Arc<Server>>,
+    Path((id, what)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = login_needed(&s, &headers) {
+        return r;
+    }
     let result = async {
         check_id(&id)?;
-        let Form(form) = form.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-        s.check_token(&form.token)?;
-        request_reinstall(s.clone(), id.clone()).await?;
-        Ok::<_, ApiError>(id)
+        match what.as_str() {
+            "reinstall" => request_reinstall(s.clone(), id.clone()).await?,
+            "accept" => order(s.clone(), id.clone(), MachineOrder::Accept).await?,
+            "reenroll" => order(s.clone(), id.clone(), MachineOrder::Reenroll).await?,
+            "forget" => {
+                order(s.clone(), id.clone(), MachineOrder::Forget).await?;
+                return Ok("/".to_string());
+            }
+            _ => {
+                let status = StatusCode::NOT_FOUND;
+                return Err(ApiError::Body { status, reason: "no such page or API call".into() });
+            }
+        }
+        Ok::<_, ApiError>(format!("/machines/{id}"))
     }
     .await;
     match result {
         // 303: the browser follows with a GET, so a reload does not re-post.
-        Ok(id) => Redirect::to(&format!("/machines/{id}")).into_response(),
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => error_page(&s, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct WindowForm {
+    hours: u32,
+}
+
+async fn window_form(
+    State(s): State<Arc<Server>>,
+    headers: HeaderMap,
+    form: Result<Form<WindowForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if let Some(r) = login_needed(&s, &headers) {
+        return r;
+    }
+    let result = async {
+        let Form(f) = form.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        open_window(s.clone(), f.hours).await
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/").into_response(),
         Err(e) => error_page(&s, e),
     }
 }

@@ -66,6 +66,15 @@ impl DataDir {
     pub fn load_or_create_key(&self) -> Result<(SigningKey, bool)> {
         let created = if self.path(KEY_FILE).exists() {
             false
+        } else if let Some(found) = [DB_FILE, TOKEN_FILE].iter().find(|f| self.path(f).exists()) {
+            // A lost key or a mistyped --data: a new key would silently
+            // orphan every CD built so far.
+            bail!(
+                "no signing key ({KEY_FILE}) in {}, but it holds {found}: every CD built so far \
+                 trusts the old key. Restore {KEY_FILE} from a backup; or, to start over with a \
+                 new key (every CD must be rebuilt), move {DB_FILE} and {TOKEN_FILE} away first",
+                self.root.display()
+            );
         } else {
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret)
@@ -78,6 +87,17 @@ impl DataDir {
         let public = format!("{}\n", key.public());
         write_atomic(&self.path(PUB_FILE), public.as_bytes(), 0o644)?;
         Ok((key, created))
+    }
+
+    /// Replaces the admin token with a new random one and returns it. Logged-in
+    /// browsers and scripts with the old token are refused from now on.
+    pub fn rotate_token(&self) -> Result<String> {
+        if !self.path(KEY_FILE).exists() {
+            bail!("{} is not a lazare data directory (no {KEY_FILE})", self.root.display());
+        }
+        let token = new_token()?;
+        write_private(&self.path(TOKEN_FILE), format!("{token}\n").as_bytes())?;
+        Ok(token)
     }
 
     /// Loads the admin token, creating it on first start. Returns whether it is new.
@@ -93,14 +113,17 @@ impl DataDir {
             }
             return Ok((token, false));
         }
-        let mut raw = [0u8; 24];
-        getrandom::fill(&mut raw).map_err(|e| {
-            anyhow::anyhow!("drawing the admin token from the OS random source: {e}")
-        })?;
-        let token = lazare_proto::hex(&raw);
+        let token = new_token()?;
         write_private(&path, format!("{token}\n").as_bytes())?;
         Ok((token, true))
     }
+}
+
+fn new_token() -> Result<String> {
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw)
+        .map_err(|e| anyhow::anyhow!("drawing the admin token from the OS random source: {e}"))?;
+    Ok(lazare_proto::hex(&raw))
 }
 
 /// Hash used to compare tokens without a byte-by-byte early exit on the secret.
@@ -164,6 +187,22 @@ mod tests {
         assert_eq!(t1.len(), 48);
         let public = std::fs::read_to_string(d.path(PUB_FILE)).unwrap();
         assert_eq!(public.trim(), k1.public().to_string());
+    }
+
+    #[test]
+    fn a_lost_key_beside_existing_data_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = DataDir::new(dir.path());
+        d.create().unwrap();
+        d.load_or_create_key().unwrap();
+        d.load_or_create_token().unwrap();
+        let old = d.rotate_token().unwrap();
+        assert_eq!(std::fs::read_to_string(d.path(TOKEN_FILE)).unwrap().trim(), old);
+        std::fs::remove_file(d.path(KEY_FILE)).unwrap();
+        let Err(err) = d.load_or_create_key() else { panic!("a new key was made") };
+        let err = format!("{err:#}");
+        assert!(err.contains("Restore server.key"), "{err}");
+        assert!(!d.path(KEY_FILE).exists());
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! `lazare serve`: the install server. API v1 for the agents (DESIGN.md
 //! "Server API"), the dashboard, and the images, from one data directory.
 
+pub mod admin;
 mod api;
+mod auth;
 mod config;
 mod dashboard;
 pub mod datadir;
+mod enroll;
+pub mod listen;
 mod plan;
 mod store;
 
@@ -12,6 +16,7 @@ use anyhow::{Context, Result};
 use api::ApiError;
 use config::Rules;
 use datadir::{DataDir, DB_FILE, RULES_FILE, TOKEN_FILE};
+use enroll::{EnrollRule, FIRST_WINDOW_HOURS};
 use lazare_proto::SigningKey;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,22 +43,7 @@ pub struct Server {
     store: Store,
     rules: Rules,
     key: SigningKey,
-    token_digest: [u8; 32],
     templates: minijinja::Environment<'static>,
-}
-
-impl Server {
-    fn check_token(&self, token: &str) -> Result<(), ApiError> {
-        if token.trim().is_empty() {
-            return Err(ApiError::NoToken);
-        }
-        // Digests, not the secrets, are compared: no early exit on the token.
-        if datadir::token_digest(token) == self.token_digest {
-            Ok(())
-        } else {
-            Err(ApiError::WrongToken)
-        }
-    }
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -76,25 +66,21 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let (token, new_token) = data.load_or_create_token()?;
     let rules = Rules::load_or_create(&data.path(RULES_FILE))?;
     let store = Store::open(&data.path(DB_FILE))?;
+    if store.created {
+        // The first day needs no extra step (see `EnrollRule::Window`).
+        store.open_window(store::now_ms(), FIRST_WINDOW_HOURS)?;
+    }
+    let enroll = enroll_line(rules.enroll, store.enroll_until()?);
     let templates = dashboard::templates().context("loading the dashboard templates")?;
     let public = key.public();
-    let server = Arc::new(Server {
-        store,
-        rules,
-        key,
-        token_digest: datadir::token_digest(&token),
-        templates,
-        data: data.clone(),
-    });
+    let server = Arc::new(Server { store, rules, key, templates, data: data.clone() });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr().context("reading the listening address")?;
+    println!("{enroll}");
     print_banner(&data, addr, &public, new_key, new_token.then_some(token.as_str()));
-    axum::serve(listener, app(server))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    listen::run(listener, app(server), shutdown_signal()).await;
     println!("lazare serve: stopped");
     Ok(())
 }
@@ -117,7 +103,21 @@ fn app(server: Arc<Server>) -> axum::Router {
         })
         // Routes without their own limit (dashboard forms, admin calls) get a small one.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::map_response(auth::security_headers))
         .with_state(server)
+}
+
+/// How new PCs are accepted right now, for the banner.
+fn enroll_line(rule: EnrollRule, until: Option<i64>) -> String {
+    let how = "open a window on the dashboard or with `lazare admin enroll --data DIR --hours N`";
+    match rule {
+        EnrollRule::Open => "new PCs: accepted at their first hello (enroll = \"open\")".into(),
+        EnrollRule::Approve => "new PCs: each waits to be accepted on the dashboard".into(),
+        EnrollRule::Window => match until.filter(|&u| u > store::now_ms()) {
+            Some(u) => format!("new PCs: accepted until {} UTC; later, {how}", store::rfc3339(u)),
+            None => format!("new PCs: wait to be accepted; {how}"),
+        },
+    }
 }
 
 fn print_banner(
@@ -146,6 +146,11 @@ fn print_banner(
         ),
         None => println!("admin token: in {}", data.path(TOKEN_FILE).display()),
     }
+    println!(
+        "log in: open {shown}/login and paste the admin token; scripts send \
+         `Authorization: Bearer TOKEN`; a new token: lazare admin rotate-token --data {}",
+        data.root.display()
+    );
     println!("rules: {}", data.path(RULES_FILE).display());
     println!("images: {}", data.images().display());
 }

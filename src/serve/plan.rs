@@ -13,19 +13,19 @@ pub enum NoPlan {
     #[error("no [[image]] rule in lazare.toml matches this PC ({ram} MiB RAM)")]
     NoRule { ram: u64 },
     #[error(
-        "image {profile:?} is not on this server (no manifest naming it in {dir}): build it with \
+        "image {profile:?} is not on this server (no manifest naming it in DATA/images): build it with \
          `lazare image build --profile {profile} --output OUT`, then add it with \
          `lazare image add --data DATA OUT/<image file>`"
     )]
-    MissingImage { profile: String, dir: String },
+    MissingImage { profile: String },
 }
 
 /// The newest usable manifest for `profile` in `dir`. Manifests whose
 /// tarball is missing or has another size are skipped with a warning: the
 /// agent would fail its sha256 check on them after wiping the disk.
 pub fn find_image(dir: &Path, profile: &str) -> Result<ImageManifest, NoPlan> {
-    let missing =
-        || NoPlan::MissingImage { profile: profile.to_string(), dir: dir.display().to_string() };
+    // The answer goes to any PC: it names no server path.
+    let missing = || NoPlan::MissingImage { profile: profile.to_string() };
     let entries = std::fs::read_dir(dir).map_err(|_| missing())?;
     let mut best: Option<ImageManifest> = None;
     for entry in entries.flatten() {
@@ -122,6 +122,9 @@ pub fn build_plan(
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
         nonce,
+        // Set from the hello by the caller (api.rs).
+        challenge: String::new(),
+        valid_secs: lazare_proto::PLAN_VALID_SECS,
     })
 }
 

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use lazare_proto::{Event, Inventory, MachineStatus, Phase};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,7 +25,10 @@ CREATE TABLE IF NOT EXISTS machines (
     hostname TEXT NOT NULL DEFAULT '',
     image TEXT,
     install INTEGER NOT NULL DEFAULT 0,
-    reinstall INTEGER
+    reinstall INTEGER,
+    secret_hash TEXT,
+    secret_confirmed INTEGER NOT NULL DEFAULT 0,
+    accepted INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -44,10 +48,26 @@ CREATE TABLE IF NOT EXISTS logs (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS logs_machine ON logs(machine, id);
+CREATE TABLE IF NOT EXISTS settings (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
+
+/// Columns added after the first release, for databases made before them.
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("secret_hash", "ALTER TABLE machines ADD COLUMN secret_hash TEXT"),
+    ("accepted", "ALTER TABLE machines ADD COLUMN accepted INTEGER NOT NULL DEFAULT 1"),
+    (
+        "secret_confirmed",
+        "ALTER TABLE machines ADD COLUMN secret_confirmed INTEGER NOT NULL DEFAULT 0",
+    ),
+];
 
 pub struct Store {
     conn: Mutex<Connection>,
+    /// True when this open created the database (a first start).
+    pub created: bool,
 }
 
 /// One row of `GET /api/v1/machines`.
@@ -64,6 +84,10 @@ pub struct MachineSummary {
     /// Number of hellos so far; events and logs are kept per install.
     pub install: u32,
     pub reinstall_pending: bool,
+    /// Accepted by the enrolment rule or the admin; a PC not accepted waits.
+    pub accepted: bool,
+    /// Holds a machine secret (false after "let it enrol again").
+    pub enrolled: bool,
     pub last_event: Option<EventRecord>,
     pub hardware: Hardware,
 }
@@ -106,8 +130,15 @@ pub struct MachineDetail {
     pub logs: Vec<InstallLog>,
 }
 
-/// Bounds the disk one looping agent can fill.
-pub const MAX_LOG_PER_INSTALL: usize = 16 * 1024 * 1024;
+/// Bounds the disk one looping agent can fill: the log of one install...
+pub const MAX_LOG_PER_INSTALL: usize = 4 * 1024 * 1024;
+/// ...the installs whose events and logs are kept per machine...
+pub const KEEP_INSTALLS: i64 = 3;
+/// ...the events kept per machine (an install sends about 150)...
+pub const MAX_EVENTS_PER_MACHINE: i64 = 2000;
+/// ...and, in total, the machines and the log bytes of all of them.
+pub const MAX_MACHINES: i64 = 5000;
+pub const MAX_LOG_TOTAL: i64 = 2 * 1024 * 1024 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum LogOutcome {
@@ -115,9 +146,12 @@ pub enum LogOutcome {
     UnknownMachine,
     /// The install's log would pass [`MAX_LOG_PER_INSTALL`].
     Full,
+    /// All logs together would pass [`MAX_LOG_TOTAL`].
+    ServerFull,
 }
 
 /// What a hello changed.
+#[derive(Debug)]
 pub struct HelloRecord {
     /// Order in which the server first saw this PC (1, 2, …): the `{n}` of host names.
     pub seq: u64,
@@ -155,6 +189,16 @@ fn phase_name(p: Phase) -> String {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
+        let created = !path.exists();
+        // Created private before SQLite opens it: it holds serial numbers,
+        // MACs, logs and machine-secret hashes. SQLite gives the -wal and
+        // -shm files the database's mode.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
         let conn = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(10)).context("setting the busy timeout")?;
         // NORMAL in WAL mode: a killed server loses nothing; a power cut may
@@ -164,41 +208,35 @@ impl Store {
         )
         .context("configuring SQLite")?;
         conn.execute_batch(SCHEMA).context("creating the database tables")?;
-        Ok(Store { conn: Mutex::new(conn) })
+        for (column, sql) in MIGRATIONS {
+            let has: bool = conn
+                .query_row(
+                    "SELECT count(*) > 0 FROM pragma_table_info('machines') WHERE name = ?1",
+                    [column],
+                    |r| r.get(0),
+                )
+                .context("reading the database columns")?;
+            if !has {
+                conn.execute_batch(sql).with_context(|| format!("adding column {column}"))?;
+            }
+        }
+        // Databases made by older versions were world-readable.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            let p = std::path::PathBuf::from(p);
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", p.display()))?;
+            }
+        }
+        Ok(Store { conn: Mutex::new(conn), created })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (the
         // transaction rolls back on drop), so the poison can be ignored.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records a hello: inserts or refreshes the machine, starts a new
-    /// install, clears a pending reinstall (the machine is doing it now).
-    pub fn hello(&self, inv: &Inventory, now: i64) -> Result<HelloRecord> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().context("starting a transaction")?;
-        let json = serde_json::to_string(inv).context("encoding the inventory")?;
-        tx.execute(
-            "INSERT INTO machines (id, seq, status, first_seen, last_seen, inventory)
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM machines), 'seen', ?2, ?2, ?3)
-             ON CONFLICT(id) DO NOTHING",
-            params![inv.machine_id, now, json],
-        )
-        .context("inserting the machine")?;
-        tx.execute(
-            "UPDATE machines SET status = 'seen', last_seen = ?2, inventory = ?3,
-                 install = install + 1, reinstall = NULL WHERE id = ?1",
-            params![inv.machine_id, now, json],
-        )
-        .context("updating the machine")?;
-        let (seq, install): (i64, i64) = tx
-            .query_row("SELECT seq, install FROM machines WHERE id = ?1", [&inv.machine_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .context("reading the machine back")?;
-        tx.commit().context("committing the hello")?;
-        Ok(HelloRecord { seq: seq as u64, install: install as u32 })
     }
 
     /// Remembers what the last plan gave the machine.
@@ -231,6 +269,13 @@ impl Store {
             params![id, now, phase_name(ev.phase), ev.percent, ev.message],
         )
         .context("inserting the event")?;
+        // A looping agent keeps its newest events, not all of them.
+        tx.execute(
+            "DELETE FROM events WHERE machine = ?1 AND id <= (SELECT id FROM events
+                 WHERE machine = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            params![id, MAX_EVENTS_PER_MACHINE],
+        )
+        .context("dropping old events")?;
         tx.commit().context("committing the event")?;
         Ok(true)
     }
@@ -256,6 +301,14 @@ impl Store {
         };
         if stored.len() + text.len() > MAX_LOG_PER_INSTALL {
             return Ok(LogOutcome::Full);
+        }
+        let total: i64 = tx
+            .query_row("SELECT COALESCE(SUM(length(CAST(text AS BLOB))), 0) FROM logs", [], |r| {
+                r.get(0)
+            })
+            .context("measuring all logs")?;
+        if total + text.len() as i64 > MAX_LOG_TOTAL {
+            return Ok(LogOutcome::ServerFull);
         }
         let n = tx
             .execute(
@@ -324,7 +377,7 @@ impl Store {
 }
 
 const SUMMARY_SELECT: &str = "SELECT id, hostname, status, first_seen, last_seen, image, install,
-    reinstall IS NOT NULL, inventory FROM machines";
+    reinstall IS NOT NULL, inventory, accepted, secret_hash IS NOT NULL FROM machines";
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineSummary> {
     let inv_json: String = r.get(8)?;
@@ -341,6 +394,8 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineSummary> {
         image: r.get(5)?,
         install: r.get::<_, i64>(6)? as u32,
         reinstall_pending: r.get(7)?,
+        accepted: r.get(9)?,
+        enrolled: r.get(10)?,
         last_event: None,
         hardware: Hardware::of(&inv),
     })
@@ -440,7 +495,17 @@ pub fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::enroll::{EnrollRule, HelloOutcome};
     use super::*;
+
+    impl Store {
+        fn hello_open(&self, inv: &Inventory, now: i64) -> HelloRecord {
+            match self.hello(inv, now, None, EnrollRule::Open).unwrap() {
+                HelloOutcome::In { rec, .. } => rec,
+                HelloOutcome::Refused(r) => panic!("refused: {r:?}"),
+            }
+        }
+    }
 
     fn inv() -> Inventory {
         serde_json::from_value(serde_json::json!({
@@ -459,12 +524,13 @@ mod tests {
         let s = Store::open(&dir.path().join("db")).unwrap();
         let id = inv().machine_id;
         assert_eq!(s.add_log(&id, "x", 1).unwrap(), LogOutcome::UnknownMachine);
-        s.hello(&inv(), 1).unwrap();
+        s.hello_open(&inv(), 1);
         s.add_log(&id, "a\n", 2).unwrap();
         s.add_log(&id, "a\nb\n", 3).unwrap(); // whole log so far
         s.add_log(&id, "c\n", 4).unwrap(); // a chunk
         s.add_log(&id, "a\nb\nc\n", 5).unwrap(); // nothing new
-        let rec = s.hello(&inv(), 6).unwrap();
+        s.reenroll(&id).unwrap();
+        let rec = s.hello_open(&inv(), 6);
         assert_eq!(rec.install, 2);
         s.add_log(&id, "a\n", 7).unwrap(); // a new install starts afresh
         let big = "x".repeat(MAX_LOG_PER_INSTALL);
@@ -480,7 +546,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("db")).unwrap();
         let id = inv().machine_id;
-        s.hello(&inv(), 1_700_000_000_000).unwrap();
+        s.hello_open(&inv(), 1_700_000_000_000);
         let ev = |phase| Event { phase, percent: None, message: String::new() };
         s.add_event(&id, &ev(Phase::Format), 2).unwrap();
         assert_eq!(s.machines().unwrap()[0].status, MachineStatus::Installing);
@@ -490,7 +556,8 @@ mod tests {
         assert_eq!(m.last_event.as_ref().unwrap().phase, Phase::Failed);
         assert_eq!(m.first_seen, "2023-11-14T22:13:20Z");
         assert_eq!(m.hardware.disks, ["sda 8.0 GiB SSD"]);
-        s.hello(&inv(), 4).unwrap();
+        s.reenroll(&id).unwrap();
+        s.hello_open(&inv(), 4);
         assert_eq!(s.machines().unwrap()[0].status, MachineStatus::Seen);
     }
 }

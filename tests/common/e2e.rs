@@ -94,6 +94,8 @@ pub fn one_vm() -> MutexGuard<'static, ()> {
 pub struct Server {
     child: Child,
     base: String,
+    /// The admin token: reads of the machine API need it.
+    token: String,
 }
 
 impl Server {
@@ -118,11 +120,16 @@ impl Server {
             }
         }
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        Server { child, base: format!("http://127.0.0.1:{port}") }
+        let token = std::fs::read_to_string(data.join("admin-token")).unwrap().trim().to_string();
+        Server { child, base: format!("http://127.0.0.1:{port}"), token }
     }
 
+    /// An admin read of the API.
     pub fn get(&self, path: &str) -> Value {
-        let resp = ureq::get(&format!("{}{path}", self.base)).call().unwrap();
+        let resp = ureq::get(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .unwrap();
         resp.into_json().unwrap()
     }
 }

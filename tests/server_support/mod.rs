@@ -67,6 +67,51 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// `Bearer <admin token>`.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token())
+    }
+
+    /// A read as the admin's scripts do it.
+    pub fn admin_get(&self, path: &str) -> Reply {
+        get_with(&self.url(path), &[("Authorization", &self.bearer())])
+    }
+
+    /// An admin order (reinstall, accept, forget...).
+    pub fn admin_post(&self, path: &str, body: &[u8]) -> Reply {
+        let bearer = self.bearer();
+        post_with(
+            &self.url(path),
+            &[("Authorization", &bearer), ("Content-Type", "application/json")],
+            body,
+        )
+    }
+
+    /// A hello as the agent sends it: a fresh challenge, and the machine's
+    /// secret once it has one.
+    pub fn hello(&self, inv: &Inventory, secret: Option<&str>) -> Hello {
+        let challenge = fresh_hex(16);
+        let mut headers = vec![
+            ("Content-Type", "application/json".to_string()),
+            ("Lazare-Challenge", challenge.clone()),
+        ];
+        if let Some(s) = secret {
+            headers.push(("Authorization", format!("Lazare-Machine {s}")));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let reply =
+            post_with(&self.url("/api/v1/hello"), &headers, &serde_json::to_vec(inv).unwrap());
+        let secret = reply.header("Lazare-Machine-Secret").map(str::to_string);
+        Hello { reply, challenge, secret }
+    }
+
+    /// The first hello of a new machine, which must enrol it; returns its secret.
+    pub fn enrol(&self, inv: &Inventory) -> String {
+        let h = self.hello(inv, None);
+        assert_eq!(h.reply.status, 200, "{}", h.reply.text());
+        h.secret.expect("the first hello enrols the machine: no Lazare-Machine-Secret header")
+    }
+
     /// Kills the server like a power cut of the process (SIGKILL), and waits.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
@@ -84,6 +129,34 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One hello's answer, the challenge it sent, and the secret it got.
+pub struct Hello {
+    pub reply: Reply,
+    pub challenge: String,
+    pub secret: Option<String>,
+}
+
+/// `n` random bytes in hex.
+pub fn fresh_hex(n: usize) -> String {
+    let mut raw = vec![0u8; n];
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut raw).unwrap();
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A call as an enrolled machine makes it.
+pub fn machine_post(url: &str, secret: &str, content_type: &str, body: &[u8]) -> Reply {
+    let auth = format!("Lazare-Machine {secret}");
+    post_with(url, &[("Authorization", &auth), ("Content-Type", content_type)], body)
+}
+
+pub fn machine_post_json<T: serde::Serialize>(url: &str, secret: &str, v: &T) -> Reply {
+    machine_post(url, secret, "application/json", &serde_json::to_vec(v).unwrap())
+}
+
+pub fn machine_get(url: &str, secret: &str) -> Reply {
+    get_with(url, &[("Authorization", &format!("Lazare-Machine {secret}"))])
 }
 
 /// Status, headers and body of one answer, whatever its status.

@@ -89,12 +89,64 @@ pub fn install_reinstall_entry(root: &Path, r: &Reinstall) -> Result<()> {
         std::fs::copy(src, &tmp).map_err(io_err("copying the CD's boot file", src))?;
         std::fs::rename(&tmp, dir.join(name)).map_err(io_err("renaming", &tmp))?;
     }
+    let secret_initrd = dir.join(SECRET_INITRD);
+    match &r.secret {
+        Some(secret) => write_secret_initrd(&secret_initrd, secret)?,
+        None => {
+            let _ = std::fs::remove_file(&secret_initrd);
+        }
+    }
     let script = REINSTALL_SCRIPT
         .replace("@CMDLINE@", r.cmdline.trim())
         .replace("@ID@", REINSTALL_ENTRY_ID)
         .replace("@DIR@", installed::REINSTALL_DIR);
     write_file(root, "/etc/grub.d/42_lazare_reinstall", &script)?;
     chmod(&at(root, "/etc/grub.d/42_lazare_reinstall"), 0o755)
+}
+
+/// In `/boot/lazare/`: the machine secret as an extra initramfs. The
+/// reinstall entry loads it after the CD's; the kernel unpacks both, so the
+/// CD's agent finds `/etc/lazare/machine-secret` and proves this PC to the
+/// server. Root only, like the secret itself.
+pub const SECRET_INITRD: &str = "secret.cpio";
+
+fn write_secret_initrd(path: &Path, secret: &str) -> Result<()> {
+    if !lazare_proto::valid_token_hex(secret) {
+        return Err(TargetError::Invalid("the machine secret is not lowercase hex".into()));
+    }
+    let file = format!("{secret}\n");
+    let inside = installed::MACHINE_SECRET.trim_start_matches('/');
+    let mut entries: Vec<(&str, u32, &[u8])> = Vec::new();
+    // Its directories first (`etc`, `etc/lazare`), as the kernel unpacks in order.
+    for (i, _) in inside.match_indices('/') {
+        entries.push((&inside[..i], 0o040755, b""));
+    }
+    entries.push((inside, 0o100600, file.as_bytes()));
+    let mut out = Vec::new();
+    let io = |e: std::io::Error| io_err("writing", path)(e);
+    for (name, mode, data) in entries {
+        let mut w = cpio::newc::Builder::new(name).mode(mode).write(&mut out, data.len() as u32);
+        std::io::Write::write_all(&mut w, data).map_err(io)?;
+        w.finish().map_err(io)?;
+    }
+    cpio::newc::trailer(&mut out).map_err(io)?;
+    write_private(path, &out)
+}
+
+/// Temp file (created 0600) + rename.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err("creating", &tmp))?;
+    f.write_all(bytes).map_err(io_err("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err("renaming", &tmp))
 }
 
 fn chmod(p: &Path, mode: u32) -> Result<()> {
@@ -123,6 +175,19 @@ pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.service", &link)
         .map_err(io_err("linking", &link))
+}
+
+/// Writes `/etc/lazare/machine-secret`, readable by root only: whoever
+/// reads it can speak for this PC to the install server.
+pub fn write_machine_secret(root: &Path, secret: &str) -> Result<()> {
+    if !lazare_proto::valid_token_hex(secret) {
+        return Err(TargetError::Invalid("the machine secret is not lowercase hex".into()));
+    }
+    let path = at(root, installed::MACHINE_SECRET);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    }
+    write_private(&path, format!("{secret}\n").as_bytes())
 }
 
 fn resolve_any(root: &Path, paths: &[&str]) -> Option<std::path::PathBuf> {

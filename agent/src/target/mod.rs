@@ -13,7 +13,7 @@ mod users;
 pub use chroot::{run_in_chroot, BindMounts};
 pub use grub::{
     install_bootloader, install_next_service, install_reinstall_entry, regenerate_initramfs,
-    write_grub_defaults, REINSTALL_ENTRY_ID,
+    write_grub_defaults, write_machine_secret, REINSTALL_ENTRY_ID,
 };
 /// BIOS or UEFI: the inventory's word for it is the one type.
 pub use lazare_proto::Firmware;
@@ -67,6 +67,9 @@ pub struct Reinstall {
     /// Server base URL the installed system asks `GET
     /// /api/v1/machines/{id}/next` at boot, e.g. `http://10.0.2.100:8470`.
     pub server: ServerUrl,
+    /// The machine's enrolment secret, kept in `/etc/lazare/machine-secret`
+    /// (mode 0600) so `lazare-next` can prove the machine.
+    pub secret: Option<String>,
 }
 
 /// Everything [`configure`] needs besides the plan.
@@ -137,6 +140,9 @@ pub fn configure(t: &Target) -> Result<()> {
     if let Some(r) = t.reinstall.filter(|_| plan.reinstall_entry) {
         install_reinstall_entry(root, r)?;
         install_next_service(root, &r.server, &plan.machine_id)?;
+        if let Some(secret) = &r.secret {
+            write_machine_secret(root, secret)?;
+        }
     }
     // Debian's generic initramfs needs ~384 MB of RAM to boot: on smaller
     // PCs rebuild it with this PC's drivers only.
