@@ -72,7 +72,7 @@ impl Lan {
     fn start_server(&mut self, data: &Path) {
         let mut child = self
             .exec(&self.server_ns, env!("CARGO_BIN_EXE_lazare"))
-            .args(["serve", "--listen", &format!("{SERVER_IP}:{PORT}"), "--data"])
+            .args(["serve", "--http", "--listen", &format!("{SERVER_IP}:{PORT}"), "--data"])
             .arg(data)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

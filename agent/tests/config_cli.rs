@@ -73,7 +73,7 @@ fn fai_line_dhcp_with_server_from_ip() {
     let v = good(
         "root=/dev/nfs nfsroot=/srv/fai/nfsroot ip=:192.168.0.100:::::dhcp console=ttyS0,115200n8",
     );
-    assert_eq!(v["server"], "http://192.168.0.100:8470");
+    assert_eq!(v["server"], "https://192.168.0.100:8470");
     assert_eq!(v["key"], baked_key().to_string(), "the baked key file's key");
     assert_eq!(v["action"], "install");
     assert_eq!(v["insecure"], false);
@@ -201,7 +201,7 @@ fn static_addresses() {
     let v = good(
         "ip=192.168.1.10:192.168.1.1:192.168.1.254:255.255.255.0:pc1:eth0:off:192.168.1.1:9.9.9.9",
     );
-    assert_eq!(v["server"], "http://192.168.1.1:8470");
+    assert_eq!(v["server"], "https://192.168.1.1:8470");
     assert_eq!(
         contract(&v["network"][0]),
         json!({"device": "eth0", "method": "static", "address": "192.168.1.10", "netmask": "255.255.255.0",
@@ -293,7 +293,7 @@ fn library_load_matches_the_cli() {
     let live = file("config-cli-load-live", "ip=:10.0.0.7:::::dhcp\n");
     let no_root = std::path::Path::new("/nonexistent");
     let cfg = lazare_agent::config::load(&live, no_root).unwrap();
-    assert_eq!(cfg.server.to_string(), "http://10.0.0.7:8470");
+    assert_eq!(cfg.server.to_string(), "https://10.0.0.7:8470");
     assert_eq!(cfg.key, None);
     let err =
         lazare_agent::config::load(&file("config-cli-load-bad", "quiet\n"), no_root).unwrap_err();
