@@ -152,11 +152,19 @@ fn image_add_round_trip_and_refusal() {
     .unwrap();
     assert_eq!(back, m);
     // No temp files left behind.
-    let names: Vec<String> = std::fs::read_dir(data.path().join("images"))
+    // The tarball, its manifest and its chunk index; nothing else.
+    let mut names: Vec<String> = std::fs::read_dir(data.path().join("images"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    names.sort();
+    let mut want = vec![
+        m.file.clone(),
+        format!("{}.chunks", m.file),
+        format!("{}.json", m.file),
+    ];
+    want.sort();
+    assert_eq!(names, want);
 
     // A tarball whose bytes do not match its manifest is refused, and
     // nothing is written.
@@ -177,6 +185,7 @@ fn image_add_round_trip_and_refusal() {
     assert!(err.contains("sha256"), "{err}");
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst").exists());
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst.json").exists());
-    assert_eq!(std::fs::read_dir(data.path().join("images")).unwrap().count(), 2);
+    assert!(!data.path().join("images/evil-bookworm-0.tar.zst.chunks").exists());
+    assert_eq!(std::fs::read_dir(data.path().join("images")).unwrap().count(), want.len());
     drop(tarball);
 }
