@@ -1,6 +1,9 @@
 //! Shared pieces of the agent's integration tests: a recording install
-//! server on 127.0.0.1, and an initramfs with the static agent as /init.
+//! server on 127.0.0.1, an image server ([`images`]), and an initramfs with
+//! the static agent as /init.
 #![allow(dead_code)]
+
+pub mod images;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
