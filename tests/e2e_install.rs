@@ -19,12 +19,31 @@ use lazare::vm::{DiskInterface, DiskSpec, Pattern, Vm, VmSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 /// This file's fixture: the image, a signing key and an ISO that bakes in
 /// `http://10.0.2.100:<port>` and that key, in `CARGO_TARGET_TMPDIR/e2e`.
 fn fixture() -> &'static Fixture {
     e2e::fixture("e2e")
+}
+
+/// Each test's start: the fixture, the one-VM lock, a work dir inside the
+/// fixture's, and a server on a fresh data dir in it (dropped first, before
+/// the dir goes).
+fn start() -> (&'static Fixture, MutexGuard<'static, ()>, TempDir, PathBuf, Server) {
+    let f = fixture();
+    let one = one_vm();
+    let work = tempfile::tempdir_in(&f.dir).unwrap();
+    let data = data_dir(f, work.path());
+    let server = Server::start(&data, f.port);
+    (f, one, work, data, server)
+}
+
+/// A blank PC's two disks: 8 GiB and 4 GiB.
+fn blank_disks(work: &Path) -> [PathBuf; 2] {
+    [disk(work, "a.qcow2", 8 * GIB), disk(work, "b.qcow2", 4 * GIB)]
 }
 
 /// A 256 MB i440FX PC with SeaBIOS, an e1000 and `disks` on IDE: two on the
@@ -67,12 +86,8 @@ fn boot_installed(disks: &[PathBuf], work: &Path, port: u16) -> String {
 
 #[test]
 fn installs_a_blank_pc_which_then_boots_alone() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
-    let disks = [disk(work.path(), "a.qcow2", 8 * GIB), disk(work.path(), "b.qcow2", 4 * GIB)];
+    let (f, _one, work, _, server) = start();
+    let disks = blank_disks(work.path());
     install(&pc(Some(&f.iso), &disks, work.path(), f.port));
     let detail = installed_machine(&server);
     assert_eq!(detail["hostname"], "e2e-001");
@@ -125,11 +140,7 @@ fn read_from_home(disk: &Path, file: &str) -> String {
 
 #[test]
 fn reinstall_keeps_an_existing_home() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
+    let (f, _one, work, _, server) = start();
     let (old, text) = disk_with_home(work.path());
     let disks = [old.clone(), disk(work.path(), "b.qcow2", 4 * GIB)];
     install(&pc(Some(&f.iso), &disks, work.path(), f.port));
@@ -139,12 +150,8 @@ fn reinstall_keeps_an_existing_home() {
 
 #[test]
 fn install_survives_the_server_going_away_mid_download() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
-    let disks = [disk(work.path(), "a.qcow2", 8 * GIB), disk(work.path(), "b.qcow2", 4 * GIB)];
+    let (f, _one, work, data, server) = start();
+    let disks = blank_disks(work.path());
     let mut vm = Vm::start(&pc(Some(&f.iso), &disks, work.path(), f.port)).unwrap();
     let re =
         Pattern::regex(r"downloading and unpacking the system \([2-9][0-9]%\)|Technical detail: ")

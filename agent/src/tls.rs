@@ -109,18 +109,6 @@ impl Verifier {
             floor: UnixTime::since_unix_epoch(std::time::Duration::from_secs(clock_floor)),
         })
     }
-
-    fn by_roots(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let now = if now.as_secs() < self.floor.as_secs() { self.floor } else { now };
-        self.roots.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-    }
 }
 
 impl ServerCertVerifier for Verifier {
@@ -132,6 +120,10 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        // CA certificates are checked at the floor when the clock is behind it.
+        let at = if now.as_secs() < self.floor.as_secs() { self.floor } else { now };
+        let by_roots =
+            || self.roots.verify_server_cert(end_entity, intermediates, server_name, ocsp, at);
         match (&self.trust, &self.pinned_spki) {
             (Trust::Anything, _) => Ok(ServerCertVerified::assertion()),
             (Trust::Pinned(key), Some(spki)) => {
@@ -143,14 +135,14 @@ impl ServerCertVerifier for Verifier {
                     // same key, so the server holds the private half.
                     return Ok(ServerCertVerified::assertion());
                 }
-                self.by_roots(end_entity, intermediates, server_name, ocsp, now).map_err(|roots| {
+                by_roots().map_err(|roots| {
                     let e = NotPinned { pinned: key.to_string(), roots };
                     // Error::Other shows our sentence (InvalidCertificate
                     // would show it with Debug).
                     rustls::Error::Other(OtherError(Arc::new(e)))
                 })
             }
-            _ => self.by_roots(end_entity, intermediates, server_name, ocsp, now),
+            _ => by_roots(),
         }
     }
 

@@ -101,27 +101,10 @@ pub struct Server {
 impl Server {
     /// Starts on 127.0.0.1:`port` and waits for its banner.
     pub fn start(data: &Path, port: u16) -> Server {
-        let mut child = lazare()
-            // Plain HTTP on both sides (`--http`, an http:// CD): the
-            // installs under test are not about the channel.
-            .args(["serve", "--http", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting lazare serve");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut banner = String::new();
-        loop {
-            let mut line = String::new();
-            let n = out.read_line(&mut line).unwrap();
-            assert!(n > 0, "lazare serve exited during start:\n{banner}");
-            banner.push_str(&line);
-            if line.starts_with("images:") {
-                break;
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        // Plain HTTP on both sides (`--http`, an http:// CD): the
+        // installs under test are not about the channel.
+        let child =
+            spawn_serve(lazare().args(["serve", "--http"]), &format!("127.0.0.1:{port}"), data);
         let token = std::fs::read_to_string(data.join("admin-token")).unwrap().trim().to_string();
         Server { child, base: format!("http://127.0.0.1:{port}"), token }
     }
@@ -197,4 +180,31 @@ pub fn installed_machine(server: &Server) -> Value {
     let last = logs.last().and_then(|l| l["text"].as_str()).unwrap_or("");
     assert!(last.contains(DONE), "the uploaded log does not end the install: {last}");
     detail
+}
+
+/// Starts `cmd --listen LISTEN --data DATA`, where `cmd` is `lazare serve`
+/// with its options (or it behind `ip netns exec`), and returns once the
+/// banner is out (its `images:` line). The rest of its stdout is drained
+/// so the server never blocks on a full pipe.
+pub fn spawn_serve(cmd: &mut Command, listen: &str, data: &Path) -> Child {
+    let mut child = cmd
+        .args(["--listen", listen, "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting lazare serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "lazare serve exited during start:\n{banner}");
+        banner.push_str(&line);
+        if line.starts_with("images:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    child
 }

@@ -162,3 +162,47 @@ pub fn disk_image(dir: &Path, name: &str, size: u64) -> PathBuf {
     std::fs::File::create(&p).unwrap().set_len(size).unwrap();
     p
 }
+
+/// A VM booting the host's kernel with `initrd` and `append` directly (no
+/// ISO, no boot loader): 256 MB, its serial console logged in `dir`.
+pub fn direct_boot(dir: &Path, initrd: &Path, append: &str) -> lazare::vm::VmSpec {
+    let (kernel, _) = kernel();
+    let mut spec = lazare::vm::VmSpec::new(None, dir.join("serial.log"));
+    spec.memory_mb = 256;
+    spec.extra_args = vec![
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append.into(),
+    ];
+    spec
+}
+
+/// Waits (up to `timeout`) for the VM to power off by itself, then returns
+/// the one inventory its agent sent `server`, and the serial output.
+pub fn inventory_after_power_off(
+    vm: &mut lazare::vm::Vm,
+    server: &Recorder,
+    timeout: std::time::Duration,
+) -> (lazare_proto::Inventory, String) {
+    let status = vm.wait_exit(timeout);
+    let out = vm.output();
+    assert!(status.is_ok(), "the VM did not power off by itself: {status:?}\n{out}");
+    let hellos = server.bodies("/api/v1/hello");
+    assert_eq!(hellos.len(), 1, "exactly one hello; serial:\n{out}");
+    (serde_json::from_slice(&hellos[0]).unwrap(), out)
+}
+
+/// `f` every 100 ms for up to 10 s, until it gives something: for what
+/// comes a moment after the event a test waited for.
+pub fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..100 {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    f()
+}
