@@ -6,13 +6,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lazare_proto::{Action, Event, Inventory, Phase};
+use lazare_proto::{valid_token_hex, Action, Event, Inventory, Phase};
 
 use crate::config::{self, BootAction, Server, ServerUrl};
 use crate::failure::Failure;
 use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::i18n::{t, t_with};
+use crate::install::probe::Installed;
 use crate::screen::Screen;
 use crate::{entropy, http, i18n, installing, inventory, net, tls, verify};
 use lazare_cd::paths::installed;
@@ -60,25 +61,14 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         .map_err(|e| Failure::new(&t("fail-tls-setup"), e))?;
     let base = server_url(&cfg.server, &net)?;
     let server = http::Client::new(http::agent(net.dns.clone(), tls), base.clone());
-    // Booted from an installed disk's reinstall entry: the disk's secret
-    // came in a second initramfs and proves this PC (see target::grub).
-    if let Ok(secret) = std::fs::read_to_string(installed::MACHINE_SECRET) {
-        if server.set_secret(secret.trim()) {
-            screen.note("machine secret from the installed system found");
-        }
-    }
     let step = screen.step(&t("step-looking"));
     let mut inv = inventory::collect(Path::new("/"));
     let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
-    // A CD or stick left in an installed PC: the disk's own secret proves it,
-    // as the reinstall entry's initramfs does (the server then answers
-    // `local` rather than refusing a known id without proof).
-    // Only this PC's own: a donated disk may carry another machine's files.
-    let own = installed.as_ref().filter(|i| i.id == inv.machine_id);
-    if let Some(secret) = own.and_then(|i| i.secret.as_deref()) {
-        if server.set_secret(secret) {
-            screen.note("machine secret from the installed disk found");
-        }
+    let kept =
+        kept_secret(Path::new(installed::MACHINE_SECRET), installed.as_ref(), &inv.machine_id);
+    if let Some((secret, from)) = kept {
+        server.set_secret(&secret);
+        screen.note(&format!("machine secret from {from} found"));
     }
     inv.installed_id = installed.map(|i| i.id);
     step.done(&t("step-done"));
@@ -86,7 +76,9 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         let words = t_with("step-server", &[("server", base.to_string().into())]);
         with_retries(screen, cfg.retries, &words, |_| {
             server.hello(&inv).map_err(|e| match e {
-                // The server knows this PC's id but the CD holds no proof of it.
+                // The server knows this PC's id and wants its secret: 401,
+                // none was found (a new disk); 403, the one found is not
+                // this PC's (its disk is from before a re-enrolment).
                 http::HttpError::Status { status: 401 | 403, .. } => {
                     Failure::new(&t("fail-not-recognised"), e)
                 }
@@ -146,6 +138,29 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
 /// A clock before this (2026-01-01, before this agent was written) is
 /// certainly wrong: the RTC battery of an old PC died.
 const BUILD_FLOOR: u64 = 1_767_225_600;
+
+/// The machine secret that proves this PC to the server, and where it was
+/// found; the first of: the file `entry` (booted from the installed disk's
+/// reinstall entry, whose second initramfs carries the disk's secret: see
+/// target::grub), then a CD or stick left in an installed PC: the disk's
+/// own secret (the server then answers `local` rather than refusing a known
+/// id without proof), only when the disk is this PC's (a donated disk may
+/// carry another machine's files). Anything not shaped like a secret is
+/// passed over.
+fn kept_secret(
+    entry: &Path,
+    installed: Option<&Installed>,
+    machine_id: &str,
+) -> Option<(String, &'static str)> {
+    let from_entry = std::fs::read_to_string(entry)
+        .ok()
+        .map(|s| (s.trim().to_string(), "the installed system's reinstall entry"));
+    let from_disk = installed
+        .filter(|i| i.id == machine_id)
+        .and_then(|i| i.secret.clone())
+        .map(|s| (s, "the installed disk"));
+    [from_entry, from_disk].into_iter().flatten().find(|(s, _)| valid_token_hex(s))
+}
 
 fn find_hardware(screen: &Screen) -> Result<(), Failure> {
     let step = screen.step(&t("step-hardware"));
@@ -344,5 +359,29 @@ mod tests {
         assert!(url(&dhcp, &junk).unwrap_err().detail.contains("option 66"));
         let given: Server = "http://10.0.2.100:9000/".parse().unwrap();
         assert_eq!(url(&given, &none).unwrap(), "http://10.0.2.100:9000");
+    }
+
+    fn disk(id: &str, secret: &str) -> Installed {
+        Installed { id: id.into(), secret: Some(secret.into()) }
+    }
+
+    #[test]
+    fn the_kept_secret_comes_from_the_reinstall_entry_then_this_pcs_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("machine-secret");
+        let (me, other) = ("a".repeat(64), "b".repeat(64));
+        let (s1, s2) = ("1".repeat(64), "2".repeat(64));
+        let found = |i: Option<&Installed>| kept_secret(&entry, i, &me);
+        assert_eq!(found(None), None);
+        assert_eq!(found(Some(&disk(&me, &s2))), Some((s2.clone(), "the installed disk")));
+        // A donated disk's secret is another machine's.
+        assert_eq!(found(Some(&disk(&other, &s2))), None);
+        std::fs::write(&entry, format!("{s1}\n")).unwrap();
+        let from_entry = Some((s1.clone(), "the installed system's reinstall entry"));
+        assert_eq!(found(Some(&disk(&me, &s2))), from_entry);
+        assert_eq!(found(None), from_entry);
+        // A damaged file is passed over for the disk's own.
+        std::fs::write(&entry, "not a secret\n").unwrap();
+        assert_eq!(found(Some(&disk(&me, &s2))), Some((s2, "the installed disk")));
     }
 }
