@@ -52,6 +52,8 @@ LZ_ISO=$(size "$W/lazare.iso")
 LZ_INITRD=$("$LAZARE" inspect --json "$W/lazare.iso" |
 	python3 -c 'import json,sys; print(next(f["size"] for f in json.load(sys.stdin)["files"] if f["path"]=="/boot/initrd.gz"))')
 xorriso -osirrox on -indev "$W/lazare.iso" -extract /boot/initrd.gz "$W/lazare-initrd.gz" >/dev/null 2>&1
+# Where the bytes go, by kind (printed after the table).
+"$LAZARE" inspect "$W/lazare.iso" | sed -n '/^where the bytes go/,/^files:/{/^files:/!p}' >"$W/kinds.txt"
 
 classic_initrd() { # $1 = MODULES value, $2 = output
 	local conf=$W/conf-$1
@@ -207,3 +209,7 @@ echo "lazare bench — kernel $KVER, $(nproc) CPUs, $(date -u +%F)"
 printf '%-40s | %-26s | %-26s | %s\n' "measure" "lazare" "peer" "ratio / note"
 printf '%s\n' "$(printf '%.0s-' {1..130})"
 printf '%s\n' "${ROWS[@]}"
+if [ -s "$W/kinds.txt" ]; then
+	echo
+	cat "$W/kinds.txt"
+fi
