@@ -44,6 +44,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
     find_hardware(screen)?;
+    let disks = coldplug::DiskWatch::start(Path::new("/"));
     let net = with_retries(screen, cfg.retries, false, &t("step-network"), |_| {
         net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(&t("fail-network"), e))
     })?;
@@ -68,6 +69,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         }
     }
     let step = screen.step(&t("step-looking"));
+    disks.settle(Duration::from_secs(8));
     let mut inv = inventory::collect(Path::new("/"));
     let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
     // A CD or stick left in an installed PC: the disk's own secret proves it,
