@@ -76,11 +76,14 @@ impl Conn {
 /// The connections a relay or replayer saw, in the order they came.
 pub type Recording = Arc<Mutex<Vec<Conn>>>;
 
-/// One TLS record: its content type (0x16 handshake, 0x15 alert, 0x17
-/// application data) and when its last byte arrived.
+/// One TLS record: its outer content type (0x16 handshake, 0x14 change
+/// cipher spec, 0x15 alert, 0x17 application data, which in TLS 1.3 is also
+/// every encrypted handshake message or alert), its length, and when its
+/// last byte arrived.
 #[derive(Debug, Clone, Copy)]
 pub struct Record {
     pub content_type: u8,
+    pub len: usize,
     pub complete: Instant,
 }
 
@@ -95,7 +98,7 @@ pub fn tls_records(chunks: &[(Instant, Vec<u8>)]) -> Vec<Record> {
             if pending.len() < 5 + len {
                 break;
             }
-            out.push(Record { content_type: pending[0], complete: *at });
+            out.push(Record { content_type: pending[0], len, complete: *at });
             pending.drain(..5 + len);
         }
     }
