@@ -179,7 +179,7 @@ fn https_cd_refuses_a_forging_proxy_and_a_replayed_session() {
         Play::Forward,
     );
     let (out, detail) =
-        boot_until_refused(&iso, &disk, port, dir.path().join("forged.log"), &unreachable);
+        boot_until_refused(&iso, &disk, port, dir.path().join("forged.log"), &t("fail-not-pinned"));
     {
         let seen = forger.seen.lock().unwrap();
         assert!(seen.requests.is_empty(), "a request crossed the forged TLS: {:?}", seen.requests);

@@ -76,6 +76,32 @@ struct NotPinned {
     roots: rustls::Error,
 }
 
+/// True when `e`, or what caused it, is [`NotPinned`]: the server's
+/// certificate was refused because it is not for the pinned key. The staff
+/// then read that another server answered, not that the network is down.
+pub fn is_not_pinned(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<NotPinned>() {
+            return true;
+        }
+        // io::Error::source skips the error it wraps, and rustls::Error
+        // has no source: look inside both.
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if is_not_pinned(inner) {
+                return true;
+            }
+        }
+        if let Some(rustls::Error::Other(OtherError(inner))) = e.downcast_ref::<rustls::Error>() {
+            if is_not_pinned(inner.as_ref()) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 #[derive(Debug)]
 struct Verifier {
     trust: Trust,

@@ -26,13 +26,18 @@ pub struct Proxy<T> {
     pub seen: T,
     port: u16,
     stop: Arc<AtomicBool>,
+    accepting: Option<std::thread::JoinHandle<()>>,
 }
 
 impl<T> Drop for Proxy<T> {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wakes the blocked accept, which then sees the flag.
+        // Wakes the blocked accept, which then sees the flag; once its
+        // thread has ended, the port is free for the next proxy.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accepting.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -42,7 +47,7 @@ fn listen<T>(port: u16, seen: T, handle: impl Fn(TcpStream) + Clone + Send + 'st
     let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
-    std::thread::spawn(move || {
+    let accepting = std::thread::spawn(move || {
         for c in l.incoming() {
             if stopped.load(Ordering::SeqCst) {
                 break;
@@ -52,7 +57,7 @@ fn listen<T>(port: u16, seen: T, handle: impl Fn(TcpStream) + Clone + Send + 'st
             std::thread::spawn(move || handle(c));
         }
     });
-    Proxy { seen, port, stop }
+    Proxy { seen, port, stop, accepting: Some(accepting) }
 }
 
 /// What crossed one connection, chunk by chunk as `read` returned it.
