@@ -241,7 +241,7 @@ fn https_cd_refuses_a_forging_proxy_and_a_replayed_session() {
 
 /// Changes one hex digit of the image's sha256 in a plan: what a proxy that
 /// swaps the image for its own must do.
-fn change_image_hash(answer: &mut Vec<u8>) {
+fn change_image_hash(answer: &mut [u8]) {
     let start = proxy::body_start(answer).expect("an answer with a body");
     let plan: serde_json::Value = serde_json::from_slice(&answer[start..]).expect("a JSON plan");
     let sha = plan["image"]["sha256"].as_str().expect("the plan names the image's sha256");

@@ -60,13 +60,16 @@ fn listen<T>(port: u16, seen: T, handle: impl Fn(TcpStream) + Clone + Send + 'st
     Proxy { seen, port, stop, accepting: Some(accepting) }
 }
 
+/// The bytes one `read` returned, and when.
+pub type Chunks = Vec<(Instant, Vec<u8>)>;
+
 /// What crossed one connection, chunk by chunk as `read` returned it.
 #[derive(Debug, Default, Clone)]
 pub struct Conn {
     /// From the guest to the server.
-    pub up: Vec<(Instant, Vec<u8>)>,
+    pub up: Chunks,
     /// From the server (or whoever answers in its place) to the guest.
-    pub down: Vec<(Instant, Vec<u8>)>,
+    pub down: Chunks,
 }
 
 impl Conn {
@@ -136,7 +139,7 @@ fn copy(
     mut to: TcpStream,
     rec: &Recording,
     n: usize,
-    side: fn(&mut Conn) -> &mut Vec<(Instant, Vec<u8>)>,
+    side: fn(&mut Conn) -> &mut Chunks,
 ) {
     let mut buf = [0u8; 16384];
     loop {
@@ -186,9 +189,10 @@ pub fn replay(port: u16, answer: Vec<u8>) -> Proxy<Recording> {
 pub enum Play {
     /// Forwards it and its answer.
     Forward,
-    /// Forwards it, and changes the server's answer with this function
-    /// (which gets the whole answer: status line, headers, body).
-    Tamper(fn(&mut Vec<u8>)),
+    /// Forwards it, and changes the server's answer in place with this
+    /// function (which gets the whole answer: status line, headers, body;
+    /// its length stays, as its Content-Length says).
+    Tamper(fn(&mut [u8])),
     /// Answers it with these bytes (a recorded answer) without asking the server.
     Replay(Vec<u8>),
 }
