@@ -47,9 +47,10 @@ fn data_dir(dir: &Path, action: &str) -> PathBuf {
     data
 }
 
-/// `lazare build` for the proxy on `port`, pinned to the server's key. One
-/// try at the server: a refusal goes straight to the failure and the choices.
-fn build_iso(dir: &Path, scheme: &str, port: u16, public_key: &str) -> PathBuf {
+/// `lazare build` for the proxy on `port`, pinned to the server's key, with
+/// `retries` more tries at the server after the first: then the failure and
+/// the choices.
+fn build_iso(dir: &Path, scheme: &str, port: u16, public_key: &str, retries: u32) -> PathBuf {
     let key_file = dir.join("server.pub");
     std::fs::write(&key_file, format!("{public_key}\n")).unwrap();
     let iso = dir.join(format!("lazare-{scheme}.iso"));
@@ -64,7 +65,7 @@ fn build_iso(dir: &Path, scheme: &str, port: u16, public_key: &str) -> PathBuf {
             "1",
             "--cmdline",
             // no_timer_check: see tests/vm_boot.rs.
-            "lazare.retries=0 no_timer_check",
+            &format!("lazare.retries={retries} no_timer_check"),
         ],
     );
     iso
@@ -101,23 +102,19 @@ fn start_vm(iso: &Path, disk: &Path, port: u16, serial: PathBuf) -> Vm {
 }
 
 /// Boots until the agent shows `plain` and PID 1 offers its choices, then
-/// chooses "power off"; returns the serial output and the technical detail
-/// shown under the sentence.
+/// chooses "power off"; returns the serial output and the technical details
+/// shown under the failures (one per try at the server).
 fn boot_until_refused(
     iso: &Path,
     disk: &Path,
     port: u16,
     serial: PathBuf,
     plain: &str,
-) -> (String, String) {
+) -> (String, Vec<String>) {
     let mut vm = start_vm(iso, disk, port, serial);
-    let t = Duration::from_secs(540);
-    if let Err(e) = vm.wait_for(plain, t) {
+    if let Err(e) = vm.wait_for(plain, Duration::from_secs(540)) {
         panic!("no {plain:?} on the serial console: {e}\n{}", vm.output());
     }
-    let detail = vm
-        .wait_for("Technical detail: ", Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("no technical detail: {e}\n{}", vm.output()));
     let choices = t_first_words("choices");
     if let Err(e) = vm.wait_for(choices.as_str(), Duration::from_secs(120)) {
         panic!("no choices after the failure: {e}\n{}", vm.output());
@@ -126,7 +123,13 @@ fn boot_until_refused(
     let status = vm.wait_exit(Duration::from_secs(120));
     let out = vm.output();
     assert!(status.is_ok(), "the VM did not power off when asked: {status:?}\n{out}");
-    (out, detail)
+    // Each failure shows as its try fails; the last shows again as the
+    // agent gives up.
+    let mut details: Vec<String> =
+        out.lines().filter(|l| l.starts_with("Technical detail: ")).map(str::to_string).collect();
+    details.dedup();
+    assert!(!details.is_empty(), "no technical detail\n{out}");
+    (out, details)
 }
 
 /// The start of a sentence, before its first colon (the choices line goes on
@@ -164,33 +167,43 @@ fn https_cd_refuses_a_forging_proxy_and_a_replayed_session() {
     let key: lazare_proto::PublicKey = server.public_key.parse().unwrap();
     let target = server.base.trim_start_matches("https://").to_string();
     let port = common::free_port();
-    let iso = build_iso(dir.path(), "https", port, &server.public_key);
+    // Two tries at the server: two forgers in boot a.
+    let iso = build_iso(dir.path(), "https", port, &server.public_key, 1);
     let disk = dir.path().join("disk.qcow2");
     blank_disk(&disk);
     let blank = sha256_file(&disk);
-    let unreachable = t("fail-server");
 
-    // a. The proxy answers TLS with a key of its own and would forward the
+    // a. The proxy answers the first try with a certificate for a key of its
+    // own, the second with the server's own certificate (it is public), the
+    // handshake signed with a key of its own; it would forward the
     // decrypted requests to the server.
+    let copied = proxy::server_certificate(&target);
     let forger = proxy::mitm(
         port,
-        Front::ForgedTls,
+        vec![Front::ForgedTls, Front::CopiedCert(copied)],
         Upstream::Pinned(target.clone(), key.clone()),
         Play::Forward,
     );
-    let (out, detail) =
+    let (out, details) =
         boot_until_refused(&iso, &disk, port, dir.path().join("forged.log"), &t("fail-not-pinned"));
     {
         let seen = forger.seen.lock().unwrap();
         assert!(seen.requests.is_empty(), "a request crossed the forged TLS: {:?}", seen.requests);
-        assert!(!seen.refused_handshakes.is_empty(), "the CD never tried the forged TLS\n{out}");
+        assert_eq!(seen.refused_handshakes.len(), 2, "{:?}\n{out}", seen.refused_handshakes);
         println!("the forger's handshakes: {:?}", seen.refused_handshakes);
     }
     drop(forger);
-    assert!(detail.contains("not for the install server's key baked into this CD"), "{detail}");
+    assert_eq!(details.len(), 2, "{details:#?}");
+    assert!(
+        details[0].contains("not for the install server's key baked into this CD"),
+        "{details:#?}"
+    );
+    assert!(details[1].contains("cannot sign with that key"), "{details:#?}");
+    // Both times the staff read that another server answered.
+    assert!(!out.contains(&t("fail-server")), "{out}");
     assert_eq!(sha256_file(&disk), blank, "the disk changed behind a forging proxy\n{out}");
     assert!(machines_https(&server, &key).is_empty(), "the server saw a hello\n{out}");
-    println!("forged TLS: {detail}");
+    println!("forged TLS: {details:#?}");
 
     // b. A relay records one whole session (hello, plan, inventory)...
     let relay = proxy::relay(port, target);
@@ -217,14 +230,16 @@ fn https_cd_refuses_a_forging_proxy_and_a_replayed_session() {
 
     // ... and its server bytes are played to the next boot of the same CD.
     let replayer = proxy::replay(port, recorded);
-    let (out, detail) =
-        boot_until_refused(&iso, &disk, port, dir.path().join("replay.log"), &unreachable);
+    let (out, details) =
+        boot_until_refused(&iso, &disk, port, dir.path().join("replay.log"), &t("fail-server"));
     let tried = replayer.seen.lock().unwrap().clone();
     drop(replayer);
     assert!(!tried.is_empty(), "the CD never met the replayer\n{out}");
-    // The handshake itself failed (the recorded ServerHello answers another
-    // ClientHello's key share), so no request could be sent...
-    assert!(detail.contains("tls connection init failed"), "{detail}");
+    // The handshakes themselves failed (the recorded ServerHello answers
+    // another ClientHello's key share), so no request could be sent...
+    for d in &details {
+        assert!(d.contains("tls connection init failed"), "{details:#?}");
+    }
     // ... and none was: past its ClientHello the CD sent only short records
     // (a change cipher spec, an encrypted alert of 19 bytes), never the
     // hundreds of bytes of a request.
@@ -238,7 +253,7 @@ fn https_cd_refuses_a_forging_proxy_and_a_replayed_session() {
     assert_eq!(sha256_file(&disk), blank, "the disk changed behind a replaying proxy\n{out}");
     let after = machines_https(&server, &key);
     assert_eq!(after[0]["install"], 1, "a hello reached the server: {after:?}");
-    println!("replayed TLS session: {detail}");
+    println!("replayed TLS session: {details:#?}");
 }
 
 /// Changes one hex digit of the image's sha256 in a plan: what a proxy that
@@ -263,7 +278,7 @@ fn plain_http_cd_refuses_a_changed_or_replayed_plan() {
     let server = TestServer::start(&data_dir(dir.path(), "install"));
     let target = server.base.trim_start_matches("http://").to_string();
     let port = common::free_port();
-    let iso = build_iso(dir.path(), "http", port, &server.public_key);
+    let iso = build_iso(dir.path(), "http", port, &server.public_key, 0);
     let disk = dir.path().join("disk.qcow2");
     blank_disk(&disk);
     let blank = sha256_file(&disk);
@@ -271,11 +286,11 @@ fn plain_http_cd_refuses_a_changed_or_replayed_plan() {
     // c1. The proxy forwards the hello and changes one byte of the plan.
     let changer = proxy::mitm(
         port,
-        Front::Plain,
+        vec![Front::Plain],
         Upstream::Plain(target.clone()),
         Play::Tamper(change_image_hash),
     );
-    let (out, detail) =
+    let (out, details) =
         boot_until_refused(&iso, &disk, port, dir.path().join("changed.log"), &t("fail-refused"));
     let recorded = {
         let seen = changer.seen.lock().unwrap();
@@ -283,26 +298,29 @@ fn plain_http_cd_refuses_a_changed_or_replayed_plan() {
         seen.hello_answers[0].clone()
     };
     drop(changer);
-    assert!(detail.contains("signature"), "{detail}");
+    assert_eq!(details.len(), 1, "{details:#?}");
+    assert!(details[0].contains("signature"), "{details:#?}");
     assert_eq!(sha256_file(&disk), blank, "the disk changed under a changed plan\n{out}");
     // The agent told the server why (its failure event crossed the proxy).
     let list = machines_http(&server);
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["status"], "failed", "{list:?}\n{out}");
     assert_eq!(list[0]["install"], 1, "{list:?}");
-    println!("changed plan: {detail}");
+    println!("changed plan: {}", details[0]);
 
     // c2. The plan recorded above, as the server signed it, answers the next
     // boot's hello; the server is not asked.
-    let replayer = proxy::mitm(port, Front::Plain, Upstream::Plain(target), Play::Replay(recorded));
-    let (out, detail) =
+    let replayer =
+        proxy::mitm(port, vec![Front::Plain], Upstream::Plain(target), Play::Replay(recorded));
+    let (out, details) =
         boot_until_refused(&iso, &disk, port, dir.path().join("replayed.log"), &t("fail-replayed"));
     let requests = replayer.seen.lock().unwrap().requests.clone();
     drop(replayer);
     assert!(requests.iter().any(|r| r.starts_with("POST /api/v1/hello ")), "{requests:?}");
-    assert!(detail.contains("replayed plan"), "{detail}");
+    assert_eq!(details.len(), 1, "{details:#?}");
+    assert!(details[0].contains("replayed plan"), "{details:#?}");
     assert_eq!(sha256_file(&disk), blank, "the disk changed under a replayed plan\n{out}");
     let list = machines_http(&server);
     assert_eq!(list[0]["install"], 1, "the replayed hello reached the server: {list:?}");
-    println!("replayed plan: {detail}");
+    println!("replayed plan: {}", details[0]);
 }

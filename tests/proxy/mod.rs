@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lazare_proto::PublicKey;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
 /// A proxy listening on 127.0.0.1:PORT, and what it saw. Dropping it stops
 /// the listener (connections under way finish by themselves), so the next
@@ -205,6 +205,9 @@ pub enum Front {
     /// TLS with a self-signed certificate for a fresh ed25519 key of its own
     /// (the proxy cannot hold the install server's private key).
     ForgedTls,
+    /// TLS with the server's own certificate (it is public: see
+    /// [`server_certificate`]), the handshake signed with a fresh key.
+    CopiedCert(CertificateDer<'static>),
 }
 
 /// The man in the middle's side facing `lazare serve` (host:port).
@@ -226,16 +229,28 @@ pub struct Seen {
     pub refused_handshakes: Vec<String>,
 }
 
-/// An HTTP/1.1 man in the middle on 127.0.0.1:`port`.
-pub fn mitm(port: u16, front: Front, upstream: Upstream, play: Play) -> Proxy<Arc<Mutex<Seen>>> {
+/// An HTTP/1.1 man in the middle on 127.0.0.1:`port`. The guest's n-th
+/// connection meets `fronts[n % fronts.len()]`.
+pub fn mitm(
+    port: u16,
+    fronts: Vec<Front>,
+    upstream: Upstream,
+    play: Play,
+) -> Proxy<Arc<Mutex<Seen>>> {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let front_tls = match front {
-        Front::Plain => None,
-        Front::ForgedTls => Some(forged_server_config()),
-    };
+    let tls: Vec<Option<Arc<rustls::ServerConfig>>> = fronts
+        .into_iter()
+        .map(|f| match f {
+            Front::Plain => None,
+            Front::ForgedTls => Some(forged_server_config()),
+            Front::CopiedCert(cert) => Some(copied_cert_config(cert)),
+        })
+        .collect();
+    let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let out = seen.clone();
     listen(port, seen, move |tcp: TcpStream| {
-        let client: Box<dyn Stream> = match &front_tls {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        let client: Box<dyn Stream> = match &tls[n % tls.len()] {
             None => Box::new(tcp),
             Some(config) => match accept_tls(tcp, config.clone()) {
                 Ok(s) => Box::new(s),
@@ -269,6 +284,45 @@ fn forged_server_config() -> Arc<rustls::ServerConfig> {
         .with_no_client_auth()
         .with_single_cert(vec![cert.der().clone()], key)
         .unwrap();
+    Arc::new(config)
+}
+
+/// The certificate a TLS server at `addr` shows to anyone who connects.
+pub fn server_certificate(addr: &str) -> CertificateDer<'static> {
+    let config = lazare_agent::tls::client_config(lazare_agent::tls::Trust::Anything, 0).unwrap();
+    let name = ServerName::try_from("lazare").unwrap();
+    let mut conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).unwrap();
+    }
+    conn.peer_certificates().expect("the server's certificate")[0].clone().into_owned()
+}
+
+/// Shows `cert` and signs the handshake with a key made here and now.
+fn copied_cert_config(cert: CertificateDer<'static>) -> Arc<rustls::ServerConfig> {
+    #[derive(Debug)]
+    struct Always(Arc<rustls::sign::CertifiedKey>);
+    impl rustls::server::ResolvesServerCert for Always {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let der = PrivatePkcs8KeyDer::from(pair.serialize_der());
+    let signer = rustls::crypto::ring::sign::any_eddsa_type(&der).unwrap();
+    // with_single_cert would refuse a key that does not match the
+    // certificate: a resolver hands the pair out as it is.
+    let certified = rustls::sign::CertifiedKey::new(vec![cert], signer);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Always(Arc::new(certified))));
     Arc::new(config)
 }
 
