@@ -44,7 +44,8 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
     find_hardware(screen)?;
-    let net = with_retries(screen, cfg.retries, &t("step-network"), |_| {
+    let disks = coldplug::DiskWatch::start(Path::new("/"));
+    let net = with_retries(screen, cfg.retries, false, &t("step-network"), |_| {
         net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(&t("fail-network"), e))
     })?;
     screen.note(&format!("network: {}", serde_json::to_string(&net).unwrap_or_default()));
@@ -68,6 +69,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         }
     }
     let step = screen.step(&t("step-looking"));
+    disks.settle(Duration::from_secs(8));
     let mut inv = inventory::collect(Path::new("/"));
     let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
     // A CD or stick left in an installed PC: the disk's own secret proves it,
@@ -84,7 +86,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     step.done(&t("step-done"));
     let hello = || {
         let words = t_with("step-server", &[("server", base.to_string().into())]);
-        with_retries(screen, cfg.retries, &words, |_| {
+        with_retries(screen, cfg.retries, true, &words, |_| {
             server.hello(&inv).map_err(|e| match e {
                 // The server knows this PC's id but the CD holds no proof of it.
                 http::HttpError::Status { status: 401 | 403, .. } => {
@@ -165,23 +167,33 @@ fn find_hardware(screen: &Screen) -> Result<(), Failure> {
 }
 
 /// Runs `f` until it works, waiting longer after each failure (2 s … 60 s),
-/// at most `retries` extra times when set.
+/// at most `retries` extra times when set. With `timeline`, the first
+/// attempt's end notes the boot timeline (boot to the first request: what
+/// `make bench` splits, issue 17), whether the server answered or not.
 fn with_retries<T>(
     screen: &Screen,
     retries: Option<u32>,
+    timeline: bool,
     words: &str,
     mut f: impl FnMut(u32) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let mut attempt = 0u32;
     loop {
         let step = screen.step(words);
-        match f(attempt) {
+        let got = f(attempt);
+        match got {
             Ok(v) => {
                 step.done(&t("step-done"));
+                if timeline && attempt == 0 {
+                    screen.note_timeline();
+                }
                 return Ok(v);
             }
             Err(e) => {
                 step.skipped(&t("step-not-yet"));
+                if timeline && attempt == 0 {
+                    screen.note_timeline();
+                }
                 screen.failure(&e.plain, &e.detail);
                 if retries.is_some_and(|r| attempt >= r) {
                     return Err(e);
