@@ -84,6 +84,8 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
                 http::HttpError::Status { status: 401 | 403, .. } => {
                     Failure::new(&t("fail-not-recognised"), e)
                 }
+                // Reached, but not the server this CD belongs to.
+                http::HttpError::NotPinned { .. } => Failure::new(&t("fail-not-pinned"), e),
                 e => Failure::new(&t("fail-server"), e),
             })
         })
