@@ -112,17 +112,16 @@ pub fn agent_binary() -> PathBuf {
 
 /// The newest kernel in /boot and its release.
 pub fn kernel() -> (PathBuf, String) {
-    let mut ks: Vec<PathBuf> = std::fs::read_dir("/boot")
+    let names: Vec<String> = std::fs::read_dir("/boot")
         .unwrap()
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz-"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    ks.sort();
-    let k = ks.pop().expect("a kernel in /boot");
-    let release =
-        k.file_name().unwrap().to_string_lossy().trim_start_matches("vmlinuz-").to_string();
-    (k, release)
+    // The one `lazare build` takes by default.
+    let newest =
+        lazare_cd::kernel::newest(names.iter().map(String::as_str)).expect("a kernel in /boot");
+    let release = lazare_cd::kernel::release(newest).unwrap().to_string();
+    (PathBuf::from("/boot").join(newest), release)
 }
 
 /// An initramfs (agent as /init, the default module set, `baked` as
