@@ -158,11 +158,7 @@ fn image_add_round_trip_and_refusal() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut want = vec![
-        m.file.clone(),
-        format!("{}.chunks", m.file),
-        format!("{}.json", m.file),
-    ];
+    let mut want = vec![m.file.clone(), format!("{}.chunks", m.file), format!("{}.json", m.file)];
     want.sort();
     assert_eq!(names, want);
 
