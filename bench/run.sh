@@ -6,8 +6,12 @@
 # Env: LAZARE (the CLI), AGENT (the static agent), BENCH_PORT (default 8490),
 # BENCH_BOOT_TIMEOUT (seconds per VM boot, default 240); BENCH_AGENTS
 # (bench/server_load.sh), BENCH_RAM_SIZES, BENCH_INSTALL_TIMEOUT (bench/ram_sweep.sh),
-# BENCH_THROUGHPUT_RUNS (runs of each install pipeline, default 3).
+# BENCH_THROUGHPUT_RUNS (runs of each install pipeline, default 3),
+# BENCH_SECTIONS (which parts run, default "cd throughput server ram": cd is
+# the CD build and its boot, e.g. BENCH_SECTIONS=throughput for one figure).
 set -euo pipefail
+SECTIONS=" ${BENCH_SECTIONS:-cd throughput server ram} "
+want() { [[ $SECTIONS == *" $1 "* ]]; }
 
 LAZARE=${LAZARE:?set LAZARE to the lazare binary (make bench does)}
 AGENT=${AGENT:?set AGENT to the static lazare-agent (make bench does)}
@@ -38,6 +42,7 @@ row() { ROWS+=("$(printf '%-40s | %-26s | %-26s | %s' "$@")"); }
 log() { echo "bench: $*" >&2; }
 
 # --- 1. CD build: lazare build vs mkinitramfs + xorriso/isolinux -------------
+if want cd; then
 log "lazare build ($KERNEL)"
 t0=$(now)
 "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
@@ -47,6 +52,8 @@ LZ_ISO=$(size "$W/lazare.iso")
 LZ_INITRD=$("$LAZARE" inspect --json "$W/lazare.iso" |
 	python3 -c 'import json,sys; print(next(f["size"] for f in json.load(sys.stdin)["files"] if f["path"]=="/boot/initrd.gz"))')
 xorriso -osirrox on -indev "$W/lazare.iso" -extract /boot/initrd.gz "$W/lazare-initrd.gz" >/dev/null 2>&1
+# Where the bytes go, by kind (printed after the table).
+"$LAZARE" inspect "$W/lazare.iso" | sed -n '/^where the bytes go/,/^files:/{/^files:/!p}' >"$W/kinds.txt"
 
 classic_initrd() { # $1 = MODULES value, $2 = output
 	local conf=$W/conf-$1
@@ -129,16 +136,49 @@ else
 	DEB_BOOT="no line in ${BOOT_TIMEOUT}s"
 fi
 kill "$VM" 2>/dev/null || true; wait "$VM" 2>/dev/null || true
-row "Boot to first server request (s, TCG)" "lazare $LZ_BOOT" "Debian initrd $DEB_BOOT" "Debian: first userspace line only"
+
+# The floor: the same kernel with a static busybox as /init, to its first
+# userspace line. lazare's goal: boot to first request <= 1.5x this.
+log "boot: kernel + busybox to its first userspace line (TCG)"
+mkdir -p "$W/bb/bin"
+cp /usr/bin/busybox "$W/bb/bin/busybox"
+printf '#!/bin/busybox sh\n/bin/busybox echo BUSYBOX-USERSPACE\n/bin/busybox poweroff -f\n' >"$W/bb/init"
+chmod +x "$W/bb/init"
+(cd "$W/bb" && find . | cpio -o -H newc --quiet | gzip -9) >"$W/busybox.gz"
+t0=$(now)
+touch "$W/busybox-serial.log"
+boot_vm "$W/busybox.gz" "console=ttyS0,115200 panic=-1" "$W/busybox-serial.log"
+if wait_for "grep -qa BUSYBOX-USERSPACE '$W/busybox-serial.log'"; then
+	BB_BOOT=$(secs "$t0" "$(now)")
+else
+	BB_BOOT="no line in ${BOOT_TIMEOUT}s"
+fi
+kill "$VM" 2>/dev/null || true; wait "$VM" 2>/dev/null || true
+row "Boot to first server request (s, TCG)" "lazare $LZ_BOOT" "kernel+busybox $BB_BOOT" "lazare/busybox $(ratio "$LZ_BOOT" "$BB_BOOT" 2>/dev/null || echo n/a) (goal <= 1.5x)"
+row "" "" "Debian initrd $DEB_BOOT" "Debian: first userspace line only"
+# The agent's own split of that boot (its monotonic clock, printk's).
+TIMELINE=$(tr -d '\r' <"$W/lazare-serial.log" | grep -a -m1 -o 'timeline: .*' || true)
+if [ -n "$TIMELINE" ]; then
+	IFS='|' read -ra PARTS <<<"${TIMELINE#timeline: }"
+	for p in "${PARTS[@]}"; do
+		p=$(echo "$p" | sed 's/^ *//; s/ *$//')
+		row "  agent timeline" "$p" "" ""
+	done
+else
+	row "  agent timeline" "not seen" "" "no 'timeline:' line on the serial console"
+fi
+fi
 
 # --- 3. Install throughput over loopback --------------------------------------
 # Both pipelines write ~740 MB of small files: one run's dirty pages flushed
 # during the next made single runs swing by 2x either way. So: `sync` before
 # every run, the two interleaved, BENCH_THROUGHPUT_RUNS each (3), median kept.
-IMG=$(ls -1 ~/.cache/lazare/images/*/test-*.tar.zst 2>/dev/null | head -n 1 || true)
+IMG=$(ls -1t ~/.cache/lazare/images/*/test-*.tar.zst 2>/dev/null | head -n 1 || true)
 RUNS=${BENCH_THROUGHPUT_RUNS:-3}
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
-if [ -n "$IMG" ]; then
+if ! want throughput; then
+	:
+elif [ -n "$IMG" ]; then
 	# `image add` makes the chunk index the agent fetches beside the image.
 	"$LAZARE" image add --data "$W/data" "$IMG" >/dev/null
 	IMG="$W/data/images/$(basename "$IMG")"
@@ -174,16 +214,24 @@ fi
 # --- 4. Server under 40 agents; 5. smallest RAM for a whole install ----------
 . "$HERE/server_load.sh"
 . "$HERE/ram_sweep.sh"
-if [ -n "$IMG" ]; then
-	server_load || row "Peak RSS: lazare serve, $AGENTS agents" "failed" "" "see the lines above"
-	if [ -z "$RAM_SIZES" ]; then
+if [ -z "$IMG" ]; then
+	if want server; then
+		row "Peak RSS: lazare serve, $AGENTS agents" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
+	fi
+	if want ram; then
+		row "Smallest RAM for an install" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
+	fi
+else
+	if want server; then
+		server_load || row "Peak RSS: lazare serve, $AGENTS agents" "failed" "" "see the lines above"
+	fi
+	if ! want ram; then
+		:
+	elif [ -z "$RAM_SIZES" ]; then
 		row "Smallest RAM for an install" "skipped" "" "BENCH_RAM_SIZES is empty"
 	else
 		ram_sweep || row "Smallest RAM for an install" "failed" "" "see the lines above"
 	fi
-else
-	row "Peak RSS: lazare serve, $AGENTS agents" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
-	row "Smallest RAM for an install" "not measured" "" "no test image in ~/.cache/lazare (make test builds it)"
 fi
 
 echo
@@ -191,3 +239,7 @@ echo "lazare bench — kernel $KVER, $(nproc) CPUs, $(date -u +%F)"
 printf '%-40s | %-26s | %-26s | %s\n' "measure" "lazare" "peer" "ratio / note"
 printf '%s\n' "$(printf '%.0s-' {1..130})"
 printf '%s\n' "${ROWS[@]}"
+if [ -s "$W/kinds.txt" ]; then
+	echo
+	cat "$W/kinds.txt"
+fi

@@ -8,15 +8,6 @@ AGENTS=${BENCH_AGENTS:-40}
 # The rules every bench server uses: the tests' (the `test` image for every
 # PC, no countdown).
 RULES=$HERE/../tests/fixtures/rules-test.toml
-table = "auto"
-exclude = []
-
-[[user]]
-name = "utilisateur"
-full_name = "Utilisateur"
-admin = false
-EOF
-}
 
 # $1 data dir, $2 port, $3 log; sets SERVER (its PID). Waits for the banner.
 start_server() {

@@ -14,17 +14,36 @@ mod e2e;
 use e2e::{
     data_dir, disk, installed_machine, one_vm, run, tail, wait_install_end, Fixture, Server,
 };
-use e2e::{GIB, MIN};
+use e2e::{DONE, GIB, MIN};
 use lazare::vm::{DiskInterface, DiskSpec, Pattern, Vm, VmSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 /// This file's fixture: the image, a signing key and an ISO that bakes in
-/// `http://10.0.2.100:<port>` and that key, in `CARGO_TARGET_TMPDIR/e2e`.
+/// `https://10.0.2.100:<port>` and that key, in `CARGO_TARGET_TMPDIR/e2e`.
 fn fixture() -> &'static Fixture {
     e2e::fixture("e2e")
+}
+
+/// Each test's start: the fixture, the one-VM lock, a work dir inside the
+/// fixture's, and a server on a fresh data dir in it (dropped first, before
+/// the dir goes).
+fn start() -> (&'static Fixture, MutexGuard<'static, ()>, TempDir, PathBuf, Server) {
+    let f = fixture();
+    let one = one_vm();
+    let work = tempfile::tempdir_in(&f.dir).unwrap();
+    let data = data_dir(f, work.path());
+    let server = Server::start(&data, f.port);
+    (f, one, work, data, server)
+}
+
+/// A blank PC's two disks: 8 GiB and 4 GiB.
+fn blank_disks(work: &Path) -> [PathBuf; 2] {
+    [disk(work, "a.qcow2", 8 * GIB), disk(work, "b.qcow2", 4 * GIB)]
 }
 
 /// A 256 MB i440FX PC with SeaBIOS, an e1000 and `disks` on IDE: two on the
@@ -67,12 +86,8 @@ fn boot_installed(disks: &[PathBuf], work: &Path, port: u16) -> String {
 
 #[test]
 fn installs_a_blank_pc_which_then_boots_alone() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
-    let disks = [disk(work.path(), "a.qcow2", 8 * GIB), disk(work.path(), "b.qcow2", 4 * GIB)];
+    let (f, _one, work, _, server) = start();
+    let disks = blank_disks(work.path());
     install(&pc(Some(&f.iso), &disks, work.path(), f.port));
     let detail = installed_machine(&server);
     assert_eq!(detail["hostname"], "e2e-001");
@@ -125,11 +140,7 @@ fn read_from_home(disk: &Path, file: &str) -> String {
 
 #[test]
 fn reinstall_keeps_an_existing_home() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
+    let (f, _one, work, _, server) = start();
     let (old, text) = disk_with_home(work.path());
     let disks = [old.clone(), disk(work.path(), "b.qcow2", 4 * GIB)];
     install(&pc(Some(&f.iso), &disks, work.path(), f.port));
@@ -139,12 +150,8 @@ fn reinstall_keeps_an_existing_home() {
 
 #[test]
 fn install_survives_the_server_going_away_mid_download() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
-    let disks = [disk(work.path(), "a.qcow2", 8 * GIB), disk(work.path(), "b.qcow2", 4 * GIB)];
+    let (f, _one, work, data, server) = start();
+    let disks = blank_disks(work.path());
     let mut vm = Vm::start(&pc(Some(&f.iso), &disks, work.path(), f.port)).unwrap();
     let re =
         Pattern::regex(r"downloading and unpacking the system \([2-9][0-9]%\)|Technical detail: ")
@@ -173,4 +180,56 @@ fn install_survives_the_server_going_away_mid_download() {
     let detail = installed_machine(&server);
     eprintln!("server cut after: {line}");
     assert!(detail["events"].as_array().is_some_and(|e| !e.is_empty()));
+}
+
+/// sha256 of `len` bytes of `disk` from `offset`: the kept /home partition.
+fn hash_region(disk: &Path, offset: u64, len: u64) -> String {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(disk).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let k = f.read(&mut buf[..left.min(1 << 20) as usize]).unwrap();
+        assert!(k > 0, "{} ends before {offset}+{len}", disk.display());
+        h.update(&buf[..k]);
+        left -= k as u64;
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// The image swapped on the server after `image add` (one byte of a middle
+/// chunk flipped, the index and signed plan unchanged): the agent refuses
+/// that chunk before unpacking it, the server hears `failed`, and the kept
+/// /home partition is byte-identical (it is mounted only once the whole
+/// image has been verified).
+#[test]
+fn tampered_image_on_the_server_fails_and_leaves_home_untouched() {
+    let f = fixture();
+    let _one = one_vm();
+    let work = tempfile::tempdir_in(&f.dir).unwrap();
+    let data = data_dir(f, work.path());
+    let served = data.join("images").join(f.image.file_name().unwrap());
+    let mut bytes = std::fs::read(&served).unwrap();
+    let chunk = lazare_proto::CHUNK_SIZE as usize;
+    let at = (bytes.len() / chunk / 2) * chunk + 4321;
+    bytes[at] ^= 0x5a;
+    std::fs::write(&served, &bytes).unwrap();
+    drop(bytes);
+    let server = Server::start(&data, f.port);
+    let (old, _) = disk_with_home(work.path());
+    let home_before = hash_region(&old, 4 * GIB, 4 * GIB);
+    let disks = [old.clone(), disk(work.path(), "b.qcow2", 4 * GIB)];
+    let mut vm = Vm::start(&pc(Some(&f.iso), &disks, work.path(), f.port)).unwrap();
+    let end = Pattern::regex(&format!("{}|Technical detail: ", regex::escape(DONE))).unwrap();
+    let line = vm.wait_for(end, 30 * MIN).unwrap_or_else(|e| panic!("no end of install: {e}"));
+    assert!(line.contains("Technical detail"), "a tampered image installed:\n{line}");
+    let out = vm.output();
+    assert!(out.contains(&format!("chunk {}", at / chunk)), "{}", tail(&out, 40));
+    drop(vm);
+    let list = server.get("/api/v1/machines");
+    assert_eq!(list[0]["status"], "failed", "{list:#}");
+    assert_eq!(hash_region(&old, 4 * GIB, 4 * GIB), home_before, "the kept /home changed");
 }

@@ -104,6 +104,21 @@ fn iso_reads_back_with_xorriso_fdisk_and_inspect() {
     }
     let init = v["initramfs"].as_array().unwrap();
     assert!(init.iter().any(|e| e["path"] == "/init" && e["size"].as_u64().unwrap() > 100_000));
+    // Where the bytes go: each place's kinds add up to its listing, and
+    // the agent and the modules are seen as such.
+    let sizes = v["sizes"].as_array().unwrap();
+    let sum = |place: &str| -> u64 {
+        sizes.iter().filter(|k| k["place"] == place).map(|k| k["bytes"].as_u64().unwrap()).sum()
+    };
+    let listed = |key: &str| -> u64 {
+        v[key].as_array().unwrap().iter().map(|f| f["size"].as_u64().unwrap()).sum()
+    };
+    assert_eq!(sum("cd"), listed("files"));
+    assert_eq!(sum("initramfs"), listed("initramfs"));
+    for kind in ["agent", "modules", "kernel", "initramfs", "boot-loaders"] {
+        assert!(sizes.iter().any(|k| k["kind"] == kind && k["bytes"].as_u64() > Some(0)), "{kind}");
+    }
+    assert!(v["biggest"].as_array().unwrap().len() == 10, "{}", v["biggest"]);
     let lilo_conf = std::fs::read_to_string(lilo.join("lilo.conf")).unwrap();
     assert!(lilo_conf.contains(&format!("append=\"{baked}\"")), "{lilo_conf}");
     assert!(lilo.join("vmlinuz").is_file() && lilo.join("initrd.gz").is_file());

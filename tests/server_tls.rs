@@ -40,6 +40,8 @@ fn agent_talks_to_the_pinned_server_and_refuses_a_rogue_one() {
     // A rogue server (another key, its own self-signed certificate): no
     // TLS session, so not even the inventory reaches it.
     let err = client(tls::Trust::Pinned(key.clone()), &rogue.base).hello(&inv).unwrap_err();
+    // Its own variant: the agent's screen says another server answered.
+    assert!(matches!(err, http::HttpError::NotPinned { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("not for the install server's key baked into this CD"), "{msg}");
     assert!(msg.contains(&key.to_string()), "{msg}");
@@ -55,7 +57,9 @@ fn agent_talks_to_the_pinned_server_and_refuses_a_rogue_one() {
 
     // A CD without a key trusts only the CA roots: a self-signed server is
     // refused; `--insecure` (Anything) accepts it.
-    let err = client(tls::Trust::Roots, &real.base).hello(&inv).unwrap_err().to_string();
+    let err = client(tls::Trust::Roots, &real.base).hello(&inv).unwrap_err();
+    assert!(matches!(err, http::HttpError::Transport { .. }), "no pin here: {err:?}");
+    let err = err.to_string();
     assert!(err.contains("UnknownIssuer") || err.contains("issuer"), "{err}");
     client(tls::Trust::Anything, &real.base).hello(&inv).unwrap();
 

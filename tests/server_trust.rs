@@ -289,6 +289,34 @@ fn slow_headers_are_cut_off() {
     assert_eq!(get(&s.url("/login")).status, 200);
 }
 
+/// The connection cap: with `MAX_CONNECTIONS` clients connected and silent,
+/// one more is left in the kernel's queue (not answered, not holding
+/// server memory) until a permit frees; then it is served.
+#[test]
+fn connections_beyond_the_cap_wait_for_a_free_permit() {
+    use lazare::serve::listen::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+    let (_dir, s) = started(false);
+    let addr = s.base.strip_prefix("http://").unwrap().to_string();
+    let idle: Vec<_> =
+        (0..MAX_CONNECTIONS).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    extra.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    // Well inside the header timeout that would free the idle ones' permits.
+    extra.set_read_timeout(Some(HEADER_READ_TIMEOUT / 4)).unwrap();
+    let mut first = [0u8; 1];
+    let waited = extra.read(&mut first);
+    assert!(
+        matches!(&waited, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "a connection beyond the cap was served at once: {waited:?}"
+    );
+    drop(idle);
+    extra.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reply = Vec::new();
+    extra.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}
+
 #[test]
 fn a_lost_key_file_stops_the_start() {
     let (dir, s) = started(false);

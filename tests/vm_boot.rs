@@ -28,18 +28,10 @@ fn built() -> &'static Built {
         std::fs::create_dir_all(&dir).unwrap();
         let iso = dir.join("lazare.iso");
         let port = common::free_port();
-        let server = format!("http://10.0.2.100:{port}");
-        common::build_iso(
+        let baked = common::vm_iso(
             &iso,
+            port,
             &[
-                "--server",
-                &server,
-                "--ip",
-                "dhcp",
-                "--timeout",
-                "1",
-                // This ISO's listener is a bare TCP socket, not a server.
-                "--insecure",
                 "--cmdline",
                 // no_timer_check: under TCG on a loaded host the kernel's
                 // IO-APIC timer check can fail and panic (seen here at load 10);
@@ -48,12 +40,6 @@ fn built() -> &'static Built {
                 "lazare.retries=2 no_timer_check",
             ],
         );
-        let out = common::lazare(&["inspect", "--json", iso.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let baked =
-            v["baked_cmdline"].as_str().expect("baked cmdline in the initramfs").to_string();
-        assert!(baked.contains(&format!("lazare.server={server}")), "{baked}");
         Built { iso, baked, port }
     })
 }
@@ -112,10 +98,7 @@ fn boot(name: &str, boot_from: BootFrom, firmware: Firmware, memory_mb: u32, exp
         "{name}: agent read {agent_view:?}"
     );
     // What the staff see: qemu's display as a PNG (`lazare vm --screenshots`).
-    let shot = dir.path().join("screen.png");
-    vm.screenshot(&shot).unwrap();
-    let size = lazare::vm::png_size(&std::fs::read(&shot).unwrap());
-    assert!(size.is_some_and(|(w, h)| w >= 640 && h >= 400), "{name}: screen {size:?}");
+    common::screenshot(&vm, &dir.path().join("screen.png"));
     if let Some(l) = listener {
         let req = first_request(&l);
         assert!(req.starts_with("POST /api/v1/hello "), "{name}: first request {req:?}");

@@ -5,10 +5,12 @@
 //! LAN's broadcast address. Nothing leaves the two namespaces. Needs root,
 //! iproute2, curl and socat (Makefile DEB_PACKAGES).
 
+// For `spawn_serve`: the same start as the install tests' server.
+#[path = "common/e2e.rs"]
+mod e2e;
 mod server_support;
 
 use lazare_proto::Inventory;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,23 +72,9 @@ impl Lan {
 
     /// `lazare serve` on the server's LAN address; returns once it listens.
     fn start_server(&mut self, data: &Path) {
-        let mut child = self
-            .exec(&self.server_ns, env!("CARGO_BIN_EXE_lazare"))
-            .args(["serve", "--http", "--listen", &format!("{SERVER_IP}:{PORT}"), "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting lazare serve");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        loop {
-            let mut line = String::new();
-            assert!(out.read_line(&mut line).unwrap() > 0, "lazare serve exited during start");
-            if line.starts_with("images:") {
-                break;
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let mut serve = self.exec(&self.server_ns, env!("CARGO_BIN_EXE_lazare"));
+        serve.args(["serve", "--http"]);
+        let child = e2e::spawn_serve(&mut serve, &format!("{SERVER_IP}:{PORT}"), data);
         self.children.push(child);
     }
 

@@ -6,13 +6,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lazare_proto::{Action, Event, Inventory, Phase};
+use lazare_proto::{valid_token_hex, Action, Event, Inventory, Phase};
 
 use crate::config::{self, BootAction, Server, ServerUrl};
 use crate::failure::Failure;
 use crate::hw::coldplug;
 use crate::hw::modules::ProbeOpts;
 use crate::i18n::{t, t_with};
+use crate::install::probe::Installed;
 use crate::screen::Screen;
 use crate::{entropy, http, i18n, installing, inventory, net, tls, verify};
 use lazare_cd::paths::installed;
@@ -44,7 +45,8 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
     find_hardware(screen)?;
-    let net = with_retries(screen, cfg.retries, &t("step-network"), |_| {
+    let disks = coldplug::DiskWatch::start(Path::new("/"));
+    let net = with_retries(screen, cfg.retries, false, &t("step-network"), |_| {
         net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(&t("fail-network"), e))
     })?;
     screen.note(&format!("network: {}", serde_json::to_string(&net).unwrap_or_default()));
@@ -60,36 +62,30 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         .map_err(|e| Failure::new(&t("fail-tls-setup"), e))?;
     let base = server_url(&cfg.server, &net)?;
     let server = http::Client::new(http::agent(net.dns.clone(), tls), base.clone());
-    // Booted from an installed disk's reinstall entry: the disk's secret
-    // came in a second initramfs and proves this PC (see target::grub).
-    if let Ok(secret) = std::fs::read_to_string(installed::MACHINE_SECRET) {
-        if server.set_secret(secret.trim()) {
-            screen.note("machine secret from the installed system found");
-        }
-    }
     let step = screen.step(&t("step-looking"));
+    disks.settle(Duration::from_secs(8));
     let mut inv = inventory::collect(Path::new("/"));
     let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
-    // A CD or stick left in an installed PC: the disk's own secret proves it,
-    // as the reinstall entry's initramfs does (the server then answers
-    // `local` rather than refusing a known id without proof).
-    // Only this PC's own: a donated disk may carry another machine's files.
-    let own = installed.as_ref().filter(|i| i.id == inv.machine_id);
-    if let Some(secret) = own.and_then(|i| i.secret.as_deref()) {
-        if server.set_secret(secret) {
-            screen.note("machine secret from the installed disk found");
-        }
+    let kept =
+        kept_secret(Path::new(installed::MACHINE_SECRET), installed.as_ref(), &inv.machine_id);
+    if let Some((secret, from)) = kept {
+        server.set_secret(&secret);
+        screen.note(&format!("machine secret from {from} found"));
     }
     inv.installed_id = installed.map(|i| i.id);
     step.done(&t("step-done"));
     let hello = || {
         let words = t_with("step-server", &[("server", base.to_string().into())]);
-        with_retries(screen, cfg.retries, &words, |_| {
+        with_retries(screen, cfg.retries, true, &words, |_| {
             server.hello(&inv).map_err(|e| match e {
-                // The server knows this PC's id but the CD holds no proof of it.
+                // The server knows this PC's id and wants its secret: 401,
+                // none was found (a new disk); 403, the one found is not
+                // this PC's (its disk is from before a re-enrolment).
                 http::HttpError::Status { status: 401 | 403, .. } => {
                     Failure::new(&t("fail-not-recognised"), e)
                 }
+                // Reached, but not the server this CD belongs to.
+                http::HttpError::NotPinned { .. } => Failure::new(&t("fail-not-pinned"), e),
                 e => Failure::new(&t("fail-server"), e),
             })
         })
@@ -147,6 +143,29 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
 /// certainly wrong: the RTC battery of an old PC died.
 const BUILD_FLOOR: u64 = 1_767_225_600;
 
+/// The machine secret that proves this PC to the server, and where it was
+/// found; the first of: the file `entry` (booted from the installed disk's
+/// reinstall entry, whose second initramfs carries the disk's secret: see
+/// target::grub), then a CD or stick left in an installed PC: the disk's
+/// own secret (the server then answers `local` rather than refusing a known
+/// id without proof), only when the disk is this PC's (a donated disk may
+/// carry another machine's files). Anything not shaped like a secret is
+/// passed over.
+fn kept_secret(
+    entry: &Path,
+    installed: Option<&Installed>,
+    machine_id: &str,
+) -> Option<(String, &'static str)> {
+    let from_entry = std::fs::read_to_string(entry)
+        .ok()
+        .map(|s| (s.trim().to_string(), "the installed system's reinstall entry"));
+    let from_disk = installed
+        .filter(|i| i.id == machine_id)
+        .and_then(|i| i.secret.clone())
+        .map(|s| (s, "the installed disk"));
+    [from_entry, from_disk].into_iter().flatten().find(|(s, _)| valid_token_hex(s))
+}
+
 fn find_hardware(screen: &Screen) -> Result<(), Failure> {
     let step = screen.step(&t("step-hardware"));
     let opts = ProbeOpts { root: "/".into(), kver: crate::sys::kernel_release() };
@@ -163,23 +182,33 @@ fn find_hardware(screen: &Screen) -> Result<(), Failure> {
 }
 
 /// Runs `f` until it works, waiting longer after each failure (2 s … 60 s),
-/// at most `retries` extra times when set.
+/// at most `retries` extra times when set. With `timeline`, the first
+/// attempt's end notes the boot timeline (boot to the first request: what
+/// `make bench` splits, issue 17), whether the server answered or not.
 fn with_retries<T>(
     screen: &Screen,
     retries: Option<u32>,
+    timeline: bool,
     words: &str,
     mut f: impl FnMut(u32) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let mut attempt = 0u32;
     loop {
         let step = screen.step(words);
-        match f(attempt) {
+        let got = f(attempt);
+        match got {
             Ok(v) => {
                 step.done(&t("step-done"));
+                if timeline && attempt == 0 {
+                    screen.note_timeline();
+                }
                 return Ok(v);
             }
             Err(e) => {
                 step.skipped(&t("step-not-yet"));
+                if timeline && attempt == 0 {
+                    screen.note_timeline();
+                }
                 screen.failure(&e.plain, &e.detail);
                 if retries.is_some_and(|r| attempt >= r) {
                     return Err(e);
@@ -344,5 +373,29 @@ mod tests {
         assert!(url(&dhcp, &junk).unwrap_err().detail.contains("option 66"));
         let given: Server = "http://10.0.2.100:9000/".parse().unwrap();
         assert_eq!(url(&given, &none).unwrap(), "http://10.0.2.100:9000");
+    }
+
+    fn disk(id: &str, secret: &str) -> Installed {
+        Installed { id: id.into(), secret: Some(secret.into()) }
+    }
+
+    #[test]
+    fn the_kept_secret_comes_from_the_reinstall_entry_then_this_pcs_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = dir.path().join("machine-secret");
+        let (me, other) = ("a".repeat(64), "b".repeat(64));
+        let (s1, s2) = ("1".repeat(64), "2".repeat(64));
+        let found = |i: Option<&Installed>| kept_secret(&entry, i, &me);
+        assert_eq!(found(None), None);
+        assert_eq!(found(Some(&disk(&me, &s2))), Some((s2.clone(), "the installed disk")));
+        // A donated disk's secret is another machine's.
+        assert_eq!(found(Some(&disk(&other, &s2))), None);
+        std::fs::write(&entry, format!("{s1}\n")).unwrap();
+        let from_entry = Some((s1.clone(), "the installed system's reinstall entry"));
+        assert_eq!(found(Some(&disk(&me, &s2))), from_entry);
+        assert_eq!(found(None), from_entry);
+        // A damaged file is passed over for the disk's own.
+        std::fs::write(&entry, "not a secret\n").unwrap();
+        assert_eq!(found(Some(&disk(&me, &s2))), Some((s2, "the installed disk")));
     }
 }

@@ -19,6 +19,10 @@ pub enum HttpError {
     /// ureq's message already names the URL.
     #[error("{message}")]
     Transport { url: String, message: String },
+    /// The TLS handshake met a certificate that is not for the CD's pinned
+    /// key (see [`crate::tls::is_not_pinned`]).
+    #[error("{message}")]
+    NotPinned { url: String, message: String },
     #[error("{url}: reading the answer: {source}")]
     Read { url: String, source: std::io::Error },
 }
@@ -140,6 +144,9 @@ impl Client {
             Err(ureq::Error::Status(status, r)) => {
                 let body = r.into_string().unwrap_or_default().chars().take(300).collect();
                 Err(HttpError::Status { url, status, body })
+            }
+            Err(e) if crate::tls::is_not_pinned(&e) => {
+                Err(HttpError::NotPinned { url, message: e.to_string() })
             }
             Err(e) => Err(HttpError::Transport { url, message: e.to_string() }),
         }

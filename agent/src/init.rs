@@ -17,6 +17,7 @@ use crate::{config, sys};
 #[derive(Debug, Clone, Copy)]
 pub enum InitStep {
     Dir(&'static str),
+    /// Mount, making the target directory first.
     Mount {
         src: &'static str,
         target: &'static str,
@@ -43,56 +44,31 @@ pub enum InitStep {
 
 const NOSUID_NODEV_NOEXEC: u64 = sys::MS_NOSUID | sys::MS_NODEV | sys::MS_NOEXEC;
 
+/// A mount step; its target directory is made first.
+const fn mount(
+    src: &'static str,
+    target: &'static str,
+    fstype: &'static str,
+    flags: u64,
+    data: Option<&'static str>,
+) -> InitStep {
+    InitStep::Mount { src, target, fstype, flags, data }
+}
+
 /// Everything PID 1 sets up before the agent runs.
 pub const STEPS: &[InitStep] = &[
-    InitStep::Dir("/proc"),
-    InitStep::Mount {
-        src: "proc",
-        target: "/proc",
-        fstype: "proc",
-        flags: NOSUID_NODEV_NOEXEC,
-        data: None,
-    },
-    InitStep::Dir("/sys"),
-    InitStep::Mount {
-        src: "sysfs",
-        target: "/sys",
-        fstype: "sysfs",
-        flags: NOSUID_NODEV_NOEXEC,
-        data: None,
-    },
-    InitStep::Dir("/dev"),
-    InitStep::Mount {
-        src: "devtmpfs",
-        target: "/dev",
-        fstype: "devtmpfs",
-        flags: sys::MS_NOSUID,
-        data: Some("mode=0755"),
-    },
-    InitStep::Dir("/dev/pts"),
-    InitStep::Mount {
-        src: "devpts",
-        target: "/dev/pts",
-        fstype: "devpts",
-        flags: sys::MS_NOSUID | sys::MS_NOEXEC,
-        data: Some("gid=5,mode=620,ptmxmode=666"),
-    },
-    InitStep::Dir("/run"),
-    InitStep::Mount {
-        src: "tmpfs",
-        target: "/run",
-        fstype: "tmpfs",
-        flags: sys::MS_NOSUID | sys::MS_NODEV,
-        data: Some("mode=0755"),
-    },
-    InitStep::Dir("/tmp"),
-    InitStep::Mount {
-        src: "tmpfs",
-        target: "/tmp",
-        fstype: "tmpfs",
-        flags: sys::MS_NOSUID | sys::MS_NODEV,
-        data: Some("mode=1777"),
-    },
+    mount("proc", "/proc", "proc", NOSUID_NODEV_NOEXEC, None),
+    mount("sysfs", "/sys", "sysfs", NOSUID_NODEV_NOEXEC, None),
+    mount("devtmpfs", "/dev", "devtmpfs", sys::MS_NOSUID, Some("mode=0755")),
+    mount(
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        sys::MS_NOSUID | sys::MS_NOEXEC,
+        Some("gid=5,mode=620,ptmxmode=666"),
+    ),
+    mount("tmpfs", "/run", "tmpfs", sys::MS_NOSUID | sys::MS_NODEV, Some("mode=0755")),
+    mount("tmpfs", "/tmp", "tmpfs", sys::MS_NOSUID | sys::MS_NODEV, Some("mode=1777")),
     InitStep::MountIfPresent {
         src: "efivarfs",
         target: "/sys/firmware/efi/efivars",
@@ -103,8 +79,10 @@ pub const STEPS: &[InitStep] = &[
     InitStep::Dir("/sbin"),
     InitStep::Symlink { target: "/init", link: "/sbin/modprobe" },
     InitStep::Write { path: "/proc/sys/kernel/modprobe", contents: "/sbin/modprobe\n" },
-    // Keep kernel chatter from scribbling over the staff's screen.
-    InitStep::Write { path: "/proc/sys/kernel/printk", contents: "3 4 1 3\n" },
+    // Kernel chatter (driver probes, link up, filesystem mounts) would bury
+    // the agent's sentences on the PC's screen: the console shows only
+    // errors and worse (OOM kills, I/O errors); the rest stays in dmesg.
+    InitStep::Write { path: "/proc/sys/kernel/printk", contents: "4\n" },
 ];
 
 impl fmt::Display for InitStep {
@@ -131,6 +109,7 @@ impl InitStep {
         match *self {
             InitStep::Dir(d) => std::fs::create_dir_all(d),
             InitStep::Mount { src, target, fstype, flags, data } => {
+                std::fs::create_dir_all(target)?;
                 sys::mount(src, target, fstype, flags, data)
             }
             InitStep::MountIfPresent { src, target, fstype } => {
@@ -161,15 +140,8 @@ pub const EXIT_FAILED: i32 = 2;
 pub fn run() -> ! {
     let errors: Vec<String> =
         STEPS.iter().filter_map(|s| s.apply().err().map(|e| format!("{s}: {e}"))).collect();
-    // Kernel chatter (driver probes, link up, filesystem mounts) would bury
-    // the agent's sentences on the PC's screen: from here the console shows
-    // only errors and worse (OOM kills, I/O errors); the rest stays in dmesg.
-    let quiet = std::fs::write("/proc/sys/kernel/printk", "4");
     let screen = Screen::open_console();
     screen.clear();
-    if let Err(e) = quiet {
-        screen.note(&format!("kernel console level not lowered: {e}"));
-    }
     for s in STEPS {
         screen.note(&s.to_string());
     }

@@ -29,6 +29,7 @@ pub struct ScreenReporter<'a> {
 
 impl Reporter for ScreenReporter<'_> {
     fn event(&self, phase: Phase, percent: Option<u8>, message: &str) {
+        self.screen.phase(&format!("{phase:?}").to_lowercase());
         let shown = staff_words(phase, percent).unwrap_or_else(|| message.to_string());
         match percent {
             Some(p) => self.screen.progress(&shown, message, p),
@@ -78,6 +79,7 @@ pub fn install(
         let _ = server.log(&inv.machine_id, &screen.log_text());
         return Err(Failure::new(&t("fail-install"), e));
     }
+    screen.note_timeline();
     let upload = || {
         let _ = server.log(&inv.machine_id, &screen.log_text());
     };

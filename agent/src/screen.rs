@@ -35,6 +35,15 @@ struct Inner {
     stderr: bool,
     log: Mutex<String>,
     started: Instant,
+    /// Each finished step: its words and its start and end, in seconds
+    /// since the kernel started (CLOCK_MONOTONIC, printk's own clock).
+    steps: Mutex<Vec<(String, f64, f64)>>,
+    /// When the screen (PID 1's first act) was made, on that clock.
+    born: f64,
+    /// The install phase under way (partition, download, ...) and its start.
+    phase: Mutex<Option<(String, f64)>>,
+    /// Lowest MemAvailable and highest swap in use seen, in KiB.
+    memory: Mutex<Option<(u64, u64)>>,
     /// The first output is the PC's own screen (tty1), where a progress
     /// line is redrawn in place rather than repeated.
     vt: bool,
@@ -79,6 +88,10 @@ impl Screen {
                 stderr,
                 log: Mutex::new(String::new()),
                 started: Instant::now(),
+                steps: Mutex::new(Vec::new()),
+                born: since_boot(),
+                phase: Mutex::new(None),
+                memory: Mutex::new(None),
                 vt,
                 progress_open: AtomicBool::new(false),
             }),
@@ -208,7 +221,13 @@ impl Screen {
         if self.inner.stderr {
             self.write_raw(&format!("{words}\n"));
         }
-        Step { screen: self.clone(), words: words.to_string(), running, spinner: Some(spinner) }
+        Step {
+            screen: self.clone(),
+            words: words.to_string(),
+            running,
+            spinner: Some(spinner),
+            began: since_boot(),
+        }
     }
 
     /// A failure: one sentence for the person at the PC, then the detail.
@@ -238,6 +257,7 @@ pub struct Step {
     words: String,
     running: Arc<AtomicBool>,
     spinner: Option<std::thread::JoinHandle<()>>,
+    began: f64,
 }
 
 impl Step {
@@ -246,6 +266,8 @@ impl Step {
         if let Some(h) = self.spinner.take() {
             let _ = h.join();
         }
+        let mut steps = self.screen.inner.steps.lock().unwrap_or_else(|e| e.into_inner());
+        steps.push((self.words.clone(), self.began, since_boot()));
     }
 
     /// Ends the step with a green "done" (or the given short result).
@@ -270,6 +292,96 @@ impl Drop for Step {
             self.screen.write_raw("\r\n");
         }
     }
+}
+
+impl Screen {
+    /// Where the time went so far, on one line for the log and the serial
+    /// console (`make bench` reads it): the kernel and initramfs up to this
+    /// agent's start, then each step, then the waits between steps (menus,
+    /// countdowns, retries), all from the kernel's monotonic clock.
+    pub fn timeline(&self) -> String {
+        let now = since_boot();
+        let mut steps = self.inner.steps.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((name, began)) =
+            self.inner.phase.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
+        {
+            steps.push((name.clone(), *began, now));
+        }
+        let mut line = timeline_line(self.inner.born, &steps, now);
+        if let Some((avail, swap)) = *self.inner.memory.lock().unwrap_or_else(|e| e.into_inner()) {
+            let mib = |k: u64| k / 1024;
+            line.push_str(&format!(
+                " | lowest MemAvailable {} MiB, most swap used {} MiB",
+                mib(avail),
+                mib(swap)
+            ));
+        }
+        line
+    }
+
+    /// An install phase starts (a new name ends the one before): it enters
+    /// the timeline like a step. Memory is sampled at each call.
+    pub fn phase(&self, name: &str) {
+        self.sample_memory();
+        let now = since_boot();
+        let mut open = self.inner.phase.lock().unwrap_or_else(|e| e.into_inner());
+        if open.as_ref().is_some_and(|(n, _)| n == name) {
+            return;
+        }
+        if let Some((n, began)) = open.take() {
+            self.inner.steps.lock().unwrap_or_else(|e| e.into_inner()).push((n, began, now));
+        }
+        *open = Some((name.to_string(), now));
+    }
+
+    /// Notes the lowest MemAvailable and the most swap in use so far.
+    fn sample_memory(&self) {
+        let Ok(text) = std::fs::read_to_string("/proc/meminfo") else { return };
+        let field = |f: &str| crate::procfs::kib(&text, f);
+        let (Some(avail), Some(total), Some(free)) =
+            (field("MemAvailable"), field("SwapTotal"), field("SwapFree"))
+        else {
+            return;
+        };
+        let used = total.saturating_sub(free);
+        let mut m = self.inner.memory.lock().unwrap_or_else(|e| e.into_inner());
+        *m = Some(match *m {
+            Some((a, s)) => (a.min(avail), s.max(used)),
+            None => (avail, used),
+        });
+    }
+
+    /// [`Screen::timeline`] in the log and on the consoles after the first
+    /// (the serial line): the staff's screen has no use for it.
+    pub fn note_timeline(&self) {
+        let line = self.timeline();
+        self.log(&line);
+        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        for f in outs.iter_mut().skip(1) {
+            let _ = f.write_all(format!("{line}\r\n").as_bytes());
+        }
+    }
+}
+
+/// Seconds since the kernel started: CLOCK_MONOTONIC, the clock of the
+/// kernel's `[   1.234567]` lines.
+fn since_boot() -> f64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+        .unwrap_or(0.0)
+}
+
+/// `timeline: kernel 3.10 s | Finding hardware 1.20 s | ... | other 0.40 s | total 7.80 s`.
+fn timeline_line(born: f64, steps: &[(String, f64, f64)], now: f64) -> String {
+    let mut out = format!("timeline: kernel {born:.2} s");
+    let mut in_steps = 0.0;
+    for (words, a, b) in steps {
+        out.push_str(&format!(" | {words} {:.2} s", b - a));
+        in_steps += b - a;
+    }
+    let other = (now - born - in_steps).max(0.0);
+    out.push_str(&format!(" | other {other:.2} s | total {now:.2} s"));
+    out
 }
 
 /// `[##########----------]  50 %`: 20 cells, one per 5 %.
@@ -307,7 +419,26 @@ pub fn read_choice() -> Option<char> {
 
 #[cfg(test)]
 mod tests {
-    use super::progress_bar;
+    use super::{progress_bar, timeline_line, Screen};
+
+    #[test]
+    fn the_timeline_adds_up_to_the_time_since_boot() {
+        let steps = [("hardware".to_string(), 3.5, 4.75), ("network".to_string(), 5.0, 7.0)];
+        assert_eq!(
+            timeline_line(3.25, &steps, 8.0),
+            "timeline: kernel 3.25 s | hardware 1.25 s | network 2.00 s | other 1.50 s | total 8.00 s"
+        );
+    }
+
+    #[test]
+    fn finished_steps_enter_the_timeline_in_order() {
+        let s = Screen::stderr();
+        s.step("one").done("ok");
+        s.step("two").skipped("no");
+        let t = s.timeline();
+        let (one, two) = (t.find("| one ").unwrap(), t.find("| two ").unwrap());
+        assert!(t.starts_with("timeline: kernel ") && one < two && t.contains("| total "), "{t}");
+    }
 
     #[test]
     fn progress_bar_fills_one_cell_per_five_percent() {

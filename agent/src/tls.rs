@@ -64,16 +64,49 @@ pub fn client_config(trust: Trust, clock_floor: u64) -> Result<Arc<ClientConfig>
     Ok(Arc::new(config))
 }
 
-/// A certificate that is neither for the pinned key nor vouched for by a CA:
-/// a rogue server, or a man in the middle.
+/// A server that is not the pinned one: a rogue server, or a man in the
+/// middle.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "the server's certificate is not for the install server's key baked into this CD \
-     ({pinned}), and no certificate authority vouches for it ({roots})"
-)]
-struct NotPinned {
-    pinned: String,
-    roots: rustls::Error,
+enum NotPinned {
+    /// A certificate that is neither for the pinned key nor vouched for by a CA.
+    #[error(
+        "the server's certificate is not for the install server's key baked into this CD \
+         ({pinned}), and no certificate authority vouches for it ({roots})"
+    )]
+    OtherKey { pinned: String, roots: rustls::Error },
+    /// The pinned key's certificate (it is public), shown by a server that
+    /// cannot sign with that key.
+    #[error(
+        "the server shows the certificate of the install server's key baked into this CD \
+         ({pinned}) but cannot sign with that key ({source})"
+    )]
+    NoProof { pinned: String, source: rustls::Error },
+}
+
+/// True when `e`, or what caused it, is [`NotPinned`]: the server was
+/// refused because it does not hold the pinned key. The staff
+/// then read that another server answered, not that the network is down.
+pub fn is_not_pinned(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.is::<NotPinned>() {
+            return true;
+        }
+        // io::Error::source skips the error it wraps, and rustls::Error
+        // has no source: look inside both.
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if is_not_pinned(inner) {
+                return true;
+            }
+        }
+        if let Some(rustls::Error::Other(OtherError(inner))) = e.downcast_ref::<rustls::Error>() {
+            if is_not_pinned(inner.as_ref()) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 #[derive(Debug)]
@@ -110,16 +143,17 @@ impl Verifier {
         })
     }
 
-    fn by_roots(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let now = if now.as_secs() < self.floor.as_secs() { self.floor } else { now };
-        self.roots.verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    /// A failed handshake signature: with the pinned key's certificate, the
+    /// server does not hold that key.
+    fn signature_error(&self, cert: &CertificateDer<'_>, e: rustls::Error) -> rustls::Error {
+        let (Trust::Pinned(key), Some(spki)) = (&self.trust, &self.pinned_spki) else { return e };
+        let pinned = ParsedCertificate::try_from(cert)
+            .is_ok_and(|c| c.subject_public_key_info().as_ref() == spki.as_slice());
+        if !pinned {
+            return e;
+        }
+        let e = NotPinned::NoProof { pinned: key.to_string(), source: e };
+        rustls::Error::Other(OtherError(Arc::new(e)))
     }
 }
 
@@ -132,6 +166,10 @@ impl ServerCertVerifier for Verifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        // CA certificates are checked at the floor when the clock is behind it.
+        let at = if now.as_secs() < self.floor.as_secs() { self.floor } else { now };
+        let by_roots =
+            || self.roots.verify_server_cert(end_entity, intermediates, server_name, ocsp, at);
         match (&self.trust, &self.pinned_spki) {
             (Trust::Anything, _) => Ok(ServerCertVerified::assertion()),
             (Trust::Pinned(key), Some(spki)) => {
@@ -143,14 +181,14 @@ impl ServerCertVerifier for Verifier {
                     // same key, so the server holds the private half.
                     return Ok(ServerCertVerified::assertion());
                 }
-                self.by_roots(end_entity, intermediates, server_name, ocsp, now).map_err(|roots| {
-                    let e = NotPinned { pinned: key.to_string(), roots };
+                by_roots().map_err(|roots| {
+                    let e = NotPinned::OtherKey { pinned: key.to_string(), roots };
                     // Error::Other shows our sentence (InvalidCertificate
                     // would show it with Debug).
                     rustls::Error::Other(OtherError(Arc::new(e)))
                 })
             }
-            _ => self.by_roots(end_entity, intermediates, server_name, ocsp, now),
+            _ => by_roots(),
         }
     }
 
@@ -161,6 +199,7 @@ impl ServerCertVerifier for Verifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+            .map_err(|e| self.signature_error(cert, e))
     }
 
     fn verify_tls13_signature(
@@ -170,6 +209,7 @@ impl ServerCertVerifier for Verifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+            .map_err(|e| self.signature_error(cert, e))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -4,20 +4,22 @@
 //! real mke2fs, mount, streaming into ext4, a kept /home with a user's file,
 //! and disarming. Needs root (losetup, mount), as the agent itself does.
 
+mod support;
+
 use std::io::Write;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
+use diskplan::testing::{self, one_disk};
 use diskplan::{partition_name, Fs, Layout};
 use lazare_agent::install::{self, InstallCtx, Made, Reporter, Retry, UreqFetch};
 use lazare_proto::{
-    ChunkIndex, Disk, DiskPolicy, Dmi, Firmware, Inventory, Partition, PartitionTable, Phase, Plan,
-    CHUNK_SIZE, MIB,
+    ChunkIndex, Disk, DiskPolicy, Firmware, PartitionTable, Phase, Plan, CHUNK_SIZE, MIB,
 };
 use sha2::Digest;
+use support::images::{serve, serve_with_index, tar_zst, Mode};
 
 struct Loop(String);
 
@@ -65,36 +67,6 @@ impl Reporter for Events {
     fn log(&self, _line: &str) {}
 }
 
-fn inventory(firmware: Firmware, disk: Disk) -> Inventory {
-    Inventory {
-        machine_id: "0".repeat(64),
-        memory_bytes: 256 * MIB,
-        cpus: 1,
-        cpu_model: "test".into(),
-        firmware,
-        dmi: Dmi::default(),
-        disks: vec![disk],
-        nics: vec![],
-        boot_device: None,
-        agent_version: String::new(),
-        installed_id: None,
-    }
-}
-
-fn disk(size: u64, partitions: Vec<Partition>, table: Option<PartitionTable>) -> Disk {
-    Disk {
-        name: "img".into(),
-        size_bytes: size,
-        model: None,
-        serial: None,
-        removable: false,
-        rotational: true,
-        sector_size: 512,
-        partitions,
-        table,
-    }
-}
-
 fn test_plan(body: &[u8]) -> Plan {
     let made = ChunkIndex::build(body, CHUNK_SIZE).unwrap();
     let (sha, chunks) = (made.sha256, made.index.hash());
@@ -112,52 +84,9 @@ fn blkid(dev: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn image_file(dir: &Path, size: u64) -> PathBuf {
-    let path = dir.join("disk.img");
-    std::fs::File::create(&path).unwrap().set_len(size).unwrap();
-    path
-}
-
-/// Serves `body` once per connection on 127.0.0.1, and its chunk index at
-/// the URL plus `.chunks`.
-fn serve(body: Vec<u8>) -> String {
-    let index = ChunkIndex::build(&body[..], CHUNK_SIZE).unwrap().index.to_bytes();
-    serve_with_index(body, index)
-}
-
-/// Serves `body` as the image and `index` as its chunk index.
-fn serve_with_index(body: Vec<u8>, index: Vec<u8>) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/images/t.tar.zst", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let mut s = s.unwrap();
-            let mut req = [0u8; 4096];
-            let n = std::io::Read::read(&mut s, &mut req).unwrap_or(0);
-            let line = String::from_utf8_lossy(&req[..n]);
-            let bytes = if line.contains(".chunks ") { &index } else { &body };
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                bytes.len()
-            );
-            let _ = s.write_all(bytes);
-        }
-    });
-    url
-}
-
+/// The image the installs stream: one file, /etc/hostname.
 fn tiny_image() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_size(6);
-    h.set_cksum();
-    b.append_data(&mut h, "etc/hostname", &b"image\n"[..]).unwrap();
-    zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap()
+    tar_zst(&[("etc/hostname", 0o644, b"image\n")])
 }
 
 /// The mount table, read with the agent's own parser.
@@ -171,37 +100,80 @@ fn mount_options(p: &Path) -> Vec<String> {
     m.options.split(',').map(String::from).collect()
 }
 
+fn has_nosuid_nodev(opts: &[String]) -> bool {
+    opts.iter().any(|o| o == "nosuid") && opts.iter().any(|o| o == "nodev")
+}
+
 fn mounted_below(p: &Path) -> usize {
     mounts().iter().filter(|m| m.target.starts_with(p)).count()
+}
+
+/// What the planner makes for this machine with a 256 MiB root minimum.
+fn layout(firmware: Firmware, disk: Disk) -> Layout {
+    let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
+    diskplan::plan(&one_disk(firmware, disk), &policy).unwrap()
+}
+
+/// A blank 1 GiB disk image in `work` and the layout planned for it.
+fn fresh_disk(work: &Path, firmware: Firmware) -> (PathBuf, Layout) {
+    let file = support::disk_image(work, "disk.img", 1024 * MIB);
+    (file, layout(firmware, testing::disk("img", 1024 * MIB)))
+}
+
+/// One install onto a disk image: its fake /dev, the target directory, and
+/// what [`InstallCtx`] borrows. Dropping it unmounts the target (passing
+/// test or not) before the loops go.
+struct Install {
+    plan: Plan,
+    layout: Layout,
+    url: String,
+    target: PathBuf,
+    events: Events,
+    fetch: UreqFetch,
+    dev: Dev,
+}
+
+impl Install {
+    fn new(work: &Path, file: &Path, layout: Layout, plan: Plan, url: String) -> Install {
+        let dev = dev_for(file, &layout);
+        let target = work.join("target");
+        let (events, fetch) = (Events::default(), UreqFetch::default());
+        Install { plan, layout, url, target, events, fetch, dev }
+    }
+
+    fn ctx(&self) -> InstallCtx<'_> {
+        InstallCtx {
+            plan: &self.plan,
+            layout: &self.layout,
+            image_url: &self.url,
+            dev: self.dev.dir.path(),
+            target: &self.target,
+            fetch: &self.fetch,
+            reporter: &self.events,
+            retry: Retry::default(),
+            reinstall: None,
+        }
+    }
+
+    fn phases(&self) -> Vec<Phase> {
+        self.events.0.lock().unwrap().iter().map(|e| e.0).collect()
+    }
+}
+
+impl Drop for Install {
+    fn drop(&mut self) {
+        let _ = install::unmount_all(&self.target);
+    }
 }
 
 #[test]
 fn fresh_uefi_disk_is_partitioned_formatted_mounted_and_filled() {
     let work = tempfile::tempdir().unwrap();
-    let file = image_file(work.path(), 1024 * MIB);
-    let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
-    let layout =
-        diskplan::plan(&inventory(Firmware::Uefi, disk(1024 * MIB, vec![], None)), &policy)
-            .unwrap();
-    let dev = dev_for(&file, &layout);
+    let (file, layout) = fresh_disk(work.path(), Firmware::Uefi);
     let body = tiny_image();
-    let url = serve(body.clone());
-    let plan = test_plan(&body);
-    let target = work.path().join("target");
-    let _unmount = Unmount(&target);
-    let events = Events::default();
-    let fetch = UreqFetch::default();
-    let ctx = InstallCtx {
-        plan: &plan,
-        layout: &layout,
-        image_url: &url,
-        dev: dev.dir.path(),
-        target: &target,
-        fetch: &fetch,
-        reporter: &events,
-        retry: Retry::default(),
-        reinstall: None,
-    };
+    let url = serve(body.clone(), Mode::Good).url;
+    let run = Install::new(work.path(), &file, layout, test_plan(&body), url);
+    let (ctx, target) = (run.ctx(), &run.target);
     install::partition(&ctx).unwrap();
     let made: Vec<Made> = install::make_filesystems(&ctx).unwrap();
     let kinds: Vec<(&str, Fs)> = made.iter().map(|m| (m.mount.as_str(), m.fs)).collect();
@@ -223,34 +195,32 @@ fn fresh_uefi_disk_is_partitioned_formatted_mounted_and_filled() {
         eprintln!("no vfat in this kernel: the ESP is checked with fsck.fat, not mounted");
     }
     install::mount_all(&ctx, &to_mount).unwrap();
-    assert_eq!(mounted_below(&target), if vfat { 2 } else { 1 }, "/ and /boot/efi");
-    let opts = mount_options(&target);
-    assert!(opts.iter().any(|o| o == "nosuid") && opts.iter().any(|o| o == "nodev"), "{opts:?}");
+    assert_eq!(mounted_below(target), if vfat { 2 } else { 1 }, "/ and /boot/efi");
+    let opts = mount_options(target);
+    assert!(has_nosuid_nodev(&opts), "{opts:?}");
     let progress = NoProgress;
-    install::stream::stream(&fetch, &url, &plan.image, &target, Retry::default(), &progress)
-        .unwrap();
+    install::stream::stream(
+        &run.fetch,
+        &run.url,
+        &run.plan.image,
+        target,
+        Retry::default(),
+        &progress,
+    )
+    .unwrap();
     assert_eq!(std::fs::read_to_string(target.join("etc/hostname")).unwrap(), "image\n");
     // Verified: the new system's own flags back for configuring it.
     install::mount_verified(&ctx, &to_mount).unwrap();
-    let opts = mount_options(&target);
+    let opts = mount_options(target);
     assert!(!opts.iter().any(|o| o == "nosuid" || o == "nodev"), "{opts:?}");
-    install::unmount_all(&target).unwrap();
-    assert_eq!(mounted_below(&target), 0);
+    install::unmount_all(target).unwrap();
+    assert_eq!(mounted_below(target), 0);
 
-    install::disarm(dev.dir.path(), &layout).unwrap();
+    install::disarm(run.dev.dir.path(), &run.layout).unwrap();
     let root = made.iter().find(|m| m.mount == "/").unwrap();
     assert!(!blkid(&root.device).contains("TYPE="), "root superblock gone after disarm");
     let head = std::fs::read(&file).map(|b| b[..440].to_vec()).unwrap();
     assert!(head.iter().all(|b| *b == 0), "boot code zeroed");
-}
-
-/// Unmounts the target when a test ends, passing or not.
-struct Unmount<'a>(&'a Path);
-
-impl Drop for Unmount<'_> {
-    fn drop(&mut self) {
-        let _ = install::unmount_all(self.0);
-    }
 }
 
 struct NoProgress;
@@ -260,136 +230,103 @@ impl install::stream::Progress for NoProgress {
     fn warn(&self, _: &str) {}
 }
 
+/// Makes an ext4 filesystem (with `args`, e.g. a label) on the loop `dev`,
+/// and writes `files` (path below its root, contents) into it through a
+/// mount at `mnt`.
+fn ext4_with(dev: &Loop, args: &[&str], mnt: &Path, files: &[(&str, &str)]) {
+    assert!(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4"])
+        .args(args)
+        .arg(&dev.0)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::create_dir(mnt).unwrap();
+    assert!(Command::new("mount").arg(&dev.0).arg(mnt).status().unwrap().success());
+    for (path, data) in files {
+        let p = mnt.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    assert!(Command::new("umount").arg(mnt).status().unwrap().success());
+}
+
 /// A disk image of an old install: GPT, root 600 MiB, then an ext4 /home
 /// of 512 MiB holding alice's notes. Returns the file, the layout the
 /// planner makes for it (home kept), the home's byte range and UUID.
 fn old_install(work: &Path) -> (PathBuf, Layout, std::ops::Range<u64>, String) {
     let size = 1536 * MIB;
-    let file = image_file(work, size);
+    let file = support::disk_image(work, "disk.img", size);
     let script = "label: gpt\nstart=2048, size=600MiB\nsize=512MiB\n";
     let mut c = Command::new("sfdisk").arg("-q").arg(&file).stdin(Stdio::piped()).spawn().unwrap();
     c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
     assert!(c.wait().unwrap().success());
     let home_start = MIB + 600 * MIB;
     let old = attach(&file, home_start, 512 * MIB);
-    assert!(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", "-L", "home", &old.0])
-        .status()
-        .unwrap()
-        .success());
-    let mnt = work.join("old");
-    std::fs::create_dir(&mnt).unwrap();
-    assert!(Command::new("mount").arg(&old.0).arg(&mnt).status().unwrap().success());
-    std::fs::create_dir(mnt.join("alice")).unwrap();
-    std::fs::write(mnt.join("alice/notes.txt"), "do not lose me\n").unwrap();
-    assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
+    ext4_with(&old, &["-L", "home"], &work.join("old"), &[("alice/notes.txt", "do not lose me\n")]);
     let old_uuid = install::ext_uuid(Path::new(&old.0)).unwrap();
     drop(old);
-    let part = |number, start, size, label: &str| Partition {
-        number,
-        start,
-        size,
-        fs_type: Some("ext4".into()),
-        label: Some(label.into()),
-        uuid: None,
-        looks_like_home: label == "home",
+    let disk = Disk {
+        partitions: vec![
+            testing::partition(1, MIB, 600 * MIB, "ext4", "root"),
+            testing::partition(2, home_start, 512 * MIB, "ext4", "home"),
+        ],
+        table: Some(PartitionTable::Gpt),
+        ..testing::disk("img", size)
     };
-    let parts = vec![part(1, MIB, 600 * MIB, "root"), part(2, home_start, 512 * MIB, "home")];
-    let inv = inventory(Firmware::Bios, disk(size, parts, Some(PartitionTable::Gpt)));
-    let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
-    let layout = diskplan::plan(&inv, &policy).unwrap();
-    (file, layout, home_start..home_start + 512 * MIB, old_uuid)
+    (file, layout(Firmware::Bios, disk), home_start..home_start + 512 * MIB, old_uuid)
 }
 
 #[test]
 fn a_kept_home_keeps_the_users_files() {
     let work = tempfile::tempdir().unwrap();
     let (file, layout, _, old_uuid) = old_install(work.path());
-    let dev = dev_for(&file, &layout);
-    let plan = test_plan(b"");
-    let target = work.path().join("target");
-    let _unmount = Unmount(&target);
-    let (events, fetch) = (Events::default(), UreqFetch::default());
-    let ctx = InstallCtx {
-        plan: &plan,
-        layout: &layout,
-        image_url: "http://127.0.0.1:9/unused",
-        dev: dev.dir.path(),
-        target: &target,
-        fetch: &fetch,
-        reporter: &events,
-        retry: Retry::default(),
-        reinstall: None,
-    };
+    let unused = "http://127.0.0.1:9/unused".to_string();
+    let run = Install::new(work.path(), &file, layout, test_plan(b""), unused);
+    let (ctx, target) = (run.ctx(), &run.target);
     install::partition(&ctx).unwrap();
     let made = install::make_filesystems(&ctx).unwrap();
     let home = made.iter().find(|m| m.mount == "/home").unwrap();
     assert_eq!((home.number, &home.uuid), (2, &old_uuid), "kept /home, same filesystem");
     assert!(home.kept);
     install::mount_all(&ctx, &made).unwrap();
-    assert_eq!(mounted_below(&target), 1, "only the new root while the image is unpacked");
+    assert_eq!(mounted_below(target), 1, "only the new root while the image is unpacked");
     install::mount_verified(&ctx, &made).unwrap();
     let notes = std::fs::read_to_string(target.join("home/alice/notes.txt"));
     let opts = mount_options(&target.join("home"));
-    install::unmount_all(&target).unwrap();
+    install::unmount_all(target).unwrap();
     assert_eq!(notes.unwrap(), "do not lose me\n");
-    assert!(opts.iter().any(|o| o == "nosuid") && opts.iter().any(|o| o == "nodev"), "{opts:?}");
+    assert!(has_nosuid_nodev(&opts), "{opts:?}");
 }
 
 #[test]
 fn a_refused_image_leaves_the_disk_unbootable_and_unmounted() {
     let work = tempfile::tempdir().unwrap();
-    let file = image_file(work.path(), 1024 * MIB);
-    let policy = DiskPolicy { root_min: 256 * MIB, ..DiskPolicy::default() };
-    let inv = inventory(Firmware::Bios, disk(1024 * MIB, vec![], None));
-    let layout = diskplan::plan(&inv, &policy).unwrap();
-    let dev = dev_for(&file, &layout);
+    let (file, layout) = fresh_disk(work.path(), Firmware::Bios);
     let body = tiny_image();
-    let url = serve(body.clone());
+    let url = serve(body.clone(), Mode::Good).url;
     let mut plan = test_plan(&body);
     plan.image.chunks = "ab".repeat(32); // not this image: a man in the middle
-    let target = work.path().join("target");
-    let _unmount = Unmount(&target);
-    let (events, fetch) = (Events::default(), UreqFetch::default());
-    let ctx = InstallCtx {
-        plan: &plan,
-        layout: &layout,
-        image_url: &url,
-        dev: dev.dir.path(),
-        target: &target,
-        fetch: &fetch,
-        reporter: &events,
-        retry: Retry::default(),
-        reinstall: None,
-    };
-    let e = install::run(&ctx).unwrap_err();
+    let run = Install::new(work.path(), &file, layout, plan, url);
+    let e = install::run(&run.ctx()).unwrap_err();
     assert!(e.to_string().contains("refusing"), "{e}");
-    assert_eq!(mounted_below(&target), 0, "everything unmounted");
-    let root = dev.dir.path().join(partition_name("img", layout.mounted("/").unwrap().1.number));
+    assert_eq!(mounted_below(&run.target), 0, "everything unmounted");
+    let number = run.layout.mounted("/").unwrap().1.number;
+    let root = run.dev.dir.path().join(partition_name("img", number));
     assert!(!blkid(&root).contains("TYPE="), "root superblock wiped: {}", blkid(&root));
     let head = std::fs::read(&file).map(|b| b[..512].to_vec()).unwrap();
     assert!(head[..440].iter().all(|b| *b == 0), "no boot code");
     assert_eq!(&head[510..], &[0x55, 0xaa], "the partition table itself stays");
-    let phases: Vec<Phase> = events.0.lock().unwrap().iter().map(|e| e.0).collect();
+    let phases = run.phases();
     assert!(phases.contains(&Phase::Download) && !phases.contains(&Phase::Configure), "{phases:?}");
 }
 
 #[test]
 fn probing_a_home_finds_it_and_writes_nothing() {
     let work = tempfile::tempdir().unwrap();
-    let file = image_file(work.path(), 64 * MIB);
+    let file = support::disk_image(work.path(), "disk.img", 64 * MIB);
     let l = attach(&file, 0, 64 * MIB);
-    assert!(Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext4", &l.0])
-        .status()
-        .unwrap()
-        .success());
-    let mnt = work.path().join("m");
-    std::fs::create_dir(&mnt).unwrap();
-    assert!(Command::new("mount").arg(&l.0).arg(&mnt).status().unwrap().success());
-    std::fs::create_dir(mnt.join("bob")).unwrap();
-    std::fs::write(mnt.join("bob/.profile"), "x").unwrap();
-    assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
+    ext4_with(&l, &[], &work.path().join("m"), &[("bob/.profile", "x")]);
     let before = sha2::Sha256::digest(std::fs::read(&file).unwrap());
     let scratch = work.path().join("probe");
     assert!(install::probe::looks_like_home(Path::new(&l.0), "ext4", &scratch).unwrap());
@@ -415,44 +352,18 @@ fn a_swapped_tarball_with_a_setuid_file_for_home_leaves_the_kept_home_byte_ident
     let work = tempfile::tempdir().unwrap();
     let (file, layout, home, _) = old_install(work.path());
     let before = digest(&file, home.clone());
-    let dev = dev_for(&file, &layout);
     let good = tiny_image();
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, mode, uid, data) in
-        [("etc/hostname", 0o644, 0, &b"image\n"[..]), ("home/alice/sh", 0o4755, 0, &b"\x7fELF"[..])]
-    {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(mode);
-        h.set_uid(uid);
-        h.set_gid(0);
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        b.append_data(&mut h, path, data).unwrap();
-    }
-    let swapped = zstd::encode_all(&b.into_inner().unwrap()[..], 3).unwrap();
+    let swapped =
+        tar_zst(&[("etc/hostname", 0o644, b"image\n"), ("home/alice/sh", 0o4755, b"\x7fELF")]);
     // The plan and the index are for the image that was added; the server
     // hands out the swapped file.
     let index = ChunkIndex::build(&good[..], CHUNK_SIZE).unwrap().index.to_bytes();
-    let url = serve_with_index(swapped, index);
-    let plan = test_plan(&good);
-    let target = work.path().join("target");
-    let _unmount = Unmount(&target);
-    let (events, fetch) = (Events::default(), UreqFetch::default());
-    let ctx = InstallCtx {
-        plan: &plan,
-        layout: &layout,
-        image_url: &url,
-        dev: dev.dir.path(),
-        target: &target,
-        fetch: &fetch,
-        reporter: &events,
-        retry: Retry::default(),
-        reinstall: None,
-    };
-    let e = install::run(&ctx).unwrap_err();
+    let url = serve_with_index(swapped, index, Mode::Good).url;
+    let run = Install::new(work.path(), &file, layout, test_plan(&good), url);
+    let e = install::run(&run.ctx()).unwrap_err();
     assert!(e.to_string().contains("does not match the signed plan"), "{e}");
-    assert_eq!(mounted_below(&target), 0);
+    assert_eq!(mounted_below(&run.target), 0);
     assert_eq!(digest(&file, home), before, "the kept /home changed");
-    let phases: Vec<Phase> = events.0.lock().unwrap().iter().map(|e| e.0).collect();
+    let phases = run.phases();
     assert!(!phases.contains(&Phase::Configure), "{phases:?}");
 }

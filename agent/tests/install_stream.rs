@@ -4,102 +4,19 @@
 //! that ignores Range (restart), an index or a chunk that does not match the
 //! signed plan, and tars that try to write outside the target.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use lazare_agent::install::stream::{stream, Progress, StreamError};
 use lazare_agent::install::{Retry, UreqFetch};
 use lazare_proto::{ChunkError, ChunkIndex, ImageFormat, ImageRef, CHUNK_SIZE};
-
-/// How the test server misbehaves.
-#[derive(Clone, Copy)]
-enum Mode {
-    Good,
-    /// Closes the first response after this many body bytes.
-    CutAt(usize),
-    /// Cuts like CutAt, then answers Range requests with the whole file (200).
-    CutNoRange(usize),
-}
-
-struct Server {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-/// Serves `body` at /images/test.tar and the chunk index of `indexed` (the
-/// image the plan was signed for) at /images/test.tar.chunks.
-fn serve(body: Vec<u8>, mode: Mode) -> Server {
-    let index = ChunkIndex::build(&body[..], CHUNK_SIZE).unwrap().index.to_bytes();
-    serve_with_index(body, index, mode)
-}
-
-fn serve_with_index(body: Vec<u8>, index: Vec<u8>, mode: Mode) -> Server {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/images/test.tar", l.local_addr().unwrap());
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let log = requests.clone();
-    let n = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { return };
-            let _ = answer(s, &body, &index, mode, &n, &log);
-        }
-    });
-    Server { url, requests }
-}
-
-fn answer(
-    mut s: TcpStream,
-    body: &[u8],
-    index: &[u8],
-    mode: Mode,
-    n: &AtomicUsize,
-    log: &Mutex<Vec<String>>,
-) -> std::io::Result<()> {
-    let mut r = BufReader::new(s.try_clone()?);
-    let mut range = None;
-    let mut first = String::new();
-    r.read_line(&mut first)?;
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.strip_prefix("Range: bytes=") {
-            range = v.trim_end_matches('-').parse::<usize>().ok();
-        }
-    }
-    if first.contains(".chunks ") {
-        write!(
-            s,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            index.len()
-        )?;
-        return s.write_all(index);
-    }
-    let i = n.fetch_add(1, Ordering::SeqCst);
-    log.lock().unwrap().push(format!("range={range:?}"));
-    let honour = !matches!(mode, Mode::CutNoRange(_));
-    let from = if honour { range.unwrap_or(0) } else { 0 };
-    let part = &body[from..];
-    let status = if from > 0 { "206 Partial Content" } else { "200 OK" };
-    write!(s, "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", part.len())?;
-    let cut = match mode {
-        Mode::CutAt(n) | Mode::CutNoRange(n) if i == 0 => n,
-        _ => part.len(),
-    };
-    s.write_all(&part[..cut])?;
-    s.flush()?;
-    // Dropping the socket closes it: the client sees a short body.
-    Ok(())
-}
+use support::images::{noise, serve, serve_with_index, ImageServer as Server, Mode};
 
 /// A tar with a directory, an executable, a big incompressible file, a
 /// symlink, a hard link, a device node, and owner/permission bits.
@@ -129,17 +46,14 @@ fn tree_tar() -> Vec<u8> {
     add("usr/bin/tool2", tar::EntryType::Link, 0o755, b"", Some("usr/bin/tool"));
     add("bin", tar::EntryType::Symlink, 0o777, b"", Some("usr/bin"));
     add("dev/null", tar::EntryType::Char, 0o666, b"", None);
-    // 3 MiB of xorshift noise: incompressible, so the cut lands mid-stream.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let noise: Vec<u8> = (0..3 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    add("var/big.bin", tar::EntryType::Regular, 0o600, &noise, None);
+    // 3 MiB of noise: incompressible, so the cut lands mid-stream.
+    add(
+        "var/big.bin",
+        tar::EntryType::Regular,
+        0o600,
+        &noise(0x2545_f491_4f6c_dd1d, 3 << 20),
+        None,
+    );
     b.into_inner().unwrap()
 }
 
@@ -275,17 +189,9 @@ fn an_index_not_matching_the_signed_plan_is_refused_before_any_write() {
 /// compressed offsets follow the tar's), and the files' contents.
 fn noise_files(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut b = tar::Builder::new(Vec::new());
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
     let mut files = Vec::new();
     for i in 0..n {
-        let data: Vec<u8> = (0..1 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = noise(0x9e37_79b9_7f4a_7c15 + i as u64, 1 << 20);
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
         h.set_uid(0);
@@ -483,16 +389,8 @@ fn absolute_paths_and_dot_dot_are_refused() {
     }
 }
 
-/// Every path below `dir`, sorted.
+/// Every path below `dir`, sorted, links not followed.
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        out.push(p.clone());
-        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
-            out.extend(walk(&p));
-        }
-    }
-    out.sort();
-    out
+    let entries = walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name();
+    entries.into_iter().map(|e| e.unwrap().into_path()).collect()
 }

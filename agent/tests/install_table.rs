@@ -6,42 +6,19 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use diskplan::testing::{self, partition};
 use diskplan::{plan, DiskAction, Layout};
 use lazare_agent::hw::blkid;
 use lazare_agent::install::table::{self, TableError};
-use lazare_proto::{
-    Disk, DiskPolicy, Dmi, Firmware, Inventory, Partition, PartitionTable, GIB, MIB,
-};
+use lazare_proto::{Disk, DiskPolicy, Firmware, Inventory, PartitionTable, GIB, MIB};
 use serde_json::Value;
 
 fn inventory(firmware: Firmware, disk: Disk) -> Inventory {
-    Inventory {
-        machine_id: "0".repeat(64),
-        memory_bytes: 256 * MIB,
-        cpus: 1,
-        cpu_model: "test".into(),
-        firmware,
-        dmi: Dmi::default(),
-        disks: vec![disk],
-        nics: vec![],
-        boot_device: None,
-        agent_version: String::new(),
-        installed_id: None,
-    }
+    testing::one_disk(firmware, disk)
 }
 
 fn blank(size: u64) -> Disk {
-    Disk {
-        name: "img".into(),
-        size_bytes: size,
-        model: None,
-        serial: None,
-        removable: false,
-        rotational: true,
-        sector_size: 512,
-        partitions: vec![],
-        table: None,
-    }
+    testing::disk("img", size)
 }
 
 fn image(dir: &Path, size: u64) -> File {
@@ -147,14 +124,9 @@ fn home_start() -> u64 {
 }
 
 fn with_home(table: PartitionTable) -> Disk {
-    let p = |number, start: u64, size: u64, fs: &str, label: &str| Partition {
-        number,
-        start: start * 512,
-        size: size * 512,
-        fs_type: Some(fs.into()),
-        label: Some(label.into()),
-        uuid: None,
-        looks_like_home: label == "home",
+    // Sectors, as sfdisk writes them in old_install.
+    let p = |number, start: u64, size: u64, fs: &str, label: &str| {
+        partition(number, start * 512, size * 512, fs, label)
     };
     Disk {
         partitions: vec![

@@ -8,9 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use lazare::vm::{DiskInterface, DiskSpec, Firmware, Machine, Vm, VmSpec};
+use lazare::vm::{DiskInterface, DiskSpec, Firmware, Machine, Vm};
 use lazare_proto::{Firmware as Fw, Inventory, MIB};
-use support::{disk_image, initramfs, kernel, Recorder};
+use support::{direct_boot, disk_image, initramfs, inventory_after_power_off, poll, Recorder};
 
 /// qemu's default MAC for the first NIC.
 const QEMU_MAC: &str = "52:54:00:12:34:56";
@@ -31,8 +31,11 @@ fn run(case: Case) -> Inventory {
     let server = Recorder::start(b"{}".to_vec(), None);
     let baked = format!("lazare.server=http://10.0.2.100:{}", server.port);
     let initrd = initramfs(dir.path(), &baked, None);
-    let (kernel, _) = kernel();
-    let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
+    let mut append = "console=tty1 console=ttyS0,115200 lazare.action=inventory".to_string();
+    if let Some(ip) = case.ip {
+        append.push_str(&format!(" ip={ip}"));
+    }
+    let mut spec = direct_boot(dir.path(), &initrd, &append);
     spec.machine = case.machine;
     spec.firmware = case.firmware;
     spec.nic_model = case.nic.into();
@@ -42,28 +45,11 @@ fn run(case: Case) -> Inventory {
     for (i, (iface, size)) in case.disks.iter().enumerate() {
         spec.disks.push(DiskSpec::new(disk_image(dir.path(), &format!("d{i}.img"), *size), *iface));
     }
-    let mut append = "console=tty1 console=ttyS0,115200 lazare.action=inventory".to_string();
-    if let Some(ip) = case.ip {
-        append.push_str(&format!(" ip={ip}"));
-    }
-    spec.extra_args = vec![
-        "-kernel".into(),
-        kernel.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
-        append.clone(),
-    ];
     let mut vm = Vm::start(&spec).unwrap();
     vm.wait_for_text("lazare-agent ", Duration::from_secs(120)).unwrap();
     vm.wait_for_text(format!("cmdline: {append}"), Duration::from_secs(10)).unwrap();
-    let status = vm.wait_exit(Duration::from_secs(360));
-    let out = vm.output();
-    assert!(status.is_ok(), "the VM did not power off by itself: {status:?}\n{out}");
+    let (inv, out) = inventory_after_power_off(&mut vm, &server, Duration::from_secs(360));
     assert!(out.contains("Powering off"), "{out}");
-    let hellos = server.bodies("/api/v1/hello");
-    assert_eq!(hellos.len(), 1, "exactly one hello; serial:\n{out}");
-    let inv: Inventory = serde_json::from_slice(&hellos[0]).unwrap();
     inv.validate().unwrap();
     assert!(!server.bodies("/log").is_empty(), "the log was uploaded");
     assert_eq!(inv.memory_bytes, case.memory_mb as u64 * MIB, "RAM");
@@ -135,22 +121,12 @@ fn plan_signed_by_another_key_is_refused() {
     let server = Recorder::start(plan.clone(), Some(rogue.sign(&plan)));
     let baked = format!("lazare.server=http://10.0.2.100:{}", server.port);
     let initrd = initramfs(dir.path(), &baked, Some(&ours.public().to_string()));
-    let (kernel, _) = kernel();
-    let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
-    spec.memory_mb = 256;
+    let append = "console=tty1 console=ttyS0,115200 lazare.action=install";
+    let mut spec = direct_boot(dir.path(), &initrd, append);
     spec.guestfwd_port = Some(server.port);
     spec.max_runtime = Duration::from_secs(300);
     spec.disks
         .push(DiskSpec::new(disk_image(dir.path(), "d0.img", 2 * 1024 * MIB), DiskInterface::Ide));
-    let append = "console=tty1 console=ttyS0,115200 lazare.action=install";
-    spec.extra_args = vec![
-        "-kernel".into(),
-        kernel.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
-        append.into(),
-    ];
     let mut vm = Vm::start(&spec).unwrap();
     vm.wait_for_text("not signed by the server this CD belongs to", Duration::from_secs(240))
         .unwrap();
@@ -158,14 +134,7 @@ fn plan_signed_by_another_key_is_refused() {
     assert_eq!(server.bodies("/api/v1/hello").len(), 1);
     // The refusal reaches the dashboard too: a `failed` event and the log.
     vm.wait_for_text("Type a letter", Duration::from_secs(60)).unwrap();
-    let mut logs = server.bodies("/log");
-    for _ in 0..100 {
-        if !logs.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        logs = server.bodies("/log");
-    }
+    let logs = poll(|| Some(server.bodies("/log")).filter(|l| !l.is_empty())).expect("a log");
     let log = String::from_utf8_lossy(&logs[0]).into_owned();
     assert!(log.contains("not signed by the server"), "{log}");
     let failed =
@@ -183,17 +152,16 @@ fn two_nics_first_uncabled_uses_the_second() {
     let server = Recorder::start(b"{}".to_vec(), None);
     let baked = format!("lazare.server=http://10.0.2.100:{}", server.port);
     let initrd = initramfs(dir.path(), &baked, None);
-    let (kernel, _) = kernel();
     let fwd = dir.path().join("fwd1.sh");
     std::fs::write(&fwd, format!("#!/bin/sh\nexec socat - TCP:127.0.0.1:{}\n", server.port))
         .unwrap();
     std::fs::set_permissions(&fwd, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
-    spec.memory_mb = 256;
+    let append = "console=tty1 console=ttyS0,115200 lazare.action=inventory";
+    let mut spec = direct_boot(dir.path(), &initrd, append);
     spec.guestfwd_port = Some(server.port);
     spec.max_runtime = Duration::from_secs(400);
-    let append = "console=tty1 console=ttyS0,115200 lazare.action=inventory";
-    spec.extra_args = vec![
+    // A second NIC before the first is made, so it comes second.
+    let second = [
         "-netdev".into(),
         format!(
             "user,id=n1,restrict=on,guestfwd=tcp:10.0.2.100:{}-cmd:{}",
@@ -202,30 +170,12 @@ fn two_nics_first_uncabled_uses_the_second() {
         ),
         "-device".into(),
         "e1000,netdev=n1,mac=52:54:00:12:34:57".into(),
-        "-kernel".into(),
-        kernel.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
-        append.into(),
     ];
+    spec.extra_args.splice(0..0, second);
     let mut vm = Vm::start(&spec).unwrap();
     // The monitor socket appears once qemu has set up its devices.
-    let mut unplugged = vm.monitor("set_link n0 off");
-    for _ in 0..100 {
-        if unplugged.is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        unplugged = vm.monitor("set_link n0 off");
-    }
-    unplugged.unwrap();
-    let status = vm.wait_exit(Duration::from_secs(360));
-    let out = vm.output();
-    assert!(status.is_ok(), "the VM did not power off by itself: {status:?}\n{out}");
-    let hellos = server.bodies("/api/v1/hello");
-    assert_eq!(hellos.len(), 1, "{out}");
-    let inv: Inventory = serde_json::from_slice(&hellos[0]).unwrap();
+    poll(|| vm.monitor("set_link n0 off").ok()).expect("qemu's monitor answers");
+    let (inv, _) = inventory_after_power_off(&mut vm, &server, Duration::from_secs(360));
     let nics: Vec<(&str, bool)> = inv.nics.iter().map(|n| (n.mac.as_str(), n.carrier)).collect();
     assert_eq!(nics, vec![(QEMU_MAC, false), ("52:54:00:12:34:57", true)]);
 }
@@ -251,20 +201,10 @@ fn rescue_shell_and_kernel_module_requests() {
         .status()
         .unwrap();
     assert!(made.success(), "mke2fs");
-    let (kernel, _) = kernel();
-    let mut spec = VmSpec::new(None, dir.path().join("serial.log"));
-    spec.memory_mb = 256;
+    let append = "console=tty1 console=ttyS0,115200 lazare.action=rescue";
+    let mut spec = direct_boot(dir.path(), &initrd, append);
     spec.max_runtime = Duration::from_secs(300);
     spec.disks.push(DiskSpec::new(disk, DiskInterface::Ide));
-    let append = "console=tty1 console=ttyS0,115200 lazare.action=rescue";
-    spec.extra_args = vec![
-        "-kernel".into(),
-        kernel.display().to_string(),
-        "-initrd".into(),
-        initrd.display().to_string(),
-        "-append".into(),
-        append.into(),
-    ];
     let mut vm = Vm::start(&spec).unwrap();
     vm.wait_for_text("Starting a shell", Duration::from_secs(240)).unwrap();
     std::thread::sleep(Duration::from_secs(2));

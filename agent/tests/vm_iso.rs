@@ -11,7 +11,7 @@ use std::time::Duration;
 use lazare::build::{build, resolve, BuildArgs};
 use lazare::vm::{BootFrom, DiskInterface, DiskSpec, Firmware, Machine, Vm, VmSpec};
 use lazare_proto::{Inventory, MIB};
-use support::{agent_binary, disk_image, Recorder};
+use support::{agent_binary, disk_image, inventory_after_power_off, Recorder};
 
 fn iso(dir: &Path, port: u16) -> std::path::PathBuf {
     let out = dir.join("lazare.iso");
@@ -48,12 +48,7 @@ fn boot(
     spec.disks.push(DiskSpec::new(disk_image(dir.path(), "d0.img", 3 * 1024 * MIB), iface));
     let mut vm = Vm::start(&spec).unwrap();
     vm.wait_for_text("lazare-agent ", Duration::from_secs(240)).unwrap();
-    let status = vm.wait_exit(Duration::from_secs(300));
-    let out = vm.output();
-    assert!(status.is_ok(), "the VM did not power off by itself: {status:?}\n{out}");
-    let hellos = server.bodies("/api/v1/hello");
-    assert_eq!(hellos.len(), 1, "{out}");
-    let inv: Inventory = serde_json::from_slice(&hellos[0]).unwrap();
+    let (inv, out) = inventory_after_power_off(&mut vm, &server, Duration::from_secs(300));
     assert_eq!(inv.memory_bytes, memory_mb as u64 * MIB);
     (inv, out)
 }

@@ -12,9 +12,12 @@
 //! - [`kmod`]: one parser for the kernel's module indexes (modules.dep,
 //!   modules.alias, modules.softdep, modules.builtin), used by the builder
 //!   to choose modules and by the agent to load them.
+//! - [`kernel`]: which installed kernel is the newest (the builder's
+//!   default, and the one the tests boot).
 
 mod baked;
 pub mod console;
+pub mod kernel;
 pub mod kmod;
 pub mod paths;
 

@@ -6,6 +6,8 @@
 mod layout;
 mod pack;
 mod plan;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use layout::{
     partition_name, DiskAction, DiskLayout, Fs, Layout, Mount, PlannedPartition, Role,

@@ -139,17 +139,7 @@ mod tests {
     use lazare_proto::GIB;
 
     fn disk(size: u64) -> Disk {
-        Disk {
-            name: "sda".into(),
-            size_bytes: size,
-            model: None,
-            serial: None,
-            removable: false,
-            rotational: true,
-            sector_size: 512,
-            partitions: vec![],
-            table: None,
-        }
+        crate::testing::disk("sda", size)
     }
 
     #[test]

@@ -65,6 +65,7 @@ fail-server = Dieser Computer hat den Installationsserver nicht erreicht.
 fail-kernel = Diese CD passt nicht zu ihrem eigenen Kernel; die CD muss neu erstellt werden.
 fail-key = Der Serverschlüssel auf dieser CD ist beschädigt; die CD muss neu erstellt werden.
 fail-refused = Die Antwort des Installationsservers ist nicht vom Server dieser CD signiert: nichts wird auf die Festplatten geschrieben.
+fail-not-pinned = Der Server, der geantwortet hat, ist nicht der Installationsserver dieser CD (vielleicht schaltet sich etwas im Netzwerk dazwischen): Auf die Festplatten wird nichts geschrieben.
 fail-not-understood = Der Installationsserver hat eine Antwort geschickt, die diese CD nicht versteht.
 fail-other-computer = Der Installationsserver hat einen Plan für einen anderen Computer geschickt: nichts wird geschrieben.
 fail-disks = Die Festplatten dieses Computers fassen das gewählte System nicht: nichts wurde geschrieben.

@@ -68,6 +68,7 @@ fail-server = This computer could not reach the install server.
 fail-kernel = This CD does not match its own kernel; the CD must be rebuilt.
 fail-key = The server key on this CD is damaged; the CD must be rebuilt.
 fail-refused = The answer from the install server is not signed by the server this CD belongs to: nothing will be written to the disks.
+fail-not-pinned = The server that answered is not the install server this CD belongs to (something on the network may be in the way): nothing will be written to the disks.
 fail-not-understood = The install server sent an answer this CD does not understand.
 fail-other-computer = The install server sent a plan for another computer: nothing will be written.
 fail-disks = This computer's disks cannot hold the system the server chose: nothing was written.

@@ -65,6 +65,7 @@ fail-server = Este ordenador no pudo contactar con el servidor de instalación.
 fail-kernel = Este CD no corresponde a su propio núcleo; hay que rehacer el CD.
 fail-key = La clave del servidor en este CD está dañada; hay que rehacer el CD.
 fail-refused = La respuesta del servidor de instalación no está firmada por el servidor de este CD: no se escribirá nada en los discos.
+fail-not-pinned = El servidor que respondió no es el servidor de instalación de este CD (quizá algo en la red se interpone): no se escribirá nada en los discos.
 fail-not-understood = El servidor de instalación envió una respuesta que este CD no entiende.
 fail-other-computer = El servidor de instalación envió un plan para otro ordenador: no se escribirá nada.
 fail-disks = Los discos de este ordenador no pueden contener el sistema elegido: no se escribió nada.

@@ -66,6 +66,7 @@ fail-server = Cet ordinateur n'a pas pu joindre le serveur d'installation.
 fail-kernel = Ce CD ne correspond pas à son propre noyau ; il faut refaire le CD.
 fail-key = La clé du serveur sur ce CD est abîmée ; il faut refaire le CD.
 fail-refused = La réponse du serveur d'installation n'est pas signée par le serveur de ce CD : rien ne sera écrit sur les disques.
+fail-not-pinned = Le serveur qui a répondu n'est pas le serveur d'installation de ce CD (quelque chose sur le réseau s'interpose peut-être) : rien ne sera écrit sur les disques.
 fail-not-understood = Le serveur d'installation a envoyé une réponse que ce CD ne comprend pas.
 fail-other-computer = Le serveur d'installation a envoyé un plan pour un autre ordinateur : rien ne sera écrit.
 fail-disks = Les disques de cet ordinateur ne peuvent pas contenir le système choisi par le serveur : rien n'a été écrit.

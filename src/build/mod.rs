@@ -9,7 +9,7 @@ mod settings;
 pub use agent::{Agent, AgentOrigin};
 pub use info::{AgentInfo, BuildInfo, EntryInfo};
 
-pub use settings::{ConfigFile, EfiLoaderKind, Settings};
+pub use settings::{newest_kernel, ConfigFile, EfiLoaderKind, Settings};
 
 use crate::initramfs::{self, ExtraFile, InitramfsSpec};
 use crate::iso::{self, BiosLoader, EfiLoader, IsoContent};

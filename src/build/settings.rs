@@ -140,15 +140,12 @@ pub fn read_key(path: &Path) -> Result<lazare_proto::PublicKey> {
 
 /// The newest `/boot/vmlinuz-*`, by version order.
 pub fn newest_kernel(boot: &Path) -> Result<PathBuf> {
-    let mut kernels: Vec<PathBuf> = std::fs::read_dir(boot)
+    let names: Vec<String> = std::fs::read_dir(boot)
         .with_context(|| format!("listing {}", boot.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
-    kernels.sort_by_key(|p| version_key(&p.to_string_lossy()));
-    kernels.pop().with_context(|| {
+    let newest = lazare_cd::kernel::newest(names.iter().map(String::as_str));
+    newest.map(|n| boot.join(n)).with_context(|| {
         format!(
             "no kernel: {}/vmlinuz-* not found (install linux-image-amd64 or pass --kernel)",
             boot.display()
@@ -156,43 +153,20 @@ pub fn newest_kernel(boot: &Path) -> Result<PathBuf> {
     })
 }
 
-/// "6.1.0-10-amd64" sorts after "6.1.0-9-amd64".
-fn version_key(s: &str) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut num = String::new();
-    let mut text = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            if !text.is_empty() {
-                out.push((0, std::mem::take(&mut text)));
-            }
-            num.push(c);
-        } else {
-            if !num.is_empty() {
-                out.push((num.parse().unwrap_or(u64::MAX), String::new()));
-                num.clear();
-            }
-            text.push(c);
-        }
-    }
-    if !num.is_empty() {
-        out.push((num.parse().unwrap_or(u64::MAX), String::new()));
-    }
-    if !text.is_empty() {
-        out.push((0, text));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn kernels_sort_by_version() {
-        let mut v = ["vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "vmlinuz-5.10.0-30-amd64"];
-        v.sort_by_key(|s| version_key(s));
-        assert_eq!(v[2], "vmlinuz-6.1.0-10-amd64");
+    fn the_newest_kernel_of_a_boot_dir_is_found_by_version() {
+        let boot = tempfile::tempdir().unwrap();
+        for n in ["vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-10-amd64", "config-6.1.0-11-amd64"] {
+            std::fs::write(boot.path().join(n), b"").unwrap();
+        }
+        let k = newest_kernel(boot.path()).unwrap();
+        assert_eq!(k, boot.path().join("vmlinuz-6.1.0-10-amd64"));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(newest_kernel(empty.path()).unwrap_err().to_string().contains("linux-image-amd64"));
     }
 
     #[test]

@@ -255,11 +255,10 @@ pub fn kernel_release_of(kernel: &Path) -> Result<String, InitramfsError> {
         return Ok(release);
     }
     let name = kernel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.strip_prefix("vmlinuz-").filter(|r| !r.is_empty()).map(str::to_string).ok_or_else(|| {
-        InitramfsError::Kernel {
-            path: kernel.to_path_buf(),
-            message: "no version string in the bzImage header and no vmlinuz-<release> name".into(),
-        }
+    let release = lazare_cd::kernel::release(name).filter(|r| !r.is_empty());
+    release.map(str::to_string).ok_or_else(|| InitramfsError::Kernel {
+        path: kernel.to_path_buf(),
+        message: "no version string in the bzImage header and no vmlinuz-<release> name".into(),
     })
 }
 

@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use lazare_proto::{
     Action, Event, Inventory, Next, NextAction, CHALLENGE_HEADER, SECRET_HEADER, SIGNATURE_HEADER,
@@ -113,9 +113,9 @@ pub fn router() -> Router<Arc<Server>> {
         .route("/api/v1/machines/{id}/log", post(log).layer(DefaultBodyLimit::max(LOG_LIMIT)))
         .route("/api/v1/machines/{id}/next", get(next))
         .route("/api/v1/machines/{id}/reinstall", post(reinstall))
-        .route("/api/v1/machines/{id}/accept", post(accept))
-        .route("/api/v1/machines/{id}/reenroll", post(reenroll))
-        .route("/api/v1/machines/{id}/forget", post(forget))
+        .route("/api/v1/machines/{id}/accept", admin_order(MachineOrder::Accept))
+        .route("/api/v1/machines/{id}/reenroll", admin_order(MachineOrder::Reenroll))
+        .route("/api/v1/machines/{id}/forget", admin_order(MachineOrder::Forget))
         .route("/api/v1/enroll-window", post(enroll_window))
 }
 
@@ -252,18 +252,31 @@ async fn event(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    check_id(&id)?;
     let ev: Event = parse_json(&body?, "event")?;
     if ev.percent.is_some_and(|p| p > 100) {
         return Err(ApiError::BadRequest("percent must be 0–100".into()));
     }
-    let proof = machine_proof(&headers);
+    as_machine(s, id, &headers, move |s, id| match s.store.add_event(&id, &ev, now_ms())? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::UnknownMachine(id)),
+    })
+    .await
+}
+
+/// Runs `f` off the async workers once `id` is a machine id and the
+/// request proves it comes from that machine (its secret, or the answer to
+/// the hello's challenge).
+async fn as_machine<T: Send + 'static>(
+    s: Arc<Server>,
+    id: String,
+    headers: &HeaderMap,
+    f: impl FnOnce(&Server, String) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    check_id(&id)?;
+    let proof = machine_proof(headers);
     blocking(move || {
         s.store.check_machine(&id, proof.as_deref())??;
-        match s.store.add_event(&id, &ev, now_ms())? {
-            true => Ok(StatusCode::NO_CONTENT),
-            false => Err(ApiError::UnknownMachine(id)),
-        }
+        f(&s, id)
     })
     .await
 }
@@ -274,25 +287,20 @@ async fn log(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    check_id(&id)?;
     let body = body?;
-    let proof = machine_proof(&headers);
     // Kernel and tool output is not always valid UTF-8; keep what it says.
     let text = String::from_utf8_lossy(&body).into_owned();
-    blocking(move || {
-        s.store.check_machine(&id, proof.as_deref())??;
-        match s.store.add_log(&id, &text, now_ms())? {
-            LogOutcome::Stored => Ok(StatusCode::NO_CONTENT),
-            LogOutcome::UnknownMachine => Err(ApiError::UnknownMachine(id)),
-            LogOutcome::Full => Err(ApiError::Body {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                reason: format!("the log of this install passed {MAX_LOG_PER_INSTALL} bytes"),
-            }),
-            LogOutcome::ServerFull => Err(ApiError::Body {
-                status: StatusCode::INSUFFICIENT_STORAGE,
-                reason: "the server holds too many logs: forget old machines".into(),
-            }),
-        }
+    as_machine(s, id, &headers, move |s, id| match s.store.add_log(&id, &text, now_ms())? {
+        LogOutcome::Stored => Ok(StatusCode::NO_CONTENT),
+        LogOutcome::UnknownMachine => Err(ApiError::UnknownMachine(id)),
+        LogOutcome::Full => Err(ApiError::Body {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            reason: format!("the log of this install passed {MAX_LOG_PER_INSTALL} bytes"),
+        }),
+        LogOutcome::ServerFull => Err(ApiError::Body {
+            status: StatusCode::INSUFFICIENT_STORAGE,
+            reason: "the server holds too many logs: forget old machines".into(),
+        }),
     })
     .await
 }
@@ -321,10 +329,7 @@ async fn next(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Next>, ApiError> {
-    check_id(&id)?;
-    let proof = machine_proof(&headers);
-    let pending = blocking(move || {
-        s.store.check_machine(&id, proof.as_deref())??;
+    let pending = as_machine(s, id, &headers, |s, id| {
         s.store.reinstall_pending(&id)?.ok_or(ApiError::UnknownMachine(id))
     })
     .await?;
@@ -368,40 +373,16 @@ pub async fn order(s: Arc<Server>, id: String, what: MachineOrder) -> Result<(),
     .await
 }
 
-async fn admin_order(
-    s: Arc<Server>,
-    id: String,
-    headers: &HeaderMap,
-    what: MachineOrder,
-) -> Result<StatusCode, ApiError> {
-    check_id(&id)?;
-    s.admin(headers)?;
-    order(s, id, what).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn accept(
-    State(s): State<Arc<Server>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    admin_order(s, id, &headers, MachineOrder::Accept).await
-}
-
-async fn reenroll(
-    State(s): State<Arc<Server>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    admin_order(s, id, &headers, MachineOrder::Reenroll).await
-}
-
-async fn forget(
-    State(s): State<Arc<Server>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    admin_order(s, id, &headers, MachineOrder::Forget).await
+/// The POST handler of one admin order: the same checks for each.
+fn admin_order(what: MachineOrder) -> MethodRouter<Arc<Server>> {
+    post(
+        move |State(s): State<Arc<Server>>, Path(id): Path<String>, headers: HeaderMap| async move {
+            check_id(&id)?;
+            s.admin(&headers)?;
+            order(s, id, what).await?;
+            Ok::<_, ApiError>(StatusCode::NO_CONTENT)
+        },
+    )
 }
 
 #[derive(serde::Deserialize)]

@@ -2,6 +2,7 @@
 //! its host name, locale, users and disk policy.
 
 use anyhow::{bail, Context, Result};
+use kernel_cmdline::ServerUrl;
 use lazare_proto::{
     valid_hostname, valid_user_name, Action, DiskPolicy, Firmware, Inventory, User, MIB,
 };
@@ -40,6 +41,12 @@ action = "install"
 # unless you ordered a reinstall (dashboard or API) or its disk no longer
 # holds that system. true: reinstall it at every such boot.
 reinstall_installed = false
+
+# Where PCs download the images from. Unset: this server. A mirror or CDN
+# (http or https) for sites that outgrow one server: copy DATA/images/*.tar.zst
+# and their .chunks files there. The signed plan still pins every image by
+# its sha256 and chunk index, so a mirror cannot change a byte unseen.
+# image_base_url = "https://mirror.example.org/lazare"
 
 # Image rules, first match wins. A rule may test ram_below_mib and firmware
 # ("bios" or "uefi"); a rule without tests matches every PC. The profile is
@@ -84,12 +91,22 @@ pub struct Rules {
     pub enroll: super::enroll::EnrollRule,
     #[serde(default)]
     pub reinstall_installed: bool,
+    /// Images come from here instead of this server's `/images/`.
+    #[serde(default, deserialize_with = "base_url")]
+    pub image_base_url: Option<ServerUrl>,
     #[serde(rename = "image")]
     pub images: Vec<ImageRule>,
     #[serde(default)]
     pub disks: DiskPolicy,
     #[serde(default, rename = "user")]
     pub users: Vec<User>,
+}
+
+/// An `http(s)://HOST[:PORT][/PATH]` base, parsed by kernel-cmdline's
+/// one URL parser.
+fn base_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ServerUrl>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 fn default_countdown() -> u32 {

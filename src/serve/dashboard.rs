@@ -192,51 +192,63 @@ fn tail(text: &str, max: usize) -> &str {
     rest.find('\n').map_or(rest, |n| &rest[n + 1..])
 }
 
+/// The machine `id` for an admin's page; else the page to answer instead:
+/// the login page, or the error page for a bad or unknown id.
+async fn machine_for_page(
+    s: &Arc<Server>,
+    headers: &HeaderMap,
+    id: String,
+) -> Result<MachineDetail, Response> {
+    if let Some(r) = login_needed(s, headers) {
+        return Err(r);
+    }
+    let s2 = s.clone();
+    let found = async {
+        check_id(&id)?;
+        blocking(move || s2.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id))).await
+    };
+    found.await.map_err(|e| error_page(s, e))
+}
+
 async fn machine_page(
     State(s): State<Arc<Server>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = login_needed(&s, &headers) {
-        return r;
-    }
-    let s2 = s.clone();
-    let result = async {
-        check_id(&id)?;
-        let m: MachineDetail =
-            blocking(move || s2.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id))).await?;
-        let logs: Vec<_> = m
-            .logs
-            .iter()
-            .rev() // newest install first
-            .map(|l| {
-                let shown = tail(&l.text, LOG_TAIL);
-                context! {
-                    install => l.install, text => shown, cut => shown.len() < l.text.len(),
-                    bytes => l.text.len(),
-                }
-            })
-            .collect();
-        let events: Vec<_> = m
-            .events
-            .iter()
-            .rev()
-            .map(|e| {
-                context! {
-                    time => readable_time(&e.time), install => e.install,
-                    phase => json_name(&e.phase), percent => e.percent, message => e.message,
-                }
-            })
-            .collect();
-        let ctx = context! {
-            m => row(&m.summary), events => events, logs => logs,
-            boot_device => m.inventory.boot_device, agent_version => m.inventory.agent_version,
-            dmi => m.inventory.dmi,
-        };
-        render(&s, "dashboard_machine.html", ctx)
-    }
-    .await;
-    result.map_or_else(|e| error_page(&s, e), IntoResponse::into_response)
+    let m = match machine_for_page(&s, &headers, id).await {
+        Ok(m) => m,
+        Err(page) => return page,
+    };
+    let logs: Vec<_> = m
+        .logs
+        .iter()
+        .rev() // newest install first
+        .map(|l| {
+            let shown = tail(&l.text, LOG_TAIL);
+            context! {
+                install => l.install, text => shown, cut => shown.len() < l.text.len(),
+                bytes => l.text.len(),
+            }
+        })
+        .collect();
+    let events: Vec<_> = m
+        .events
+        .iter()
+        .rev()
+        .map(|e| {
+            context! {
+                time => readable_time(&e.time), install => e.install,
+                phase => json_name(&e.phase), percent => e.percent, message => e.message,
+            }
+        })
+        .collect();
+    let ctx = context! {
+        m => row(&m.summary), events => events, logs => logs,
+        boot_device => m.inventory.boot_device, agent_version => m.inventory.agent_version,
+        dmi => m.inventory.dmi,
+    };
+    render(&s, "dashboard_machine.html", ctx)
+        .map_or_else(|e| error_page(&s, e), IntoResponse::into_response)
 }
 
 /// One install's whole log, as plain text.
@@ -245,23 +257,19 @@ async fn whole_log(
     Path((id, install)): Path<(String, u32)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = login_needed(&s, &headers) {
-        return r;
+    let m = match machine_for_page(&s, &headers, id).await {
+        Ok(m) => m,
+        Err(page) => return page,
+    };
+    match m.logs.into_iter().find(|l| l.install == install) {
+        Some(log) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], log.text).into_response()
+        }
+        None => error_page(
+            &s,
+            ApiError::Body { status: StatusCode::NOT_FOUND, reason: "no such install log".into() },
+        ),
     }
-    let s2 = s.clone();
-    let result = async {
-        check_id(&id)?;
-        let m =
-            blocking(move || s2.store.machine(&id)?.ok_or(ApiError::UnknownMachine(id))).await?;
-        let log = m.logs.into_iter().find(|l| l.install == install).ok_or_else(|| {
-            ApiError::Body { status: StatusCode::NOT_FOUND, reason: "no such install log".into() }
-        })?;
-        Ok::<_, ApiError>(
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], log.text).into_response(),
-        )
-    }
-    .await;
-    result.unwrap_or_else(|e| error_page(&s, e))
 }
 
 async fn login_page(State(s): State<Arc<Server>>) -> Response {

@@ -9,6 +9,7 @@ mod dashboard;
 pub mod datadir;
 mod enroll;
 pub mod listen;
+mod metrics;
 mod plan;
 mod store;
 mod tls;
@@ -52,6 +53,8 @@ pub struct Server {
     templates: minijinja::Environment<'static>,
     /// Where it listens: the LANs Wake-on-LAN packets go to (wol.rs).
     listen: SocketAddr,
+    /// Counters for `GET /metrics`.
+    metrics: metrics::Metrics,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -83,8 +86,15 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let public = key.public();
     // Made before the key moves into the server state; the key is the TLS key.
     let tls = if args.http { None } else { Some(tls::acceptor(&key)?) };
-    let server =
-        Arc::new(Server { store, rules, key, templates, data: data.clone(), listen: args.listen });
+    let server = Arc::new(Server {
+        store,
+        rules,
+        key,
+        templates,
+        data: data.clone(),
+        listen: args.listen,
+        metrics: metrics::Metrics::default(),
+    });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -109,6 +119,7 @@ fn app(server: Arc<Server>) -> axum::Router {
         .merge(api::router().merge(dashboard::router()).layer(timeout))
         // ServeDir answers Range requests (206) and refuses paths leaving the directory.
         .nest_service("/images", images)
+        .route("/metrics", axum::routing::get(metrics::scrape))
         .fallback(|| async {
             let status = axum::http::StatusCode::NOT_FOUND;
             ApiError::Body { status, reason: "no such page or API call".into() }
@@ -116,6 +127,7 @@ fn app(server: Arc<Server>) -> axum::Router {
         // Routes without their own limit (dashboard forms, admin calls) get a small one.
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
         .layer(axum::middleware::map_response(auth::security_headers))
+        .layer(axum::middleware::from_fn_with_state(server.clone(), metrics::count))
         .with_state(server)
 }
 

@@ -134,7 +134,10 @@ pub fn build_plan(
         action,
         image: ImageRef {
             name: image.name.clone(),
-            url: format!("/images/{}", image.file),
+            url: match &rules.image_base_url {
+                Some(mirror) => mirror.join(&image.file),
+                None => format!("/images/{}", image.file),
+            },
             sha256: image.sha256.clone(),
             size: image.size,
             format: image.format,
@@ -224,6 +227,26 @@ mod tests {
         assert!(plan.disks.root_min >= m.installed_size + m.installed_size / 4);
         assert_eq!(plan.nonce.len(), 32);
         plan.validate_for(&inv.machine_id).unwrap();
+    }
+
+    #[test]
+    fn a_mirror_rule_puts_the_image_there_still_pinned_by_hash() {
+        let text = format!(
+            "{}\nimage_base_url = \"https://mirror.example.org/lazare/\"\n",
+            super::super::config::DEFAULT_RULES.split("[[image]]").next().unwrap()
+        ) + "[[image]]\nprofile = \"standard\"\n";
+        let rules = Rules::parse(&text).unwrap();
+        let m = manifest("standard", "s.tar.zst", 1, 1);
+        let plan =
+            build_plan(&rules, &pc(None, None), 1, &m, nonce().unwrap(), Action::Install).unwrap();
+        assert_eq!(plan.image.url, "https://mirror.example.org/lazare/s.tar.zst");
+        assert_eq!((plan.image.sha256.as_str(), plan.image.size), (m.sha256.as_str(), m.size));
+        assert_eq!(plan.image.chunks, "c".repeat(64));
+        plan.validate_for(&"b".repeat(64)).unwrap();
+        for bad in ["ftp://m/x", "https://user@m/x", "https://m/x?y=1", "mirror"] {
+            let t = text.replace("https://mirror.example.org/lazare/", bad);
+            assert!(Rules::parse(&t).is_err(), "{bad} accepted");
+        }
     }
 
     fn pc(installed_id: Option<&str>, boot_device: Option<&str>) -> Inventory {

@@ -167,7 +167,7 @@ pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn status_name(s: MachineStatus) -> &'static str {
+pub fn status_name(s: MachineStatus) -> &'static str {
     match s {
         MachineStatus::Seen => "seen",
         MachineStatus::Installing => "installing",

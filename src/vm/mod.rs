@@ -533,12 +533,6 @@ mod tests {
     }
 
     fn newest_host_kernel() -> Option<PathBuf> {
-        let mut k: Vec<PathBuf> = std::fs::read_dir("/boot")
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
-            .collect();
-        k.sort();
-        k.pop()
+        crate::build::newest_kernel(Path::new("/boot")).ok()
     }
 }

@@ -1,7 +1,8 @@
 //! The end-to-end install fixture shared by
 //! `e2e_install.rs` and `e2e_uefi.rs`: the real `test` image, a
 //! signing key from a first `lazare serve` start, an ISO that bakes in
-//! `http://10.0.2.100:<port>` and that key, a `lazare serve` per test, and
+//! `https://10.0.2.100:<port>` and that key (the pinned channel, as a
+//! volunteer's first run makes it), a `lazare serve` per test, and
 //! the checks that an install ended and the server saw it. Included with
 //! `#[path = "common/e2e.rs"] mod e2e;` so only the slow tests compile it.
 #![allow(dead_code)]
@@ -72,7 +73,7 @@ pub fn fixture(name: &str) -> &'static Fixture {
         std::fs::write(&key, run(lazare().args(["key", "show", "--data"]).arg(&seed))).unwrap();
         let iso = dir.join("lazare.iso");
         run(lazare()
-            .args(["build", "--server", &format!("http://10.0.2.100:{port}"), "--key"])
+            .args(["build", "--server", &format!("https://10.0.2.100:{port}"), "--key"])
             .arg(&key)
             .arg("--output")
             .arg(&iso));
@@ -96,39 +97,29 @@ pub struct Server {
     base: String,
     /// The admin token: reads of the machine API need it.
     token: String,
+    /// A client that pins the server's key, as the CD does.
+    client: ureq::Agent,
 }
 
 impl Server {
     /// Starts on 127.0.0.1:`port` and waits for its banner.
     pub fn start(data: &Path, port: u16) -> Server {
-        let mut child = lazare()
-            // Plain HTTP on both sides (`--http`, an http:// CD): the
-            // installs under test are not about the channel.
-            .args(["serve", "--http", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting lazare serve");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut banner = String::new();
-        loop {
-            let mut line = String::new();
-            let n = out.read_line(&mut line).unwrap();
-            assert!(n > 0, "lazare serve exited during start:\n{banner}");
-            banner.push_str(&line);
-            if line.starts_with("images:") {
-                break;
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        // HTTPS with the signing key, the default a volunteer gets.
+        let child = spawn_serve(lazare().arg("serve"), &format!("127.0.0.1:{port}"), data);
         let token = std::fs::read_to_string(data.join("admin-token")).unwrap().trim().to_string();
-        Server { child, base: format!("http://127.0.0.1:{port}"), token }
+        let key: lazare_proto::PublicKey =
+            run(lazare().args(["key", "show", "--data"]).arg(data)).trim().parse().unwrap();
+        let tls =
+            lazare_agent::tls::client_config(lazare_agent::tls::Trust::Pinned(key), 0).unwrap();
+        let client = lazare_agent::http::agent(vec![], tls);
+        Server { child, base: format!("https://127.0.0.1:{port}"), token, client }
     }
 
     /// An admin read of the API.
     pub fn get(&self, path: &str) -> Value {
-        let resp = ureq::get(&format!("{}{path}", self.base))
+        let resp = self
+            .client
+            .get(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token))
             .call()
             .unwrap();
@@ -197,4 +188,31 @@ pub fn installed_machine(server: &Server) -> Value {
     let last = logs.last().and_then(|l| l["text"].as_str()).unwrap_or("");
     assert!(last.contains(DONE), "the uploaded log does not end the install: {last}");
     detail
+}
+
+/// Starts `cmd --listen LISTEN --data DATA`, where `cmd` is `lazare serve`
+/// with its options (or it behind `ip netns exec`), and returns once the
+/// banner is out (its `images:` line). The rest of its stdout is drained
+/// so the server never blocks on a full pipe.
+pub fn spawn_serve(cmd: &mut Command, listen: &str, data: &Path) -> Child {
+    let mut child = cmd
+        .args(["--listen", listen, "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting lazare serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap();
+        assert!(n > 0, "lazare serve exited during start:\n{banner}");
+        banner.push_str(&line);
+        if line.starts_with("images:") {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    child
 }

@@ -61,3 +61,27 @@ pub fn strip_loader_params(received: &str) -> String {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// An ISO for a VM test whose install server is guest 10.0.2.100:`port`
+/// (the harness's guestfwd to 127.0.0.1): DHCP, a one-second menu, no key
+/// to pin (no server that signs answers these tests), and `args`. Returns
+/// the baked command line, as `lazare inspect` reads it from the ISO.
+pub fn vm_iso(iso: &Path, port: u16, args: &[&str]) -> String {
+    let server = format!("http://10.0.2.100:{port}");
+    let common = ["--server", &server, "--ip", "dhcp", "--timeout", "1", "--insecure"];
+    build_iso(iso, &[&common[..], args].concat());
+    let out = lazare(&["inspect", "--json", iso.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let baked = v["baked_cmdline"].as_str().expect("baked cmdline in the initramfs").to_string();
+    assert!(baked.contains(&format!("lazare.server={server}")), "{baked}");
+    baked
+}
+
+/// Takes a screenshot of the VM's display into `png` (what the staff see,
+/// as `lazare vm --screenshots` does) and checks it is a real screen.
+pub fn screenshot(vm: &lazare::vm::Vm, png: &Path) {
+    vm.screenshot(png).unwrap();
+    let size = lazare::vm::png_size(&std::fs::read(png).unwrap());
+    assert!(size.is_some_and(|(w, h)| w >= 640 && h >= 400), "screen {size:?}");
+}

@@ -49,8 +49,8 @@ pub fn load(db: &ModuleDb, root: &Path, name: &str, report: &mut Report) {
 }
 
 /// Loads drivers for every device, again for devices that appear after
-/// (a PCI bridge driver reveals more devices, USB enumerates later), then
-/// waits for the block devices to stop changing.
+/// (a PCI bridge driver reveals more devices, USB enumerates later). The
+/// wait for disks to settle is [`DiskWatch`]'s, later, so it overlaps DHCP.
 pub fn coldplug(opts: &ProbeOpts) -> Result<Report, ModuleError> {
     let db = ModuleDb::load(opts)?;
     let mut report = Report::default();
@@ -73,7 +73,6 @@ pub fn coldplug(opts: &ProbeOpts) -> Result<Report, ModuleError> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    settle_disks(&opts.root, Duration::from_secs(8));
     report.unsupported_nics = unsupported_nics(&opts.root);
     Ok(report)
 }
@@ -87,20 +86,46 @@ fn block_devices(root: &Path) -> BTreeSet<PathBuf> {
         .collect()
 }
 
-/// Waits until the set of block devices has been stable for 1.5 s (disks on
-/// slow controllers and USB sticks appear late), at most `limit`.
-pub fn settle_disks(root: &Path, limit: Duration) {
-    let start = Instant::now();
-    let mut last = block_devices(root);
-    let mut stable_since = Instant::now();
-    while start.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = block_devices(root);
-        if now != last {
-            last = now;
-            stable_since = Instant::now();
-        } else if stable_since.elapsed() >= Duration::from_millis(1500) {
-            return;
+/// The block devices since coldplug ended. Disks on slow controllers and
+/// USB sticks appear late; rather than wait for them before the network
+/// (a fixed 1.5 s or more at every boot), the agent starts this watch after
+/// coldplug and [`DiskWatch::settle`]s it before it looks at the disks: the
+/// DHCP exchange has usually covered the wait by then.
+pub struct DiskWatch {
+    root: PathBuf,
+    started: Instant,
+    last: BTreeSet<PathBuf>,
+    stable_since: Instant,
+}
+
+impl DiskWatch {
+    pub fn start(root: &Path) -> DiskWatch {
+        let now = Instant::now();
+        DiskWatch {
+            root: root.to_path_buf(),
+            started: now,
+            last: block_devices(root),
+            stable_since: now,
+        }
+    }
+
+    /// Waits until the block devices have not changed for 1.5 s (counted
+    /// from the last change seen since [`DiskWatch::start`]), at most
+    /// `limit` after the start. Changes in between are caught by the
+    /// first look: a set that differs restarts the 1.5 s.
+    pub fn settle(mut self, limit: Duration) {
+        loop {
+            let now = block_devices(&self.root);
+            if now != self.last {
+                self.last = now;
+                self.stable_since = Instant::now();
+            } else if self.stable_since.elapsed() >= Duration::from_millis(1500) {
+                return;
+            }
+            if self.started.elapsed() >= limit {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }

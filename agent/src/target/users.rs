@@ -5,6 +5,7 @@
 use super::system::write_file;
 use super::{at, io_err, Result, TargetError};
 use lazare_proto::User;
+use std::io::ErrorKind::NotFound;
 use std::path::Path;
 
 /// Groups a desktop user of a Debian system is in (as the Debian installer
@@ -168,7 +169,7 @@ fn make_home(root: &Path, home: &str, id: u32) -> Result<()> {
         Ok(m) if m.is_dir() => {}
         // A link or a file where the home should be is the user's: left as is.
         Ok(_) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == NotFound => {
             let parent = dst.parent().expect("homes are below /home");
             std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
             std::fs::create_dir(&dst).map_err(io_err("creating", &dst))?;
@@ -185,30 +186,46 @@ fn make_home(root: &Path, home: &str, id: u32) -> Result<()> {
 
 /// Copies what `dst` lacks from `src`. Whatever exists at a name in `dst`
 /// (file, link, directory) is the user's and is never written through; an
-/// existing real directory is filled in.
+/// existing real directory is filled in. No link is followed in `src`
+/// either, `src` itself included (a skel that is a link would point into
+/// the host, not the new system).
 fn copy_tree(src: &Path, dst: &Path, id: u32) -> Result<()> {
-    let Ok(rd) = std::fs::read_dir(src) else { return Ok(()) };
-    for e in rd {
-        let e = e.map_err(io_err("listing", src))?;
-        let (from, to) = (e.path(), dst.join(e.file_name()));
-        let ft = e.file_type().map_err(io_err("reading", &from))?;
+    let mut entries = walkdir::WalkDir::new(src).min_depth(1).follow_root_links(false).into_iter();
+    while let Some(e) = entries.next() {
+        let e = match e {
+            Ok(e) => e,
+            // No skel in the image: nothing to copy.
+            Err(e) if e.depth() == 0 && e.io_error().is_some_and(|e| e.kind() == NotFound) => {
+                return Ok(())
+            }
+            Err(e) => {
+                let at = e.path().unwrap_or(src).to_path_buf();
+                return Err(io_err("listing", &at)(e.into()));
+            }
+        };
+        let from = e.path();
+        let to = dst.join(from.strip_prefix(src).expect("walkdir stays below its root"));
+        let ft = e.file_type();
+        // Every directory above `to` is a real one (made here, or checked
+        // below before walkdir descends into it).
         match std::fs::symlink_metadata(&to) {
-            Ok(m) if ft.is_dir() && m.is_dir() => {
-                copy_tree(&from, &to, id)?;
+            Ok(m) if ft.is_dir() && m.is_dir() => continue,
+            Ok(_) => {
+                if ft.is_dir() {
+                    entries.skip_current_dir();
+                }
                 continue;
             }
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == NotFound => {}
             Err(e) => return Err(io_err("reading", &to)(e)),
         }
         if ft.is_dir() {
             std::fs::create_dir(&to).map_err(io_err("creating", &to))?;
-            copy_tree(&from, &to, id)?;
         } else if ft.is_symlink() {
-            let target = std::fs::read_link(&from).map_err(io_err("reading", &from))?;
+            let target = std::fs::read_link(from).map_err(io_err("reading", from))?;
             std::os::unix::fs::symlink(target, &to).map_err(io_err("linking", &to))?;
         } else if ft.is_file() {
-            copy_new(&from, &to)?;
+            copy_new(from, &to)?;
         } else {
             continue;
         }
@@ -305,5 +322,35 @@ mod tests {
         let carol = User { name: "carol".into(), ..alice() };
         add_users(r, &[carol]).unwrap();
         assert_eq!(std::fs::read_dir(r.join("elsewhere")).unwrap().count(), 0);
+    }
+
+    /// A directory of skel where the kept home has a link (to a directory
+    /// outside it): nothing is copied through the link, nor below it.
+    #[test]
+    fn a_skel_directory_where_the_home_has_a_link_is_skipped_whole() {
+        let t = system_with_kept_home();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("etc/skel/.local/share")).unwrap();
+        std::fs::write(r.join("etc/skel/.local/share/f"), "SKEL\n").unwrap();
+        std::fs::create_dir(r.join("elsewhere")).unwrap();
+        symlink("../../elsewhere", r.join("home/alice/.local")).unwrap();
+        add_users(r, &[alice()]).unwrap();
+        assert_eq!(std::fs::read_dir(r.join("elsewhere")).unwrap().count(), 0);
+        assert!(r.join("home/alice/.config/new.conf").exists(), "the rest of skel is copied");
+    }
+
+    /// A skel that is itself a link is not followed (it would lead out of
+    /// the new system), and a system without skel still gets its users.
+    #[test]
+    fn a_skel_that_is_a_link_or_missing_gives_an_empty_home() {
+        let t = system_with_kept_home();
+        let r = t.path();
+        std::fs::rename(r.join("etc/skel"), r.join("skel-elsewhere")).unwrap();
+        symlink("../skel-elsewhere", r.join("etc/skel")).unwrap();
+        add_users(r, &[User { name: "dave".into(), ..alice() }]).unwrap();
+        assert_eq!(std::fs::read_dir(r.join("home/dave")).unwrap().count(), 0);
+        std::fs::remove_file(r.join("etc/skel")).unwrap();
+        add_users(r, &[User { name: "erin".into(), ..alice() }]).unwrap();
+        assert_eq!(std::fs::read_dir(r.join("home/erin")).unwrap().count(), 0);
     }
 }

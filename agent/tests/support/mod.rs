@@ -1,6 +1,9 @@
 //! Shared pieces of the agent's integration tests: a recording install
-//! server on 127.0.0.1, and an initramfs with the static agent as /init.
+//! server on 127.0.0.1, an image server ([`images`]), and an initramfs with
+//! the static agent as /init.
 #![allow(dead_code)]
+
+pub mod images;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -109,17 +112,16 @@ pub fn agent_binary() -> PathBuf {
 
 /// The newest kernel in /boot and its release.
 pub fn kernel() -> (PathBuf, String) {
-    let mut ks: Vec<PathBuf> = std::fs::read_dir("/boot")
+    let names: Vec<String> = std::fs::read_dir("/boot")
         .unwrap()
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("vmlinuz-"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    ks.sort();
-    let k = ks.pop().expect("a kernel in /boot");
-    let release =
-        k.file_name().unwrap().to_string_lossy().trim_start_matches("vmlinuz-").to_string();
-    (k, release)
+    // The one `lazare build` takes by default.
+    let newest =
+        lazare_cd::kernel::newest(names.iter().map(String::as_str)).expect("a kernel in /boot");
+    let release = lazare_cd::kernel::release(newest).unwrap().to_string();
+    (PathBuf::from("/boot").join(newest), release)
 }
 
 /// An initramfs (agent as /init, the default module set, `baked` as
@@ -158,4 +160,48 @@ pub fn disk_image(dir: &Path, name: &str, size: u64) -> PathBuf {
     let p = dir.join(name);
     std::fs::File::create(&p).unwrap().set_len(size).unwrap();
     p
+}
+
+/// A VM booting the host's kernel with `initrd` and `append` directly (no
+/// ISO, no boot loader): 256 MB, its serial console logged in `dir`.
+pub fn direct_boot(dir: &Path, initrd: &Path, append: &str) -> lazare::vm::VmSpec {
+    let (kernel, _) = kernel();
+    let mut spec = lazare::vm::VmSpec::new(None, dir.join("serial.log"));
+    spec.memory_mb = 256;
+    spec.extra_args = vec![
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-initrd".into(),
+        initrd.display().to_string(),
+        "-append".into(),
+        append.into(),
+    ];
+    spec
+}
+
+/// Waits (up to `timeout`) for the VM to power off by itself, then returns
+/// the one inventory its agent sent `server`, and the serial output.
+pub fn inventory_after_power_off(
+    vm: &mut lazare::vm::Vm,
+    server: &Recorder,
+    timeout: std::time::Duration,
+) -> (lazare_proto::Inventory, String) {
+    let status = vm.wait_exit(timeout);
+    let out = vm.output();
+    assert!(status.is_ok(), "the VM did not power off by itself: {status:?}\n{out}");
+    let hellos = server.bodies("/api/v1/hello");
+    assert_eq!(hellos.len(), 1, "exactly one hello; serial:\n{out}");
+    (serde_json::from_slice(&hellos[0]).unwrap(), out)
+}
+
+/// `f` every 100 ms for up to 10 s, until it gives something: for what
+/// comes a moment after the event a test waited for.
+pub fn poll<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..100 {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    f()
 }

@@ -1,40 +1,18 @@
 //! Builders for inventories in the planning tests.
 #![allow(dead_code)]
 
-use lazare_proto::{Disk, Dmi, Firmware, Inventory, Partition, PartitionTable, GIB, MIB};
+use diskplan::testing::{self, partition};
+use lazare_proto::{Disk, Firmware, Inventory, PartitionTable, GIB, MIB};
 
-pub fn disk(name: &str, size: u64) -> Disk {
-    Disk {
-        name: name.into(),
-        size_bytes: size,
-        model: Some("QEMU HARDDISK".into()),
-        serial: None,
-        removable: false,
-        rotational: true,
-        sector_size: 512,
-        partitions: vec![],
-        table: None,
-    }
-}
+pub use diskplan::testing::disk;
 
 pub fn ssd(name: &str, size: u64) -> Disk {
     Disk { rotational: false, ..disk(name, size) }
 }
 
+/// A machine booted from its CD drive `sr0`.
 pub fn inv(firmware: Firmware, memory: u64, disks: Vec<Disk>) -> Inventory {
-    Inventory {
-        machine_id: "0".repeat(64),
-        memory_bytes: memory,
-        cpus: 1,
-        cpu_model: "test".into(),
-        firmware,
-        dmi: Dmi::default(),
-        disks,
-        nics: vec![],
-        boot_device: Some("sr0".into()),
-        agent_version: String::new(),
-        installed_id: None,
-    }
+    Inventory { boot_device: Some("sr0".into()), ..testing::inventory(firmware, memory, disks) }
 }
 
 pub fn cdrom() -> Disk {
@@ -43,14 +21,9 @@ pub fn cdrom() -> Disk {
 
 /// An 8 GiB disk laid out like a previous install: root, swap, /home.
 pub fn disk_with_home(name: &str, table: PartitionTable) -> Disk {
-    let p = |number, start, size, fs: &str, label: &str| Partition {
-        number,
-        start,
-        size,
-        fs_type: Some(fs.into()),
-        label: Some(label.into()),
+    let p = |number, start, size, fs: &str, label: &str| lazare_proto::Partition {
         uuid: Some(format!("uuid-{number}")),
-        looks_like_home: label == "home",
+        ..partition(number, start, size, fs, label)
     };
     Disk {
         partitions: vec![

@@ -1,6 +1,9 @@
 //! `lazare inspect`: read back an ISO built by lazare (with hadris-iso's
 //! reader) and show its boot entries, files, the kernel command line of
-//! every boot config, the initramfs listing and the baked config.
+//! every boot config, the initramfs listing, the baked config and where
+//! the bytes go (by kind, and the biggest files of the initramfs).
+
+pub mod kinds;
 
 use anyhow::{Context, Result};
 use hadris_fs::sync::Volume;
@@ -30,6 +33,10 @@ pub struct Inspection {
     pub baked_cmdline: Option<String>,
     pub baked_key: Option<String>,
     pub build: Option<crate::build::BuildInfo>,
+    /// Bytes by kind on the CD, then in the initramfs (unpacked).
+    pub sizes: Vec<kinds::KindSize>,
+    /// The biggest files of the initramfs, biggest first.
+    pub biggest: Vec<FileLine>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,7 +47,7 @@ pub struct CatalogLine {
     pub sectors: u16,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FileLine {
     pub path: String,
     pub size: u64,
@@ -87,6 +94,17 @@ fn human(i: &Inspection) -> String {
     if let Some(a) = i.build.as_ref().map(|b| &b.agent) {
         // build.json records where `lazare build` took the agent from.
         let _ = writeln!(o, "agent (/init): {}, {} bytes, sha256 {}", a.origin, a.bytes, a.sha256);
+    }
+    let _ = writeln!(o, "where the bytes go (the initramfs unpacked, as it is held in RAM):");
+    for k in &i.sizes {
+        let kind = serde_json::to_value(k.kind).ok();
+        let kind = kind.as_ref().and_then(|v| v.as_str()).unwrap_or("?");
+        let mb = k.bytes as f64 / 1e6;
+        let _ = writeln!(o, "  {:<10} {:<13} {mb:>7.2} MB  {} files", k.place, kind, k.files);
+    }
+    let _ = writeln!(o, "biggest in the initramfs:");
+    for f in &i.biggest {
+        let _ = writeln!(o, "  {:>10}  {}", f.size, f.path);
     }
     let _ = writeln!(o, "files:");
     for f in &i.files {
@@ -146,6 +164,9 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         ),
         None => None,
     };
+    let mut sizes = kinds::by_kind("cd", &files, kinds::Kind::of_cd_path);
+    sizes.extend(kinds::by_kind("initramfs", &initramfs, kinds::Kind::of_initramfs_path));
+    let biggest = kinds::biggest(&initramfs, 10).into_iter().cloned().collect();
     Ok(Inspection {
         volume_id,
         el_torito,
@@ -155,6 +176,8 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         baked_cmdline,
         baked_key,
         build,
+        sizes,
+        biggest,
     })
 }
 
