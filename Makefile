@@ -123,12 +123,17 @@ deb: build gendocs
 # from the committed seeds (fuzz/seeds/<target>, read only) plus the corpus
 # it grows (fuzz/corpus/<target>, not committed). cargo-fuzz needs nightly
 # flags: RUSTC_BOOTSTRAP=1 lets this stable toolchain take them. The fuzz
-# build embeds no agent (LAZARE_EMBED_AGENT=none). A crash stops here, its
-# input in fuzz/artifacts/<target>/.
+# build embeds no agent (LAZARE_EMBED_AGENT=none). `--release` as the agent on
+# the PC is built: without debug assertions or overflow checks. cargo-fuzz's
+# default keeps them on, and then dhcproto 0.15's `debug_assert!` on a short
+# Client FQDN option panics on a reply any LAN host can send, which the
+# release agent drops (agent/src/net/dhcp.rs pins it). A crash stops here,
+# its input in fuzz/artifacts/<target>/.
 FUZZ_SECS ?= 60
 FUZZ_TARGETS := cmdline dns dhcp plan_json inventory_json cpio iso superblock untar chunks
+CARGO_FUZZ_VERSION := 0.13.2
 fuzz:
-	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz --version $(CARGO_FUZZ_VERSION)
 	RUSTC_BOOTSTRAP=1 LAZARE_EMBED_AGENT=none $(CARGO) fuzz build --release
 	for t in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz/corpus/$$t; \

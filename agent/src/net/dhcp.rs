@@ -260,4 +260,20 @@ mod tests {
         assert_eq!(l.dns, vec![Ipv4Addr::new(10, 0, 2, 3)]);
         assert_eq!(l.router, Some(Ipv4Addr::new(10, 0, 2, 2)));
     }
+
+    /// Found by `make fuzz` (target `dhcp`): a reply whose Client FQDN
+    /// option (81) is shorter than its 3 fixed bytes. dhcproto 0.15 has only
+    /// a `debug_assert!` for that length, which panics in a build with debug
+    /// assertions; the agent is built `--release` (without them), where the
+    /// option is an error and dhcproto stops reading options there. So the
+    /// reply has no message type and `receive_any` drops it. Only that build
+    /// is checked: with debug assertions on, this is dhcproto's panic.
+    #[cfg(not(debug_assertions))]
+    #[test]
+    fn a_reply_with_a_short_client_fqdn_option_is_dropped_not_a_panic() {
+        let bytes = include_bytes!("../../tests/fixtures/dhcp-short-client-fqdn.bin");
+        let m = Message::decode(&mut Decoder::new(bytes)).expect("the header decodes");
+        assert!(m.opts().get(OptionCode::MessageType).is_none(), "{:?}", m.opts());
+        assert!(m.opts().get(OptionCode::ClientFQDN).is_none(), "{:?}", m.opts());
+    }
 }
