@@ -14,7 +14,7 @@ mod e2e;
 use e2e::{
     data_dir, disk, installed_machine, one_vm, run, tail, wait_install_end, Fixture, Server,
 };
-use e2e::{DONE, GIB, MIN};
+use e2e::{sha256_of, DONE, GIB, MIN};
 use lazare::vm::{DiskInterface, DiskSpec, Pattern, Vm, VmSpec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -182,24 +182,6 @@ fn install_survives_the_server_going_away_mid_download() {
     assert!(detail["events"].as_array().is_some_and(|e| !e.is_empty()));
 }
 
-/// sha256 of `len` bytes of `disk` from `offset`: the kept /home partition.
-fn hash_region(disk: &Path, offset: u64, len: u64) -> String {
-    use sha2::{Digest, Sha256};
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(disk).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    let mut h = Sha256::new();
-    let mut buf = vec![0; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        let k = f.read(&mut buf[..left.min(1 << 20) as usize]).unwrap();
-        assert!(k > 0, "{} ends before {offset}+{len}", disk.display());
-        h.update(&buf[..k]);
-        left -= k as u64;
-    }
-    format!("{:x}", h.finalize())
-}
-
 /// The image swapped on the server after `image add` (one byte of a middle
 /// chunk flipped, the index and signed plan unchanged): the agent refuses
 /// that chunk before unpacking it, the server hears `failed`, and the kept
@@ -220,7 +202,7 @@ fn tampered_image_on_the_server_fails_and_leaves_home_untouched() {
     drop(bytes);
     let server = Server::start(&data, f.port);
     let (old, _) = disk_with_home(work.path());
-    let home_before = hash_region(&old, 4 * GIB, 4 * GIB);
+    let home_before = sha256_of(&old, 4 * GIB, 4 * GIB);
     let disks = [old.clone(), disk(work.path(), "b.qcow2", 4 * GIB)];
     let mut vm = Vm::start(&pc(Some(&f.iso), &disks, work.path(), f.port)).unwrap();
     let end = Pattern::regex(&format!("{}|Technical detail: ", regex::escape(DONE))).unwrap();
@@ -231,5 +213,5 @@ fn tampered_image_on_the_server_fails_and_leaves_home_untouched() {
     drop(vm);
     let list = server.get("/api/v1/machines");
     assert_eq!(list[0]["status"], "failed", "{list:#}");
-    assert_eq!(hash_region(&old, 4 * GIB, 4 * GIB), home_before, "the kept /home changed");
+    assert_eq!(sha256_of(&old, 4 * GIB, 4 * GIB), home_before, "the kept /home changed");
 }

@@ -11,8 +11,7 @@ mod e2e;
 use e2e::{data_dir, disk, installed_machine, one_vm, tail, wait_install_end, Fixture, Server};
 use e2e::{GIB, MIN};
 use lazare::vm::{DiskInterface, DiskSpec, Vm, VmSpec};
-use sha2::Digest;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn fixture() -> &'static Fixture {
     e2e::fixture("e2e-left-in")
@@ -31,10 +30,9 @@ fn pc(iso: &Path, disk: &Path, work: &Path, port: u16, log: &str) -> VmSpec {
     spec
 }
 
-fn sha256(path: &PathBuf) -> String {
-    let mut h = sha2::Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut h).unwrap();
-    format!("{:x}", h.finalize())
+/// The whole disk file's sha256.
+fn sha256(path: &Path) -> String {
+    e2e::sha256_of(path, 0, std::fs::metadata(path).unwrap().len())
 }
 
 #[test]

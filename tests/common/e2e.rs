@@ -216,3 +216,22 @@ pub fn spawn_serve(cmd: &mut Command, listen: &str, data: &Path) -> Child {
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     child
 }
+
+/// sha256 of `len` bytes of the file `disk` from `offset` (a partition, or
+/// the whole disk): "byte-identical" in the install tests.
+pub fn sha256_of(disk: &Path, offset: u64, len: u64) -> String {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(disk).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let k = f.read(&mut buf[..left.min(1 << 20) as usize]).unwrap();
+        assert!(k > 0, "{} ends before {offset}+{len}", disk.display());
+        h.update(&buf[..k]);
+        left -= k as u64;
+    }
+    format!("{:x}", h.finalize())
+}
