@@ -20,6 +20,8 @@ DEB_PACKAGES := linux-image-amd64 isolinux syslinux-common grub-efi-amd64-bin \
 	openssl chromium chromium-driver zstd
 # mkfs.fat for the ESP, carried in the initramfs with its libraries.
 DEB_PACKAGES += dosfstools
+# g++: libFuzzer's C++ (make fuzz), and the crates that build C.
+DEB_PACKAGES += g++
 # sfdisk: the independent oracle the partition-table tests check against.
 DEB_PACKAGES += fdisk
 # curl: make demo asks the install server's API what happened.
@@ -48,7 +50,8 @@ DEB_NEEDS := qemu-img:qemu-utils qemu-system-x86_64:qemu-system-x86 \
 	/usr/lib/ISOLINUX/isolinux.bin:isolinux \
 	/usr/lib/syslinux/modules/bios/ldlinux.c32:syslinux-common \
 	/usr/lib/shim/shimx64.efi.signed:shim-signed \
-	/usr/share/OVMF/OVMF_CODE.fd:ovmf
+	/usr/share/OVMF/OVMF_CODE.fd:ovmf \
+	g++:g++
 
 deps:
 	@DEB_PACKAGES="$(DEB_PACKAGES)" DEB_NEEDS="$(DEB_NEEDS)" scripts/deps.sh
