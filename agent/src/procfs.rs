@@ -13,6 +13,12 @@ pub fn kib(text: &str, field: &str) -> Option<u64> {
     })
 }
 
+/// Swap in use, in kB: SwapTotal − SwapFree of /proc/meminfo text.
+pub fn swap_used_kib(meminfo: &str) -> Option<u64> {
+    let (total, free) = (kib(meminfo, "SwapTotal")?, kib(meminfo, "SwapFree")?);
+    Some(total.saturating_sub(free))
+}
+
 /// One line of /proc/self/mounts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -63,6 +69,12 @@ fn unescape(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swap_used_is_total_minus_free() {
+        assert_eq!(swap_used_kib("SwapTotal: 4096 kB\nSwapFree: 1024 kB\n"), Some(3072));
+        assert_eq!(swap_used_kib("SwapTotal: 4096 kB\n"), None);
+    }
 
     #[test]
     fn kib_fields() {

@@ -337,13 +337,11 @@ impl Screen {
     /// Notes the lowest MemAvailable and the most swap in use so far.
     fn sample_memory(&self) {
         let Ok(text) = std::fs::read_to_string("/proc/meminfo") else { return };
-        let field = |f: &str| crate::procfs::kib(&text, f);
-        let (Some(avail), Some(total), Some(free)) =
-            (field("MemAvailable"), field("SwapTotal"), field("SwapFree"))
+        let (Some(avail), Some(used)) =
+            (crate::procfs::kib(&text, "MemAvailable"), crate::procfs::swap_used_kib(&text))
         else {
             return;
         };
-        let used = total.saturating_sub(free);
         let mut m = self.inner.memory.lock().unwrap_or_else(|e| e.into_inner());
         *m = Some(match *m {
             Some((a, s)) => (a.min(avail), s.max(used)),

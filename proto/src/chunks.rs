@@ -247,8 +247,10 @@ pub fn encoded_len(size: u64, chunk_size: u32) -> u64 {
     HEADER as u64 + 32 * size.div_ceil(u64::from(chunk_size.max(1)))
 }
 
-/// Fills `buf` unless the reader ends first; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` unless the reader ends first; returns the bytes read (fewer
+/// than `buf.len()` only at the end). The index and the agent's chunk
+/// stream both read whole chunks with it.
+pub fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -10,7 +10,7 @@ mod plan;
 mod sign;
 
 pub use chunks::{
-    encoded_len, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
+    encoded_len, read_full, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
 };
 pub use enroll::{
     machine_auth, parse_machine_auth, valid_token_hex, CHALLENGE_BYTES, CHALLENGE_HEADER,

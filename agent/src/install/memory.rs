@@ -47,7 +47,7 @@ pub fn report(status: &Path, meminfo: &Path) -> String {
     let (status, meminfo) = (read(status), read(meminfo));
     let mb =
         |kb: Option<u64>| kb.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0));
-    let swap = kb(&meminfo, "SwapTotal").zip(kb(&meminfo, "SwapFree")).map(|(t, f)| t - f.min(t));
+    let swap = crate::procfs::swap_used_kib(&meminfo);
     format!(
         "memory: agent peak {} (VmHWM), RAM {} (MemTotal), swap used {}",
         mb(kb(&status, "VmHWM")),

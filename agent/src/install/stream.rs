@@ -21,7 +21,9 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::time::Duration;
 
-use lazare_proto::{encoded_len, ChunkError, ChunkIndex, ImageFormat, ImageRef, INDEX_SUFFIX};
+use lazare_proto::{
+    encoded_len, read_full, ChunkError, ChunkIndex, ImageFormat, ImageRef, INDEX_SUFFIX,
+};
 
 use super::untar;
 
@@ -362,20 +364,6 @@ fn copy_body(
         *have = range.end;
         tx.send(Msg::Data(buf)).map_err(|_| Stop::Receiver)?;
     }
-}
-
-/// Fills `buf` unless the body ends first; returns the bytes read.
-fn read_full(body: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match body.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// The unpack side of the channel as a `Read`.
