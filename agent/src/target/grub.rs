@@ -177,21 +177,21 @@ pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -
     }
     write_file(root, "/usr/local/sbin/lazare-next", NEXT_SCRIPT)?;
     chmod(&at(root, "/usr/local/sbin/lazare-next"), 0o755)?;
-    write_file(root, "/etc/systemd/system/lazare-next.service", NEXT_UNIT)?;
-    let wants = at(root, "/etc/systemd/system/multi-user.target.wants");
-    std::fs::create_dir_all(&wants).map_err(io_err("creating", &wants))?;
-    let link = wants.join("lazare-next.service");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.service", &link)
-        .map_err(io_err("linking", &link))?;
-    write_file(root, "/etc/systemd/system/lazare-next.timer", NEXT_TIMER)?;
-    let timers = at(root, "/etc/systemd/system/timers.target.wants");
-    std::fs::create_dir_all(&timers).map_err(io_err("creating", &timers))?;
-    let link = timers.join("lazare-next.timer");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink("/etc/systemd/system/lazare-next.timer", &link)
-        .map_err(io_err("linking", &link))?;
+    enable_unit(root, "lazare-next.service", NEXT_UNIT, "multi-user.target")?;
+    enable_unit(root, "lazare-next.timer", NEXT_TIMER, "timers.target")?;
     write_file(root, "/etc/systemd/network/80-lazare-wol.link", WOL_LINK)
+}
+
+/// Writes `/etc/systemd/system/UNIT` and enables it as `systemctl enable`
+/// would for `WantedBy=TARGET` (a link in `TARGET.wants`), without systemd.
+fn enable_unit(root: &Path, unit: &str, body: &str, target: &str) -> Result<()> {
+    let path = format!("/etc/systemd/system/{unit}");
+    write_file(root, &path, body)?;
+    let wants = at(root, &format!("/etc/systemd/system/{target}.wants"));
+    std::fs::create_dir_all(&wants).map_err(io_err("creating", &wants))?;
+    let link = wants.join(unit);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&path, &link).map_err(io_err("linking", &link))
 }
 
 /// Writes `/etc/lazare/server.pin`, the server key's pin in curl's
