@@ -113,6 +113,15 @@ impl Screen {
 
     /// Only to the PC's screen (the first terminal): spinner frames would
     /// flood a serial log.
+    /// `text` as a line on every console but the first (the serial line
+    /// beside the staff's screen), where the technical wording goes.
+    fn write_rest(&self, text: &str) {
+        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        for f in outs.iter_mut().skip(1) {
+            let _ = f.write_all(format!("{text}\r\n").as_bytes());
+        }
+    }
+
     fn write_first(&self, text: &str) {
         let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = outs.first_mut() {
@@ -150,10 +159,7 @@ impl Screen {
         if percent >= 100 {
             self.write_first("\r\n");
         }
-        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
-        for f in outs.iter_mut().skip(1) {
-            let _ = f.write_all(format!("{line}\r\n").as_bytes());
-        }
+        self.write_rest(&line);
     }
 
     /// A line in the staff's words on the PC's screen and the event's
@@ -168,10 +174,7 @@ impl Screen {
             self.write_first("\r\n");
         }
         self.write_first(&format!("{shown}\r\n"));
-        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
-        for f in outs.iter_mut().skip(1) {
-            let _ = f.write_all(format!("{logged}\r\n").as_bytes());
-        }
+        self.write_rest(logged);
     }
 
     /// Starts a clean page on the PC's screen (PID 1 does it once: the
@@ -354,10 +357,7 @@ impl Screen {
     pub fn note_timeline(&self) {
         let line = self.timeline();
         self.log(&line);
-        let mut outs = self.inner.outputs.lock().unwrap_or_else(|e| e.into_inner());
-        for f in outs.iter_mut().skip(1) {
-            let _ = f.write_all(format!("{line}\r\n").as_bytes());
-        }
+        self.write_rest(&line);
     }
 }
 
