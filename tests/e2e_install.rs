@@ -11,9 +11,7 @@
 #[path = "common/e2e.rs"]
 mod e2e;
 
-use e2e::{
-    data_dir, disk, installed_machine, one_vm, run, tail, wait_install_end, Fixture, Server,
-};
+use e2e::{disk, installed_machine, run, tail, wait_install_end, Fixture, Server};
 use e2e::{sha256_of, DONE, GIB, MIN};
 use lazare::vm::{DiskInterface, DiskSpec, Pattern, Vm, VmSpec};
 use serde_json::Value;
@@ -23,22 +21,11 @@ use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-/// This file's fixture: the image, a signing key and an ISO that bakes in
-/// `https://10.0.2.100:<port>` and that key, in `CARGO_TARGET_TMPDIR/e2e`.
-fn fixture() -> &'static Fixture {
-    e2e::fixture("e2e")
-}
-
-/// Each test's start: the fixture, the one-VM lock, a work dir inside the
-/// fixture's, and a server on a fresh data dir in it (dropped first, before
-/// the dir goes).
+/// This file's [`e2e::start`]: its fixture (the image, a signing key and an
+/// ISO that bakes in `https://10.0.2.100:<port>` and that key) lives in
+/// `CARGO_TARGET_TMPDIR/e2e`.
 fn start() -> (&'static Fixture, MutexGuard<'static, ()>, TempDir, PathBuf, Server) {
-    let f = fixture();
-    let one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
-    (f, one, work, data, server)
+    e2e::start("e2e")
 }
 
 /// A blank PC's two disks: 8 GiB and 4 GiB.
@@ -189,10 +176,9 @@ fn install_survives_the_server_going_away_mid_download() {
 /// image has been verified).
 #[test]
 fn tampered_image_on_the_server_fails_and_leaves_home_untouched() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
+    // The server reads the images folder at each request: the image is
+    // swapped under a running server, as after an `image add`.
+    let (f, _one, work, data, server) = start();
     let served = data.join("images").join(f.image.file_name().unwrap());
     let mut bytes = std::fs::read(&served).unwrap();
     let chunk = lazare_proto::CHUNK_SIZE as usize;
@@ -200,7 +186,6 @@ fn tampered_image_on_the_server_fails_and_leaves_home_untouched() {
     bytes[at] ^= 0x5a;
     std::fs::write(&served, &bytes).unwrap();
     drop(bytes);
-    let server = Server::start(&data, f.port);
     let (old, _) = disk_with_home(work.path());
     let home_before = sha256_of(&old, 4 * GIB, 4 * GIB);
     let disks = [old.clone(), disk(work.path(), "b.qcow2", 4 * GIB)];

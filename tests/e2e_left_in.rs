@@ -8,14 +8,10 @@
 #[path = "common/e2e.rs"]
 mod e2e;
 
-use e2e::{data_dir, disk, installed_machine, one_vm, tail, wait_install_end, Fixture, Server};
+use e2e::{disk, installed_machine, tail, wait_install_end};
 use e2e::{GIB, MIN};
 use lazare::vm::{DiskInterface, DiskSpec, Vm, VmSpec};
 use std::path::Path;
-
-fn fixture() -> &'static Fixture {
-    e2e::fixture("e2e-left-in")
-}
 
 fn pc(iso: &Path, disk: &Path, work: &Path, port: u16, log: &str) -> VmSpec {
     let mut spec = VmSpec::new(Some(iso.to_path_buf()), work.join(log));
@@ -37,11 +33,7 @@ fn sha256(path: &Path) -> String {
 
 #[test]
 fn an_installed_pc_booted_with_the_cd_left_in_is_not_reinstalled() {
-    let f = fixture();
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
+    let (f, _one, work, _data, server) = e2e::start("e2e-left-in");
     let a = disk(work.path(), "a.qcow2", 8 * GIB);
     let mut vm = Vm::start(&pc(&f.iso, &a, work.path(), f.port, "install.log")).unwrap();
     wait_install_end(&mut vm);

@@ -14,7 +14,7 @@
 #[path = "common/e2e.rs"]
 mod e2e;
 
-use e2e::{data_dir, disk, fixture, installed_machine, one_vm, run, wait_install_end, Server};
+use e2e::{disk, installed_machine, run, wait_install_end};
 use e2e::{GIB, MIN};
 use lazare::vm::{DiskInterface, DiskSpec, Firmware, Machine, Vm, VmSpec};
 use serde_json::Value;
@@ -73,11 +73,7 @@ fn fsck_fat(esp: &Path) -> String {
 
 #[test]
 fn secure_boot_pc_installs_and_its_disk_boots_alone_with_secure_boot() {
-    let f = fixture("e2e-uefi");
-    let _one = one_vm();
-    let work = tempfile::tempdir_in(&f.dir).unwrap();
-    let data = data_dir(f, work.path());
-    let server = Server::start(&data, f.port);
+    let (f, _one, work, _data, server) = e2e::start("e2e-uefi");
     let disk = disk(work.path(), "a.qcow2", 8 * GIB);
     let log = f.dir.join("secure-boot.serial.log");
     let _ = std::fs::remove_file(&log);

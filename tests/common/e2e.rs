@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
+use tempfile::TempDir;
 
 pub const MIN: Duration = Duration::from_secs(60);
 pub const GIB: u64 = 1 << 30;
@@ -145,6 +146,19 @@ pub fn data_dir(f: &Fixture, work: &Path) -> PathBuf {
     std::fs::write(data.join("lazare.toml"), RULES).unwrap();
     run(lazare().args(["image", "add", "--data"]).arg(&data).arg(&f.image));
     data
+}
+
+/// Each test's start: the fixture `name`, the one-VM lock, a work dir inside
+/// the fixture's, and a server on a fresh data dir in it. Bound as
+/// `let (f, _one, work, data, server) = start(..)`, the server drops first,
+/// before its dir goes.
+pub fn start(name: &str) -> (&'static Fixture, MutexGuard<'static, ()>, TempDir, PathBuf, Server) {
+    let f = fixture(name);
+    let one = one_vm();
+    let work = tempfile::tempdir_in(&f.dir).unwrap();
+    let data = data_dir(f, work.path());
+    let server = Server::start(&data, f.port);
+    (f, one, work, data, server)
 }
 
 /// A blank qcow2 disk of `size` bytes in `work`.
