@@ -6,6 +6,7 @@ mod chunks;
 mod enroll;
 mod event;
 mod inventory;
+mod offline;
 mod plan;
 mod sign;
 
@@ -20,6 +21,10 @@ pub use event::{Event, MachineStatus, Next, NextAction, Phase};
 pub use inventory::{hex, valid_machine_id, MacAddr, MacError};
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
+};
+pub use offline::{
+    OfflineReport, PlanTemplate, RecordedEvent, TemplateError, OFFLINE_DIR, REPORT_PATH,
+    SIGNATURE_FILE, TEMPLATE_FILE, TEMPLATE_KIND,
 };
 pub use plan::{valid_hostname, valid_user_name};
 pub use plan::{
