@@ -4,6 +4,7 @@
 
 mod agent;
 mod info;
+mod offline;
 mod settings;
 
 pub use agent::{Agent, AgentOrigin};
@@ -84,6 +85,15 @@ pub struct BuildArgs {
     /// LC_MESSAGES or LANG, else English).
     #[arg(long, value_name = "LANG")]
     pub lang: Option<kernel_cmdline::Lang>,
+    /// Also carry image IMAGE of the server (its profile name, e.g.
+    /// `standard`) with its chunk index and a plan template signed by the
+    /// server's key: a PC that cannot reach the server installs from the
+    /// CD or stick alone. Needs --data; bakes in the data dir's key.
+    #[arg(long, value_name = "IMAGE")]
+    pub offline: Option<String>,
+    /// The install server's data directory (for --offline).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 /// What a build produced.
@@ -115,6 +125,15 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         r.seconds
     );
     println!("kernel command line: {}", r.cmdline);
+    if let Some(b) = &settings.offline {
+        println!(
+            "offline bundle: image {} ({}, {:.1} MB), plan template signed by {}",
+            b.manifest.name,
+            b.manifest.file,
+            b.manifest.size as f64 / 1e6,
+            b.key
+        );
+    }
     for w in &r.warnings {
         eprintln!("warning: {w}");
     }
@@ -154,7 +173,16 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
         bail!("kernel modules {} not found (no modules.dep)", modules_dir.display());
     }
     let agent = agent::find_agent(args.agent.clone().or(cfg.agent))?;
-    let key = args.key.clone().or(cfg.key).map(|p| settings::read_key(&p)).transpose()?;
+    let mut key = args.key.clone().or(cfg.key).map(|p| settings::read_key(&p)).transpose()?;
+    let epoch = crate::epoch::SourceDateEpoch::from_env()?;
+    let offline = match &args.offline {
+        Some(image) => {
+            let b = offline::resolve(image, args.data.as_deref(), key.as_ref(), epoch.0)?;
+            key = Some(b.key.clone());
+            Some(b)
+        }
+        None => None,
+    };
     let label = args.label.clone().or(cfg.label).unwrap_or_else(|| "LAZARE".into());
     iso::check_label(&label)?;
     let output = args.output.clone().or(cfg.output).unwrap_or_else(|| "lazare.iso".into());
@@ -194,8 +222,9 @@ pub fn resolve(args: &BuildArgs) -> Result<Settings> {
         lilo: args.lilo.clone().or(cfg.lilo),
         efi_loader: args.efi_loader.or(cfg.efi_loader).unwrap_or(EfiLoaderKind::Signed),
         agent,
-        epoch: crate::epoch::SourceDateEpoch::from_env()?,
+        epoch,
         lang,
+        offline,
     })
 }
 
@@ -255,12 +284,19 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
     let menu = BootMenu::new(&s.label.replace('_', " "), s.timeout, s.serial, &base, s.lang)?;
     let marker = marker(&kernel, &initrd, &base_text);
     let build_json = build_json(s, &menu, &report, &marker)?;
+    let mut files = vec![(iso::BUILD_JSON.into(), build_json)];
+    let mut host_files = Vec::new();
+    if let Some(b) = &s.offline {
+        files.extend(offline::small_files(b));
+        host_files = offline::host_files(b);
+    }
     let content = IsoContent {
         label: s.label.clone(),
         isolinux_cfg: templates::isolinux_cfg(&menu)?,
         grub_cfg: templates::grub_cfg(&menu)?,
         marker: marker.clone(),
-        files: vec![(iso::BUILD_JSON.into(), build_json)],
+        files,
+        host_files,
         epoch: s.epoch.as_i64(),
         kernel,
         initrd,
@@ -271,6 +307,16 @@ pub fn build(s: &Settings) -> Result<BuildReport> {
     };
     let bios = BiosLoader::from_system()?;
     let iso_report = write_atomically(&s.output, |file| {
+        // Only the offline image makes the write long enough to watch.
+        let _watch = match &s.offline {
+            Some(b) => {
+                let total =
+                    offline::bytes(b) + (content.kernel.len() + content.initrd.len()) as u64;
+                let copy = file.try_clone().context("watching the ISO's progress")?;
+                Some(offline::Watch::start(copy, bar(total, "writing the ISO")))
+            }
+            None => None,
+        };
         iso::write_iso(&content, &bios, &efi, file).context("writing the ISO")
     })?;
     if let Some(dir) = &s.lilo {

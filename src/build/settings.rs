@@ -90,6 +90,8 @@ pub struct Settings {
     pub epoch: SourceDateEpoch,
     /// The boot menus' and the agent's language (`lazare.lang`).
     pub lang: kernel_cmdline::Lang,
+    /// `--offline`: the image, its index and the signed plan template.
+    pub offline: Option<crate::serve::offline::Bundle>,
 }
 
 impl Settings {

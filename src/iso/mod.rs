@@ -62,6 +62,9 @@ pub struct IsoContent {
     pub marker: String,
     /// Further files, e.g. `lazare/build.json`.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Big files read from the host while the ISO is written (the offline
+    /// image: never held in memory), `(path on the ISO, host path)`.
+    pub host_files: Vec<(String, std::path::PathBuf)>,
     /// SOURCE_DATE_EPOCH: every date on the ISO and the ESP.
     pub epoch: i64,
 }
@@ -105,6 +108,12 @@ fn iso_tree(c: &IsoContent, bios: &BiosLoader, esp: Vec<u8>) -> Result<Tree, Iso
     insert(&mut t, c.marker.trim_start_matches('/'), b"lazare boot medium\n".to_vec())?;
     for (path, data) in &c.files {
         insert(&mut t, path.trim_start_matches('/'), data.clone())?;
+    }
+    for (path, host) in &c.host_files {
+        let content = hadris_fs::host::file(host)
+            .map_err(|e| IsoError::Tree { path: path.clone(), message: e.to_string() })?;
+        t.insert(path.trim_start_matches('/'), Node::file(content))
+            .map_err(|e| IsoError::Tree { path: path.clone(), message: e.to_string() })?;
     }
     Ok(t)
 }

@@ -112,6 +112,10 @@ pub fn router() -> Router<Arc<Server>> {
         )
         .route("/api/v1/machines/{id}/log", post(log).layer(DefaultBodyLimit::max(LOG_LIMIT)))
         .route("/api/v1/machines/{id}/next", get(next))
+        .route(
+            "/api/v1/machines/{id}/offline",
+            post(super::offline::report).layer(DefaultBodyLimit::max(HELLO_LIMIT + LOG_LIMIT)),
+        )
         .route("/api/v1/machines/{id}/reinstall", post(reinstall))
         .route("/api/v1/machines/{id}/accept", admin_order(MachineOrder::Accept))
         .route("/api/v1/machines/{id}/reenroll", admin_order(MachineOrder::Reenroll))
@@ -137,7 +141,10 @@ pub fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid {what} JSON: {e}")))
 }

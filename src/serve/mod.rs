@@ -10,6 +10,7 @@ pub mod datadir;
 mod enroll;
 pub mod listen;
 mod metrics;
+pub mod offline;
 mod plan;
 mod store;
 mod tls;

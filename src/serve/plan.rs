@@ -3,7 +3,7 @@
 
 use super::config::Rules;
 use anyhow::Context;
-use lazare_proto::{Action, ImageManifest, ImageRef, Inventory, Plan, MIB};
+use lazare_proto::{Action, DiskPolicy, ImageManifest, ImageRef, Inventory, Plan, MIB};
 use std::path::Path;
 
 /// Why no plan could be made; answered 503 so the agent retries later.
@@ -123,32 +123,18 @@ pub fn build_plan(
     nonce: String,
     action: Action,
 ) -> anyhow::Result<Plan> {
-    let mut disks = rules.disks.clone();
-    // The unpacked tree plus a quarter for logs, updates and the user's
-    // first files, rounded up to whole MiB.
-    let needed = (image.installed_size + image.installed_size / 4).div_ceil(MIB) * MIB;
-    disks.root_min = disks.root_min.max(needed);
     Ok(Plan {
         machine_id: inv.machine_id.clone(),
         hostname: rules.hostname_for(seq, &inv.machine_id)?,
         action,
-        image: ImageRef {
-            name: image.name.clone(),
-            url: match &rules.image_base_url {
+        image: image_ref(
+            image,
+            match &rules.image_base_url {
                 Some(mirror) => mirror.join(&image.file),
                 None => format!("/images/{}", image.file),
             },
-            sha256: image.sha256.clone(),
-            size: image.size,
-            format: image.format,
-            chunks: image.chunks.clone().with_context(|| {
-                format!(
-                    "image {} has no chunk index: restart `lazare serve` to make it",
-                    image.file
-                )
-            })?,
-        },
-        disks,
+        )?,
+        disks: disks_for(rules, image),
         locale: rules.locale.clone(),
         keymap: rules.keymap.clone(),
         timezone: rules.timezone.clone(),
@@ -159,6 +145,30 @@ pub fn build_plan(
         // Set from the hello by the caller (api.rs).
         challenge: String::new(),
         valid_secs: lazare_proto::PLAN_VALID_SECS,
+    })
+}
+
+/// The rules' disk policy, its root grown to hold `image`.
+pub fn disks_for(rules: &Rules, image: &ImageManifest) -> DiskPolicy {
+    let mut disks = rules.disks.clone();
+    // The unpacked tree plus a quarter for logs, updates and the user's
+    // first files, rounded up to whole MiB.
+    let needed = (image.installed_size + image.installed_size / 4).div_ceil(MIB) * MIB;
+    disks.root_min = disks.root_min.max(needed);
+    disks
+}
+
+/// What a plan says of `image`, fetched from `url`.
+pub fn image_ref(image: &ImageManifest, url: String) -> anyhow::Result<ImageRef> {
+    Ok(ImageRef {
+        name: image.name.clone(),
+        url,
+        sha256: image.sha256.clone(),
+        size: image.size,
+        format: image.format,
+        chunks: image.chunks.clone().with_context(|| {
+            format!("image {} has no chunk index: restart `lazare serve` to make it", image.file)
+        })?,
     })
 }
 
