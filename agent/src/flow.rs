@@ -3,6 +3,7 @@
 //! on failure it shows a plain sentence and the detail and exits with
 //! [`crate::init::EXIT_FAILED`] so PID 1 offers retry/shell/reboot.
 
+use std::cell::{Cell, OnceCell, RefCell};
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::hw::modules::ProbeOpts;
 use crate::i18n::{t, t_with};
 use crate::install::probe::Installed;
 use crate::screen::Screen;
-use crate::{entropy, http, i18n, installing, inventory, net, tls, verify};
+use crate::{entropy, http, i18n, installing, inventory, net, offline, tls, verify};
 use lazare_cd::paths::installed;
 
 /// The child's main. Never returns.
@@ -45,10 +46,35 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
     find_hardware(screen)?;
-    let disks = coldplug::DiskWatch::start(Path::new("/"));
-    let net = with_retries(screen, cfg.retries, false, &t("step-network"), |_| {
+    let disks = Disks(RefCell::new(Some(coldplug::DiskWatch::start(Path::new("/")))));
+    // An offline bundle on the boot medium takes over when neither the
+    // network nor the server answers after a few tries. Looked for only
+    // then: it needs the disks settled, which the DHCP exchange covers
+    // when all goes well.
+    let bundle: OnceCell<Option<offline::Bundle>> = OnceCell::new();
+    let find = || {
+        bundle
+            .get_or_init(|| {
+                if cfg.action != BootAction::Install {
+                    return None;
+                }
+                disks.settle();
+                let boot = inventory::collect(Path::new("/")).boot_device;
+                offline::Bundle::find(boot.as_deref(), screen)
+            })
+            .as_ref()
+    };
+    let net_give_up = |attempt: u32| attempt >= offline::RETRIES && find().is_some();
+    let net = with_retries(screen, cfg.retries, false, &t("step-network"), &net_give_up, |_| {
         net::bring_up(&cfg.network, 3).map_err(|e| Failure::new(&t("fail-network"), e))
-    })?;
+    });
+    let net = match net {
+        Ok(net) => net,
+        Err(why) => match find() {
+            Some(b) => return install_offline(screen, &disks, &cfg, b, &why),
+            None => return Err(why),
+        },
+    };
     screen.note(&format!("network: {}", serde_json::to_string(&net).unwrap_or_default()));
     if cfg.action == BootAction::Rescue {
         crate::init::run_shell(screen);
@@ -62,35 +88,42 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         .map_err(|e| Failure::new(&t("fail-tls-setup"), e))?;
     let base = server_url(&cfg.server, &net)?;
     let server = http::Client::new(http::agent(net.dns.clone(), tls), base.clone());
-    let step = screen.step(&t("step-looking"));
-    disks.settle(Duration::from_secs(8));
-    let mut inv = inventory::collect(Path::new("/"));
-    let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
-    let kept =
-        kept_secret(Path::new(installed::MACHINE_SECRET), installed.as_ref(), &inv.machine_id);
+    let (inv, kept) = look(screen, &disks);
     if let Some((secret, from)) = kept {
         server.set_secret(&secret);
         screen.note(&format!("machine secret from {from} found"));
     }
-    inv.installed_id = installed.map(|i| i.id);
-    step.done(&t("step-done"));
-    let hello = || {
+    // Set when the server answered at all (even to refuse): then it is
+    // reachable and its word holds, the bundle is not used.
+    let answered = Cell::new(false);
+    let hello_give_up =
+        |attempt: u32| !answered.get() && attempt >= offline::RETRIES && find().is_some();
+    let hello = |give_up: &dyn Fn(u32) -> bool| {
         let words = t_with("step-server", &[("server", base.to_string().into())]);
-        with_retries(screen, cfg.retries, true, &words, |_| {
-            server.hello(&inv).map_err(|e| match e {
-                // The server knows this PC's id and wants its secret: 401,
-                // none was found (a new disk); 403, the one found is not
-                // this PC's (its disk is from before a re-enrolment).
-                http::HttpError::Status { status: 401 | 403, .. } => {
-                    Failure::new(&t("fail-not-recognised"), e)
+        with_retries(screen, cfg.retries, true, &words, give_up, |_| {
+            server.hello(&inv).map_err(|e| {
+                answered.set(answered.get() || matches!(e, http::HttpError::Status { .. }));
+                match e {
+                    // The server knows this PC's id and wants its secret: 401,
+                    // none was found (a new disk); 403, the one found is not
+                    // this PC's (its disk is from before a re-enrolment).
+                    http::HttpError::Status { status: 401 | 403, .. } => {
+                        Failure::new(&t("fail-not-recognised"), e)
+                    }
+                    // Reached, but not the server this CD belongs to.
+                    http::HttpError::NotPinned { .. } => Failure::new(&t("fail-not-pinned"), e),
+                    e => Failure::new(&t("fail-server"), e),
                 }
-                // Reached, but not the server this CD belongs to.
-                http::HttpError::NotPinned { .. } => Failure::new(&t("fail-not-pinned"), e),
-                e => Failure::new(&t("fail-server"), e),
             })
         })
     };
-    let mut answer = hello()?;
+    let mut answer = match hello(&hello_give_up) {
+        Ok(a) => a,
+        Err(why) => match find().filter(|_| !answered.get()) {
+            Some(b) => return install_offline(screen, &disks, &cfg, b, &why),
+            None => return Err(why),
+        },
+    };
     if let Some(date) = &answer.date {
         if let Some(t) = http::fix_clock(date, BUILD_FLOOR) {
             screen.note(&format!("clock was wrong; set to {t} from the server's Date header"));
@@ -133,10 +166,67 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
             Action::Wait => {
                 screen.line(&t("not-approved"));
                 std::thread::sleep(Duration::from_secs(60));
-                answer = hello()?;
+                answer = hello(&|_| false)?;
             }
         }
     }
+}
+
+/// The disk watch, settled once by whoever looks at the disks first (the
+/// search for an offline bundle, or the inventory).
+struct Disks(RefCell<Option<coldplug::DiskWatch>>);
+
+impl Disks {
+    fn settle(&self) {
+        if let Some(watch) = self.0.borrow_mut().take() {
+            watch.settle(Duration::from_secs(8));
+        }
+    }
+}
+
+/// Settles the disks, then the inventory (with the installed system found
+/// on them, if any) and the machine secret kept on this PC.
+fn look(screen: &Screen, disks: &Disks) -> (Inventory, Option<(String, &'static str)>) {
+    let step = screen.step(&t("step-looking"));
+    disks.settle();
+    let mut inv = inventory::collect(Path::new("/"));
+    let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
+    let kept =
+        kept_secret(Path::new(installed::MACHINE_SECRET), installed.as_ref(), &inv.machine_id);
+    inv.installed_id = installed.map(|i| i.id);
+    step.done(&t("step-done"));
+    (inv, kept)
+}
+
+/// No server in reach, an offline bundle on the boot medium: install from
+/// it (see [`offline`]).
+fn install_offline(
+    screen: &Screen,
+    disks: &Disks,
+    cfg: &config::AgentConfig,
+    bundle: &offline::Bundle,
+    why: &Failure,
+) -> Result<(), Failure> {
+    screen.line("");
+    screen.line(&t("offline-no-server"));
+    let (inv, kept) = look(screen, disks);
+    let plan = bundle.plan(cfg.key.as_ref(), &inv)?;
+    screen.note("offline plan template signature verified with the baked server key");
+    let lang = i18n::follow_locale(&plan.locale);
+    screen.note(&format!("speaking {lang} (plan locale {})", plan.locale));
+    let server = match &cfg.server {
+        Server::Url(url) => Some(url),
+        Server::Dhcp => None,
+    };
+    let o = offline::Offline {
+        inv: &inv,
+        cmdline: &cfg.cmdline,
+        key: cfg.key.as_ref(),
+        server,
+        secret: kept.map(|(s, _)| s),
+        why,
+    };
+    offline::install(screen, bundle, &plan, &o)
 }
 
 /// A clock before this (2026-01-01, before this agent was written) is
@@ -182,7 +272,8 @@ fn find_hardware(screen: &Screen) -> Result<(), Failure> {
 }
 
 /// Runs `f` until it works, waiting longer after each failure (2 s … 60 s),
-/// at most `retries` extra times when set. With `timeline`, the first
+/// at most `retries` extra times when set, or until `give_up(attempt)` says
+/// something else can take over. With `timeline`, the first
 /// attempt's end notes the boot timeline (boot to the first request: what
 /// `make bench` splits, issue 17), whether the server answered or not.
 fn with_retries<T>(
@@ -190,6 +281,7 @@ fn with_retries<T>(
     retries: Option<u32>,
     timeline: bool,
     words: &str,
+    give_up: &dyn Fn(u32) -> bool,
     mut f: impl FnMut(u32) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let mut attempt = 0u32;
@@ -210,7 +302,7 @@ fn with_retries<T>(
                     screen.note_timeline();
                 }
                 screen.failure(&e.plain, &e.detail);
-                if retries.is_some_and(|r| attempt >= r) {
+                if retries.is_some_and(|r| attempt >= r) || give_up(attempt) {
                     return Err(e);
                 }
                 let wait = (2u64 << attempt.min(5)).min(60);

@@ -12,13 +12,14 @@ use crate::i18n::t;
 use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
 use crate::screen::Screen;
 use crate::target::Reinstall;
+use diskplan::Layout;
 use kernel_cmdline::{Cmdline, ServerUrl};
 use lazare_cd::paths::{BAKED_CMDLINE, CD_INITRD, CD_KERNEL};
 
 /// Where the boot CD (or USB stick) is mounted to copy its kernel.
 const CD_MOUNT: &str = "/run/lazare/cd";
 /// Where the new system is mounted while it is written.
-const TARGET: &str = "/target";
+pub const TARGET: &str = "/target";
 
 /// Screen lines plus events to the server; lost events stop nothing.
 pub struct ScreenReporter<'a> {
@@ -29,12 +30,7 @@ pub struct ScreenReporter<'a> {
 
 impl Reporter for ScreenReporter<'_> {
     fn event(&self, phase: Phase, percent: Option<u8>, message: &str) {
-        self.screen.phase(&format!("{phase:?}").to_lowercase());
-        let shown = staff_words(phase, percent).unwrap_or_else(|| message.to_string());
-        match percent {
-            Some(p) => self.screen.progress(&shown, message, p),
-            None => self.screen.event_line(&shown, message),
-        }
+        show_event(self.screen, phase, percent, message);
         let ev = Event { phase, percent, message: message.to_string() };
         if let Err(e) = self.server.event(self.machine_id, &ev) {
             self.screen.note(&format!("event not sent: {e}"));
@@ -43,6 +39,17 @@ impl Reporter for ScreenReporter<'_> {
 
     fn log(&self, line: &str) {
         self.screen.note(line);
+    }
+}
+
+/// An install event on the PC's screen: the staff's words, the detail in
+/// the log.
+pub fn show_event(screen: &Screen, phase: Phase, percent: Option<u8>, message: &str) {
+    screen.phase(&format!("{phase:?}").to_lowercase());
+    let shown = staff_words(phase, percent).unwrap_or_else(|| message.to_string());
+    match percent {
+        Some(p) => screen.progress(&shown, message, p),
+        None => screen.event_line(&shown, message),
     }
 }
 
@@ -56,34 +63,82 @@ pub fn install(
     cmdline: &Cmdline,
     key: Option<&PublicKey>,
 ) -> Result<(), Failure> {
-    let layout = diskplan::plan(inv, &plan.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
-    install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
+    let layout = plan_and_show(screen, inv, plan)?;
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
     let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret(), key);
     let image_url = server.url(&plan.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
-    let _ = std::fs::create_dir_all(TARGET);
-    let ctx = InstallCtx {
-        plan,
-        layout: &layout,
-        image_url: &image_url,
-        dev: Path::new("/dev"),
-        target: Path::new(TARGET),
-        fetch: &fetch,
-        reporter: &reporter,
-        retry: Retry::default(),
-        reinstall: reinstall.as_ref(),
-    };
-    if let Err(e) = install::run(&ctx) {
-        reporter.event(Phase::Failed, None, &format!("install failed: {e}"));
-        let _ = server.log(&inv.machine_id, &screen.log_text());
-        return Err(Failure::new(&t("fail-install"), e));
-    }
-    screen.note_timeline();
     let upload = || {
         let _ = server.log(&inv.machine_id, &screen.log_text());
     };
-    let e = install::finish(&reporter, &upload, Path::new("/dev"), inv.boot_device.as_deref());
+    let source = Source {
+        reporter: &reporter,
+        fetch: &fetch,
+        image_url: &image_url,
+        reinstall: reinstall.as_ref(),
+        upload_log: &upload,
+        keep: &|_| {},
+    };
+    run(screen, inv, plan, &layout, &source)
+}
+
+/// The disk layout of `plan` on this PC, shown with its countdown.
+pub fn plan_and_show(screen: &Screen, inv: &Inventory, plan: &Plan) -> Result<Layout, Failure> {
+    let layout = diskplan::plan(inv, &plan.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
+    install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
+    Ok(layout)
+}
+
+/// Where an install's bytes come from and where it tells what it does: the
+/// server, or an offline bundle (see [`crate::offline`]).
+pub struct Source<'a> {
+    pub reporter: &'a dyn Reporter,
+    pub fetch: &'a dyn install::Fetch,
+    pub image_url: &'a str,
+    pub reinstall: Option<&'a Reinstall>,
+    pub upload_log: &'a dyn Fn(),
+    /// Called once the new system is written and unmounted, before the
+    /// restart (the offline agent keeps its record on it).
+    pub keep: &'a dyn Fn(&[install::Made]),
+}
+
+/// Runs the pipeline from `source`; on success restarts into the new system
+/// (never returns Ok).
+pub fn run(
+    screen: &Screen,
+    inv: &Inventory,
+    plan: &Plan,
+    layout: &Layout,
+    source: &Source,
+) -> Result<(), Failure> {
+    let _ = std::fs::create_dir_all(TARGET);
+    let ctx = InstallCtx {
+        plan,
+        layout,
+        image_url: source.image_url,
+        dev: Path::new("/dev"),
+        target: Path::new(TARGET),
+        fetch: source.fetch,
+        reporter: source.reporter,
+        retry: Retry::default(),
+        reinstall: source.reinstall,
+    };
+    let made = match install::run(&ctx) {
+        Ok(made) => made,
+        Err(e) => {
+            source.reporter.event(Phase::Failed, None, &format!("install failed: {e}"));
+            (source.upload_log)();
+            return Err(Failure::new(&t("fail-install"), e));
+        }
+    };
+    screen.note_timeline();
+    (source.keep)(&made);
+    let e = install::finish(
+        source.reporter,
+        source.upload_log,
+        Path::new("/dev"),
+        inv.boot_device.as_deref(),
+    );
     Err(Failure::new(&t("fail-no-restart"), e))
 }
 
@@ -111,7 +166,7 @@ impl install::show::Say for Screen {
 
 /// The CD's kernel and initramfs for the "Reinstall from server" entry,
 /// when the boot device can be mounted; else the entry is left out.
-fn reinstall_entry(
+pub fn reinstall_entry(
     screen: &Screen,
     inv: &Inventory,
     server: &ServerUrl,

@@ -14,6 +14,7 @@ pub mod install;
 pub mod installing;
 pub mod inventory;
 pub mod net;
+pub mod offline;
 pub mod plancli;
 pub mod procfs;
 pub mod screen;

@@ -68,9 +68,19 @@ pub enum FreshError {
 
 /// The signature check alone.
 pub fn check(answer: &SignedAnswer, key: Option<&PublicKey>) -> Result<(), VerifyError> {
+    signed(&answer.body, answer.signature.as_deref(), key)
+}
+
+/// `signature` over the exact `body` bytes verifies with the baked `key`:
+/// a server's plan, or the plan template of an offline bundle.
+pub fn signed(
+    body: &[u8],
+    signature: Option<&str>,
+    key: Option<&PublicKey>,
+) -> Result<(), VerifyError> {
     let key = key.ok_or(VerifyError::NoKey)?;
-    let sig = answer.signature.as_deref().ok_or(VerifyError::Sign(SignError::Missing))?;
-    key.verify(&answer.body, sig).map_err(VerifyError::Sign)
+    let sig = signature.ok_or(VerifyError::Sign(SignError::Missing))?;
+    key.verify(body, sig).map_err(VerifyError::Sign)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -71,6 +71,7 @@ fail-other-computer = Der Installationsserver hat einen Plan für einen anderen 
 fail-disks = Die Festplatten dieses Computers fassen das gewählte System nicht: nichts wurde geschrieben.
 fail-install = Die Installation wurde nicht beendet. Dieser Computer startet das halb installierte System nicht; rufen Sie Hilfe und nennen Sie das Detail unten.
 fail-no-restart = Installiert, aber der Computer ist nicht von selbst neu gestartet: CD entfernen und neu starten.
+offline-no-server = Der Installationsserver ist nicht erreichbar: Dieser Computer installiert sich von der CD oder dem USB-Stick.
 
 ## Ein schon installierter PC, erneut von einer vergessenen CD oder einem Stick gestartet.
 installed-already = Dieser Computer ist schon installiert: nichts wird auf seine Festplatten geschrieben.

@@ -74,6 +74,7 @@ fail-other-computer = The install server sent a plan for another computer: nothi
 fail-disks = This computer's disks cannot hold the system the server chose: nothing was written.
 fail-install = The installation did not finish. This computer will not start the half-installed system; call for help with the detail below.
 fail-no-restart = Installed, but the computer did not restart by itself: remove the CD and restart it.
+offline-no-server = The install server cannot be reached: this computer installs from the CD or USB stick itself.
 
 ## A PC already installed, booted again from a CD or stick left in.
 installed-already = This computer is already installed: nothing will be written to its disks.

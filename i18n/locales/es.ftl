@@ -71,6 +71,7 @@ fail-other-computer = El servidor de instalación envió un plan para otro orden
 fail-disks = Los discos de este ordenador no pueden contener el sistema elegido: no se escribió nada.
 fail-install = La instalación no terminó. Este ordenador no arrancará el sistema a medio instalar; pida ayuda con el detalle de abajo.
 fail-no-restart = Instalado, pero el ordenador no se reinició solo: retire el CD y reinícielo.
+offline-no-server = No se puede contactar con el servidor de instalación: este ordenador se instala desde el CD o la memoria USB.
 
 ## Un PC ya instalado, arrancado otra vez desde un CD o una memoria olvidados.
 installed-already = Este ordenador ya está instalado: no se escribirá nada en sus discos.

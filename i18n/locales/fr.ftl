@@ -72,6 +72,7 @@ fail-other-computer = Le serveur d'installation a envoyé un plan pour un autre 
 fail-disks = Les disques de cet ordinateur ne peuvent pas contenir le système choisi par le serveur : rien n'a été écrit.
 fail-install = L'installation n'est pas allée jusqu'au bout. Cet ordinateur ne démarrera pas le système à moitié installé ; appelez de l'aide avec le détail ci-dessous.
 fail-no-restart = Installé, mais l'ordinateur n'a pas redémarré tout seul : retirez le CD et redémarrez-le.
+offline-no-server = Le serveur d'installation est injoignable : cet ordinateur s'installe depuis le CD ou la clé USB.
 
 ## Un PC déjà installé, redémarré sur un CD ou une clé oubliés.
 installed-already = Cet ordinateur est déjà installé : rien ne sera écrit sur ses disques.
