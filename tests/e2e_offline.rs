@@ -44,10 +44,16 @@ fn a_pc_with_no_network_installs_from_the_stick_and_reports_later() {
 
     let disks = [disk(work.path(), "a.qcow2", 8 * GIB)];
     let mut vm = Vm::start(&pc(Some(&iso), &disks, work.path(), "none", f.port)).unwrap();
+    // Three tries of the network, each failure on screen; then the staff's
+    // sentence (English: the plan's French locale takes over after it).
+    let offline = "The install server cannot be reached";
+    vm.wait_for(offline, 10 * MIN).unwrap_or_else(|e| panic!("no offline install: {e}"));
+    vm.mark();
     wait_install_end(&mut vm);
     let serial = vm.output();
-    // The staff's sentence (the plan's locale is French: said before it).
-    assert!(serial.contains("The install server cannot be reached"), "{}", tail(&serial, 60));
+    // Tried three times: two waits in between, then the stick takes over.
+    let waits = serial.matches("Trying again in").count();
+    assert_eq!(waits, 2, "{}", tail(&serial, 80));
     assert!(serial.contains("offline plan template signature verified"), "{}", tail(&serial, 60));
     assert!(
         serial.contains("chunks of the image matched the signed index"),
@@ -87,6 +93,7 @@ fn a_pc_with_no_network_installs_from_the_stick_and_reports_later() {
     assert!(events.contains("installed from the offline bundle"), "{events}");
     let logs = detail["logs"].to_string();
     assert!(logs.contains("offline plan template signature verified"), "{logs}");
+    assert!(logs.contains("chunks of the image matched the signed index"), "{logs}");
     assert!(detail["hostname"].as_str().is_some_and(|h| h.starts_with("e2e-")), "{detail:#}");
     drop(vm);
 }
