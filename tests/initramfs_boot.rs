@@ -16,7 +16,7 @@ use lazare::initramfs::{write_initramfs, ExtraFile, InitramfsSpec};
 fn agent() -> PathBuf {
     let path = std::env::var_os("LAZARE_AGENT").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/x86_64-unknown-linux-gnu/release/lazare-agent")
+            .join("target/x86_64-unknown-linux-gnu/agent/lazare-agent")
     });
     assert!(path.is_file(), "{} missing: run `make agent` or set LAZARE_AGENT", path.display());
     path
