@@ -199,6 +199,50 @@ fn kmsg(line: &str) {
     }
 }
 
+/// What the kernel or a late device may still ask for once the install
+/// starts: the filesystems the agent mounts (ext4 for the target, vfat and
+/// its code pages for the ESP, isofs for the CD), a USB stick or disk
+/// plugged in later, a keyboard for the rescue shell, the CRC the kernel
+/// requests for ext4.
+const KEEP: &[&str] = &[
+    "ext4",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
+    "nls_iso8859_1",
+    "nls_utf8",
+    "isofs",
+    "usb_storage",
+    "uas",
+    "sd_mod",
+    "sr_mod",
+    "usbhid",
+    "hid_generic",
+    "crc32c_intel",
+    "crc32c_generic",
+];
+
+/// Deletes the module files the rest of the install cannot need, once the
+/// network is up and the disks are known: drivers already loaded (their
+/// code is in the kernel now) and drivers for hardware this PC does not
+/// have. They are in the initramfs, i.e. in RAM, for the whole install:
+/// about 12 MB of a 128 MB PC. Returns the bytes freed.
+pub fn drop_unneeded(opts: &ProbeOpts) -> Result<u64, ModuleError> {
+    let db = ModuleDb::load(opts)?;
+    let keep: BTreeSet<PathBuf> = KEEP.iter().flat_map(|m| db.closure(m)).collect();
+    let mut freed = 0;
+    for (_, file) in db.files() {
+        if keep.contains(&file) {
+            continue;
+        }
+        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+        if std::fs::remove_file(&file).is_ok() {
+            freed += size;
+        }
+    }
+    Ok(freed)
+}
+
 fn block_devices(root: &Path) -> BTreeSet<PathBuf> {
     std::fs::read_dir(root.join("sys/block"))
         .into_iter()
