@@ -1,6 +1,6 @@
 //! Boots the installed kernel with a default initramfs in qemu (TCG, 256 MB,
-//! an e1000 NIC): the kernel must unpack our gzip stream (one member made of
-//! independently compressed chunks), run `/init` = the real static agent
+//! an e1000 NIC): the kernel must unpack our zstd frame (made by two
+//! workers), run `/init` = the real static agent
 //! with `/dev/console`, the agent must read the baked `/etc/lazare/cmdline`,
 //! load the carried modules and get a DHCP lease through the e1000 NIC.
 

@@ -367,6 +367,6 @@ fn write_lilo(dir: &Path, menu: &BootMenu, c: &IsoContent) -> Result<()> {
     let conf = templates::lilo_conf(menu, "/boot/lazare", "/dev/sda")?;
     std::fs::write(dir.join("lilo.conf"), conf)?;
     std::fs::write(dir.join("vmlinuz"), &c.kernel)?;
-    std::fs::write(dir.join("initrd.gz"), &c.initrd)?;
+    std::fs::write(dir.join("initrd.img"), &c.initrd)?;
     Ok(())
 }
