@@ -99,8 +99,8 @@ demo: deps build
 # (several minutes each, one VM at a time). Kept out of `make test` by
 # `test = false` in Cargo.toml; CI runs both (.ci/run). `make e2e-more` has
 # the installs CI's 60 minutes cannot hold as well (a server cut
-# mid-download, a CD left in an installed PC, an offline install with no
-# network then its report, ~8 min): run it before a release.
+# mid-download, a CD, then a USB stick, left in an installed PC, an offline
+# install with no network then its report, ~9 min): run it before a release.
 E2E_TESTS := -p lazare --test image_build --test e2e_install --test e2e_uefi \
 	-p lazare-agent --test target_grub
 E2E_MORE := install_survives_the_server_going_away_mid_download

@@ -70,7 +70,15 @@ if m:
     took = ""
     if "configure" in at and "installed" in at:
         took = "configure %ds; " % (at["installed"] - at["configure"]).total_seconds()
-    print(took + (hit[-1].split("memory: ", 1)[1] if hit else ""))
+    # The agent own split of the install (its last timeline line): the
+    # phases, the lowest MemAvailable and the most swap used.
+    tl = [l for l in text.splitlines() if "timeline: " in l and "configure" in l]
+    phases = ""
+    if tl:
+        parts = [p.strip() for p in tl[-1].split("timeline: ", 1)[1].split("|")]
+        keep = [p for p in parts if p.split(" ")[0] in ("partition", "format", "download", "configure", "lowest")]
+        phases = "; " + ", ".join(keep)
+    print(took + (hit[-1].split("memory: ", 1)[1] if hit else "") + phases)
 ' "http://127.0.0.1:$1" "$token" 2>/dev/null || true
 }
 

@@ -104,11 +104,11 @@ PIDS+=($!)
 sleep 1
 printf '#!/bin/sh\nexec socat - TCP:127.0.0.1:%s\n' "$PORT" >"$W/fwd.sh"
 chmod +x "$W/fwd.sh"
-boot_vm() { # $1 initrd, $2 append, $3 serial log; prints the start time
+boot_vm() { # $1 initrd, $2 append, $3 serial log, $4 NIC model (default e1000)
 	qemu-system-x86_64 -machine accel=tcg -m 512 -nographic -no-reboot \
 		-kernel "$KERNEL" -initrd "$1" -append "$2" \
 		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:$PORT-cmd:$W/fwd.sh" \
-		-device e1000,netdev=n0 -serial "file:$3" -monitor none -display none &
+		-device "${4:-e1000},netdev=n0" -serial "file:$3" -monitor none -display none &
 	VM=$!
 	PIDS+=($VM)
 }
@@ -123,6 +123,25 @@ if wait_for "[ -s '$W/first-request' ]"; then
 	LZ_BOOT=$(secs "$t0" "$(cat "$W/first-request")")
 else
 	LZ_BOOT="no request in ${BOOT_TIMEOUT}s"
+fi
+kill "$VM" 2>/dev/null || true; wait "$VM" 2>/dev/null || true
+# The same boot with a virtio NIC. qemu's e1000 model brings its link up
+# only at the driver's next 2 s watchdog round when the interface opens
+# less than ~0.5 s after the probe (measured, issue 17): with coldplug this
+# fast, that wait lands on the boot. virtio-net has no link negotiation:
+# this row is the agent's own time to its first request.
+rm -f "$W/first-request"
+python3 "$HERE/first_request.py" "$((PORT + 5))" "$W/first-request" &
+PIDS+=($!)
+sleep 1
+printf '#!/bin/sh\nexec socat - TCP:127.0.0.1:%s\n' "$((PORT + 5))" >"$W/fwd.sh"
+t0=$(now)
+boot_vm "$W/lazare-initrd.img" "console=ttyS0,115200" \
+	"$W/lazare-virtio-serial.log" virtio-net-pci
+if wait_for "[ -s '$W/first-request' ]"; then
+	LZ_VIRTIO=$(secs "$t0" "$(cat "$W/first-request")")
+else
+	LZ_VIRTIO="no request in ${BOOT_TIMEOUT}s"
 fi
 kill "$VM" 2>/dev/null || true; wait "$VM" 2>/dev/null || true
 
@@ -157,6 +176,7 @@ chmod +x "$W/bb/init"
 (cd "$W/bb" && find . | cpio -o -H newc --quiet | gzip -9) >"$W/busybox.gz"
 BB_BOOT=$(boot_to_line "$W/busybox.gz" "$W/busybox-serial.log" BUSYBOX-USERSPACE)
 row "Boot to first server request (s, TCG)" "lazare $LZ_BOOT" "kernel+busybox $BB_BOOT" "lazare/busybox $(ratio "$LZ_BOOT" "$BB_BOOT" 2>/dev/null || echo n/a) (goal <= 1.5x)"
+row "  same, virtio-net NIC" "lazare $LZ_VIRTIO" "kernel+busybox $BB_BOOT" "lazare/busybox $(ratio "$LZ_VIRTIO" "$BB_BOOT" 2>/dev/null || echo n/a) (no link negotiation)"
 row "" "" "Debian initrd $DEB_BOOT" "Debian: first userspace line only"
 # The agent's own split of that boot (its monotonic clock, printk's).
 TIMELINE=$(tr -d '\r' <"$W/lazare-serial.log" | grep -a -m1 -o 'timeline: .*' || true)
