@@ -66,12 +66,20 @@ swap = { kind = "auto" }  # or { kind = "none" }, { kind = "fixed", bytes = N }
 table = "auto"            # "auto", "gpt" or "mbr"
 exclude = []              # disk names never to touch, e.g. ["sdb"]
 
-# Accounts created on every PC. password_hash is a crypt(3) hash
-# (`openssl passwd -6`); without one the password is locked.
+# Accounts created on every PC. The login screen lists them: the staff
+# click a name.
+# - password_hash: a crypt(3) hash, e.g. from `openssl passwd -6`; without
+#   one the password is locked (no login with a password).
+# - autologin = true (one user at most): a shared public PC. Its desktop
+#   opens by itself at power-on, and after a log-out a click on its name
+#   opens it again, with no password (only on the login screen: the text
+#   console, su and sudo still want one).
+# - admin = true: in the sudo group (give it a password_hash).
 [[user]]
 name = "utilisateur"
 full_name = "Utilisateur"
 admin = false
+autologin = true
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,6 +175,14 @@ impl Rules {
         if let Some(u) = self.users.iter().find(|u| !valid_user_name(&u.name)) {
             bail!("user name {:?} is not a valid Linux user name", u.name);
         }
+        let auto: Vec<&str> =
+            self.users.iter().filter(|u| u.autologin).map(|u| u.name.as_str()).collect();
+        if auto.len() > 1 {
+            bail!(
+                "several users have autologin = true ({}): a PC opens one session at power-on",
+                auto.join(", ")
+            );
+        }
         Ok(())
     }
 
@@ -233,6 +249,8 @@ mod tests {
         assert_eq!(r.pick_profile(&inv(4096)), Some("standard"));
         assert_eq!(r.locale, "fr_FR.UTF-8");
         assert_eq!(r.users[0].name, "utilisateur");
+        // The default gives a working login: the shared account opens itself.
+        assert!(r.users[0].autologin && !r.users[0].admin);
     }
 
     #[test]
@@ -253,5 +271,8 @@ mod tests {
         assert!(e.contains("not a valid host name"), "{e}");
         let typo = DEFAULT_RULES.replace("ram_below_mib", "ram_below");
         assert!(Rules::parse(&typo).is_err());
+        let two = format!("{DEFAULT_RULES}\n[[user]]\nname = \"salle\"\nautologin = true\n");
+        let e = format!("{:#}", Rules::parse(&two).unwrap_err());
+        assert!(e.contains("several users have autologin = true (utilisateur, salle)"), "{e}");
     }
 }
