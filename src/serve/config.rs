@@ -186,6 +186,48 @@ impl Rules {
         Ok(())
     }
 
+    /// How the staff log in on the installed PCs, in plain words (the
+    /// dashboard shows it).
+    pub fn login_help(&self) -> String {
+        let label = |u: &User| {
+            if u.full_name.is_empty() {
+                u.name.clone()
+            } else {
+                u.full_name.clone()
+            }
+        };
+        let mut out = Vec::new();
+        if let Some(u) = self.users.iter().find(|u| u.autologin) {
+            out.push(format!(
+                "On an installed PC, the desktop of \"{}\" opens by itself at power-on; after a \
+                 log-out, click \"{}\" on the login screen (no password).",
+                label(u),
+                label(u)
+            ));
+        }
+        let others = |with: bool| -> Vec<String> {
+            self.users
+                .iter()
+                .filter(|u| !u.autologin && u.password_hash.is_some() == with)
+                .map(|u| format!("\"{}\"", label(u)))
+                .collect()
+        };
+        let (with, locked) = (others(true), others(false));
+        if !with.is_empty() {
+            out.push(format!("{} log in with the password set in lazare.toml.", with.join(", ")));
+        }
+        if !locked.is_empty() {
+            out.push(format!(
+                "{} cannot log in: no password_hash and no autologin in lazare.toml.",
+                locked.join(", ")
+            ));
+        }
+        if out.is_empty() {
+            out.push("No [[user]] in lazare.toml: nobody can log in on the installed PCs.".into());
+        }
+        out.join(" ")
+    }
+
     /// The image profile the first matching rule names.
     pub fn pick_profile(&self, inv: &Inventory) -> Option<&str> {
         self.images.iter().find(|r| r.matches(inv)).map(|r| r.profile.as_str())
@@ -251,6 +293,25 @@ mod tests {
         assert_eq!(r.users[0].name, "utilisateur");
         // The default gives a working login: the shared account opens itself.
         assert!(r.users[0].autologin && !r.users[0].admin);
+    }
+
+    #[test]
+    fn login_help_says_how_the_staff_log_in() {
+        let r = Rules::parse(DEFAULT_RULES).unwrap();
+        assert_eq!(
+            r.login_help(),
+            "On an installed PC, the desktop of \"Utilisateur\" opens by itself at power-on; \
+             after a log-out, click \"Utilisateur\" on the login screen (no password)."
+        );
+        let more = DEFAULT_RULES.replace("autologin = true", "autologin = false")
+            + "[[user]]\nname = \"marie\"\npassword_hash = \"$6$s$h\"\n";
+        assert_eq!(
+            Rules::parse(&more).unwrap().login_help(),
+            "\"marie\" log in with the password set in lazare.toml. \"Utilisateur\" cannot log \
+             in: no password_hash and no autologin in lazare.toml."
+        );
+        let none = DEFAULT_RULES.split("[[user]]").next().unwrap();
+        assert!(Rules::parse(none).unwrap().login_help().starts_with("No [[user]]"));
     }
 
     #[test]
