@@ -16,10 +16,17 @@ pub const SAFE_GRAPHICS_ENTRY_ID: &str = "lazare-safe-graphics";
 /// `/usr/share/lightdm/lightdm.conf.d/01_debian.conf`, which hides the users.
 pub const LIGHTDM_CONF: &str = "/etc/lightdm/lightdm.conf.d/50-lazare.conf";
 
-/// Debian's `/etc/pam.d/lightdm` lets members of this group in without a
-/// password (`pam_succeed_if.so user ingroup nopasswdlogin`). Only LightDM
-/// reads it: the console, `su` and `sudo` still want a password.
+/// Members of this group log in on LightDM's screen without a password:
+/// [`PAM_NO_PASSWORD`] goes into `/etc/pam.d/lightdm` (as Ubuntu and Arch
+/// ship it; Debian's lacks it). Only LightDM reads that file: the console,
+/// `su` and `sudo` still want a password.
 pub const NO_PASSWORD_GROUP: &str = "nopasswdlogin";
+
+/// The PAM rule, before `@include common-auth` (after pam_nologin, which
+/// still applies).
+pub const PAM_NO_PASSWORD: &str =
+    "auth      sufficient pam_succeed_if.so user ingroup nopasswdlogin";
+const PAM_LIGHTDM: &str = "/etc/pam.d/lightdm";
 
 const SAFE_GRAPHICS_SCRIPT: &str = include_str!("41_lazare_safe_graphics");
 
@@ -66,8 +73,39 @@ pub fn write_lightdm(root: &Path, autologin: Option<&str>) -> Result<()> {
              autologin-user-timeout=0\n"
         ));
         add_to_system_group(root, NO_PASSWORD_GROUP, name)?;
+        pam_no_password(root)?;
     }
     write_file(root, LIGHTDM_CONF, &conf)
+}
+
+/// Adds [`PAM_NO_PASSWORD`] to LightDM's PAM file, once.
+fn pam_no_password(root: &Path) -> Result<()> {
+    let path = at(root, PAM_LIGHTDM);
+    let text = std::fs::read_to_string(&path).map_err(super::io_err("reading", &path))?;
+    let words = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.lines().any(|l| words(l) == words(PAM_NO_PASSWORD)) {
+        return Ok(());
+    }
+    let mut out = String::new();
+    let mut added = false;
+    for line in text.lines() {
+        if !added && line.trim() == "@include common-auth" {
+            out.push_str(&format!(
+                "# Added by the lazare agent: the shared public account ({NO_PASSWORD_GROUP}) \
+                 needs no password here.\n{PAM_NO_PASSWORD}\n"
+            ));
+            added = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !added {
+        return Err(TargetError::Invalid(format!(
+            "no `@include common-auth` in {PAM_LIGHTDM}: cannot let the autologin user in \
+             without a password"
+        )));
+    }
+    write_file(root, PAM_LIGHTDM, &out)
 }
 
 /// `/etc/grub.d/41_lazare_safe_graphics`, run by the next `update-grub`.
@@ -143,8 +181,15 @@ mod tests {
         std::fs::write(r.join("etc/group"), "root:x:0:\nusers:x:100:\nlightdm:x:999:\n").unwrap();
         std::fs::write(r.join("etc/gshadow"), "root:*::\nusers:*::\nlightdm:!::\n").unwrap();
         std::fs::write(r.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+        std::fs::create_dir_all(r.join("etc/pam.d")).unwrap();
+        std::fs::write(r.join("etc/pam.d/lightdm"), DEBIAN_PAM).unwrap();
         t
     }
+
+    /// The start of bookworm's /etc/pam.d/lightdm.
+    const DEBIAN_PAM: &str = "#%PAM-1.0\n\nauth      requisite pam_nologin.so\n\n\
+        session      required pam_env.so readenv=1\n\n@include common-auth\n\n\
+        -auth  optional pam_gnome_keyring.so\n\n@include common-account\n";
 
     fn read(r: &Path, p: &str) -> String {
         std::fs::read_to_string(at(r, p)).unwrap()
@@ -176,11 +221,17 @@ mod tests {
         assert!(read(r, "/etc/gshadow").lines().any(|l| l == "nopasswdlogin:!::utilisateur"));
         // Its password stays locked for everything but LightDM.
         assert!(read(r, "/etc/shadow").lines().any(|l| l.starts_with("utilisateur:!:")));
+        // LightDM's PAM lets that group in, after pam_nologin.
+        let pam = read(r, PAM_LIGHTDM);
+        let at_line = |needle: &str| pam.lines().position(|l| l.starts_with(needle)).unwrap();
+        assert!(at_line("auth      requisite pam_nologin.so") < at_line(PAM_NO_PASSWORD), "{pam}");
+        assert_eq!(at_line(PAM_NO_PASSWORD) + 1, at_line("@include common-auth"), "{pam}");
         // Again (a second configure): nothing doubled.
         configure_desktop(r, &users).unwrap();
         let group = read(r, "/etc/group");
         assert_eq!(group.matches("nopasswdlogin").count(), 1, "{group}");
         assert_eq!(group.matches("nopasswdlogin:x:998:utilisateur\n").count(), 1, "{group}");
+        assert_eq!(read(r, PAM_LIGHTDM).matches("nopasswdlogin").count(), 2, "comment + rule");
     }
 
     #[test]
@@ -194,6 +245,7 @@ mod tests {
         assert!(conf.contains("\ngreeter-hide-users=false\n"), "{conf}");
         assert!(!conf.contains("autologin"), "{conf}");
         assert!(!read(r, "/etc/group").contains("nopasswdlogin"));
+        assert_eq!(read(r, PAM_LIGHTDM), DEBIAN_PAM);
     }
 
     #[test]
