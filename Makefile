@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 TARGET := x86_64-unknown-linux-gnu
-AGENT := target/$(TARGET)/release/lazare-agent
+AGENT := target/$(TARGET)/agent/lazare-agent
 CLI := target/release/lazare
 export LAZARE_AGENT := $(CURDIR)/$(AGENT)
 # build.rs embeds this agent in the CLI (every cargo run below: cli, test,
@@ -58,7 +58,7 @@ deps:
 
 # The agent is PID 1 of the CD: static (no program interpreter), size-optimised.
 agent:
-	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --locked \
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --profile agent --locked \
 		--target $(TARGET) -p lazare-agent
 	@# cargo's `strip = true` left the static-pie's symbol table in (7.4 MB
 	@# -> 6.0 MB stripped): strip it here, it is copied into every initramfs.

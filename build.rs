@@ -82,7 +82,7 @@ fn build_agent(out_dir: &Path, to: &Path) -> Result<(), String> {
     let target_dir = out_dir.join("agent-target");
     let mut cmd = Command::new(&cargo);
     cmd.arg("build")
-        .arg("--release")
+        .args(["--profile", "agent"])
         .args(["-p", "lazare-agent", "--target", AGENT_TARGET])
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"))
@@ -105,7 +105,7 @@ fn build_agent(out_dir: &Path, to: &Path) -> Result<(), String> {
             "`cargo build -p lazare-agent --target {AGENT_TARGET}` failed ({status})"
         ));
     }
-    let built = target_dir.join(AGENT_TARGET).join("release/lazare-agent");
+    let built = target_dir.join(AGENT_TARGET).join("agent/lazare-agent");
     strip_into(&built, to)
 }
 

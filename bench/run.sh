@@ -51,8 +51,8 @@ t1=$(now)
 LZ_BUILD=$(secs "$t0" "$t1")
 LZ_ISO=$(size "$W/lazare.iso")
 LZ_INITRD=$("$LAZARE" inspect --json "$W/lazare.iso" |
-	python3 -c 'import json,sys; print(next(f["size"] for f in json.load(sys.stdin)["files"] if f["path"]=="/boot/initrd.gz"))')
-xorriso -osirrox on -indev "$W/lazare.iso" -extract /boot/initrd.gz "$W/lazare-initrd.gz" >/dev/null 2>&1
+	python3 -c 'import json,sys; print(next(f["size"] for f in json.load(sys.stdin)["files"] if f["path"]=="/boot/initrd.img"))')
+xorriso -osirrox on -indev "$W/lazare.iso" -extract /boot/initrd.img "$W/lazare-initrd.img" >/dev/null 2>&1
 # Where the bytes go, by kind (printed after the table).
 "$LAZARE" inspect "$W/lazare.iso" | sed -n '/^where the bytes go/,/^files:/{/^files:/!p}' >"$W/kinds.txt"
 
@@ -96,7 +96,7 @@ row "" "" "mkinitramfs dep ${MK_TIME[dep]}" "dep/lazare $(ratio "${MK_TIME[dep]}
 row "Initramfs size" "lazare $(mb "$LZ_INITRD")" "mkinitramfs most $(mb "${MK_SIZE[most]}")" "most/lazare $(ratio "${MK_SIZE[most]}" "$LZ_INITRD")"
 row "" "" "mkinitramfs dep $(mb "${MK_SIZE[dep]}")" "dep/lazare $(ratio "${MK_SIZE[dep]}" "$LZ_INITRD") (dep: this host's drivers only, not the same coverage)"
 # It stays unpacked in RAM (tmpfs) for the whole install: what a 128 MB PC loses.
-row "  lazare initramfs unpacked (in RAM)" "$(mb "$(zcat "$W/lazare-initrd.gz" | wc -c)")" "" "cpio size; the agent runs from it"
+row "  lazare initramfs unpacked (in RAM)" "$(mb "$(zstd -dc "$W/lazare-initrd.img" | wc -c)")" "" "cpio size; the agent runs from it"
 
 # --- 2. Boot to first server request vs Debian's initrd to first userspace line
 log "boot: lazare initramfs to its first request to the server (TCG)"
@@ -119,7 +119,7 @@ wait_for() { # $1 = condition command, waits up to BOOT_TIMEOUT
 	return 1
 }
 t0=$(now)
-boot_vm "$W/lazare-initrd.gz" "console=ttyS0,115200" "$W/lazare-serial.log"
+boot_vm "$W/lazare-initrd.img" "console=ttyS0,115200" "$W/lazare-serial.log"
 if wait_for "[ -s '$W/first-request' ]"; then
 	LZ_BOOT=$(secs "$t0" "$(cat "$W/first-request")")
 else

@@ -1,6 +1,6 @@
 //! Boots the installed kernel with a default initramfs in qemu (TCG, 256 MB,
-//! an e1000 NIC): the kernel must unpack our gzip stream (one member made of
-//! independently compressed chunks), run `/init` = the real static agent
+//! an e1000 NIC): the kernel must unpack our zstd frame (made by two
+//! workers), run `/init` = the real static agent
 //! with `/dev/console`, the agent must read the baked `/etc/lazare/cmdline`,
 //! load the carried modules and get a DHCP lease through the e1000 NIC.
 
@@ -16,7 +16,7 @@ use lazare::initramfs::{write_initramfs, ExtraFile, InitramfsSpec};
 fn agent() -> PathBuf {
     let path = std::env::var_os("LAZARE_AGENT").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target/x86_64-unknown-linux-gnu/release/lazare-agent")
+            .join("target/x86_64-unknown-linux-gnu/agent/lazare-agent")
     });
     assert!(path.is_file(), "{} missing: run `make agent` or set LAZARE_AGENT", path.display());
     path

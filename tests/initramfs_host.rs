@@ -152,7 +152,7 @@ fn carried_tools_run_inside_the_extracted_image() {
     std::fs::create_dir(&root).unwrap();
     let status = Command::new("sh")
         .arg("-c")
-        .arg(format!("gzip -dc {} | cpio -idm --quiet", image.display()))
+        .arg(format!("zstd -dc {} | cpio -idm --quiet", image.display()))
         .current_dir(&root)
         .status()
         .unwrap();
@@ -209,7 +209,7 @@ fn default_initramfs_figures() {
     assert_eq!(again.compressed_bytes, out.len() as u64);
     println!(
         "default initramfs ({} with a 2 MiB stand-in agent): {} entries, {} modules, \
-         {} bytes uncompressed, {} bytes gzip; built in {:.2?} (again {:.2?})",
+         {} bytes uncompressed, {} bytes zstd; built in {:.2?} (again {:.2?})",
         spec.modules_dir.display(),
         report.entries.len(),
         report.modules.len(),

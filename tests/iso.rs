@@ -58,7 +58,7 @@ fn iso_reads_back_with_xorriso_fdisk_and_inspect() {
 
     // Rock Ridge names as xorriso sees them, and the ESP's files via xorriso + the FAT.
     let files = tool("xorriso", &["-indev", iso.to_str().unwrap(), "-find", "/", "-type", "f"]);
-    for f in ["/isolinux/ldlinux.c32", "/boot/grub/grub.cfg", "/boot/initrd.gz", "/boot/vmlinuz"] {
+    for f in ["/isolinux/ldlinux.c32", "/boot/grub/grub.cfg", "/boot/initrd.img", "/boot/vmlinuz"] {
         assert!(files.contains(&format!("'{f}'")), "{f} missing: {files}");
     }
 
@@ -121,7 +121,7 @@ fn iso_reads_back_with_xorriso_fdisk_and_inspect() {
     assert!(v["biggest"].as_array().unwrap().len() == 10, "{}", v["biggest"]);
     let lilo_conf = std::fs::read_to_string(lilo.join("lilo.conf")).unwrap();
     assert!(lilo_conf.contains(&format!("append=\"{baked}\"")), "{lilo_conf}");
-    assert!(lilo.join("vmlinuz").is_file() && lilo.join("initrd.gz").is_file());
+    assert!(lilo.join("vmlinuz").is_file() && lilo.join("initrd.img").is_file());
 }
 
 #[test]

@@ -58,6 +58,14 @@ pub fn install(
 ) -> Result<(), Failure> {
     let layout = diskplan::plan(inv, &plan.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
     install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
+    // The network is up and the disks are known: the drivers this PC does
+    // not use (or has loaded already) leave RAM before the install needs it.
+    let opts =
+        crate::hw::modules::ProbeOpts { root: "/".into(), kver: crate::sys::kernel_release() };
+    match crate::hw::coldplug::drop_unneeded(&opts) {
+        Ok(freed) => screen.note(&format!("module files dropped from RAM: {} KiB", freed / 1024)),
+        Err(e) => screen.note(&format!("module files kept: {e}")),
+    }
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
     let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret(), key);
     let image_url = server.url(&plan.image.url);

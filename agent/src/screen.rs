@@ -218,7 +218,10 @@ impl Screen {
                     screen.write_first(&format!("\r{text} {}", frames[i % 4]));
                 }
                 i += 1;
-                std::thread::sleep(Duration::from_millis(250));
+                // Woken by `Step::stop`: a step ends when its work does, not
+                // up to a frame later (four steps stand before the first
+                // request to the server).
+                std::thread::park_timeout(Duration::from_millis(250));
             }
         });
         if self.inner.stderr {
@@ -267,6 +270,7 @@ impl Step {
     fn stop(&mut self) {
         self.running.store(false, Ordering::Relaxed);
         if let Some(h) = self.spinner.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
         let mut steps = self.screen.inner.steps.lock().unwrap_or_else(|e| e.into_inner());

@@ -4,7 +4,7 @@
 /// The kernel on the CD (ISO 9660 and the El Torito / ESP boot menus).
 pub const CD_KERNEL: &str = "/boot/vmlinuz";
 /// The initramfs on the CD.
-pub const CD_INITRD: &str = "/boot/initrd.gz";
+pub const CD_INITRD: &str = "/boot/initrd.img";
 
 /// The command line `lazare build` bakes into the initramfs; the live
 /// `/proc/cmdline` wins over it key by key.

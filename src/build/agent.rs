@@ -122,7 +122,7 @@ pub fn find_agent(given: Option<PathBuf>) -> Result<Agent> {
 /// `lazare` was compiled from.
 fn disk_candidates() -> Vec<PathBuf> {
     let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("lazare-agent")));
-    let checkout = "target/x86_64-unknown-linux-gnu/release/lazare-agent";
+    let checkout = "target/x86_64-unknown-linux-gnu/agent/lazare-agent";
     beside
         .into_iter()
         .chain([

@@ -73,7 +73,7 @@ pub struct BuildArgs {
     pub efi_loader: Option<EfiLoaderKind>,
     /// The static lazare-agent (default: $LAZARE_AGENT, else the one embedded
     /// in this program, else beside it, /usr/lib/lazare/lazare-agent or
-    /// target/x86_64-unknown-linux-gnu/release/lazare-agent).
+    /// target/x86_64-unknown-linux-gnu/agent/lazare-agent).
     #[arg(long)]
     pub agent: Option<PathBuf>,
     /// TOML file with the same settings; flags win.
@@ -367,6 +367,6 @@ fn write_lilo(dir: &Path, menu: &BootMenu, c: &IsoContent) -> Result<()> {
     let conf = templates::lilo_conf(menu, "/boot/lazare", "/dev/sda")?;
     std::fs::write(dir.join("lilo.conf"), conf)?;
     std::fs::write(dir.join("vmlinuz"), &c.kernel)?;
-    std::fs::write(dir.join("initrd.gz"), &c.initrd)?;
+    std::fs::write(dir.join("initrd.img"), &c.initrd)?;
     Ok(())
 }

@@ -3,17 +3,17 @@
 //! tools the install runs (mke2fs, mkfs.fat) with their shared libraries, and
 //! the baked configuration under `/etc/lazare/`.
 //!
-//! The archive is cpio newc compressed with gzip, byte-for-byte reproducible:
+//! The archive is cpio newc compressed with zstd, byte-for-byte reproducible:
 //! entries sorted, every parent directory present, uid/gid 0, inode numbers
 //! sequential, every mtime set to `spec.mtime` (SOURCE_DATE_EPOCH), and a
-//! gzip header without time or name.
+//! fixed compressor setup (see `zstd.rs`).
 
 mod cpio;
 mod elf;
 mod firmware;
-mod gzip;
 mod modules;
 mod tree;
+mod zstd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -206,7 +206,7 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, InitramfsError> {
     std::fs::read(path).map_err(|source| InitramfsError::Read { path: path.to_path_buf(), source })
 }
 
-/// Writes the gzip-compressed initramfs described by `spec` to `out`.
+/// Writes the zstd-compressed initramfs described by `spec` to `out`.
 ///
 /// Missing module names are listed in the report, not an error: the caller
 /// decides whether to refuse them.
@@ -225,7 +225,7 @@ pub fn write_initramfs(
         tree.add_file(&file.path, file.data.clone(), file.mode & 0o7777)?;
     }
     let (archive, entries) = tree.to_cpio(spec.mtime)?;
-    let compressed_bytes = gzip::compress(&archive, gzip::DEFAULT_LEVEL, &mut out, progress)?;
+    let compressed_bytes = zstd::compress(&archive, &mut out, progress)?;
     out.flush().map_err(InitramfsError::Write)?;
     Ok(InitramfsReport {
         entries,

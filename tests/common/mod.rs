@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 pub fn agent_path() -> PathBuf {
     let p = std::env::var_os("LAZARE_AGENT").map(PathBuf::from).unwrap_or_else(|| {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("target/x86_64-unknown-linux-gnu/release/lazare-agent")
+            .join("target/x86_64-unknown-linux-gnu/agent/lazare-agent")
     });
     assert!(
         p.is_file(),

@@ -3,3 +3,4 @@
 pub mod blkid;
 pub mod coldplug;
 pub mod modules;
+pub mod uevent;

@@ -89,6 +89,12 @@ impl ModuleDb {
         self.index.is_builtin(name)
     }
 
+    /// Every loadable module with its file.
+    pub fn files(&self) -> Vec<(String, PathBuf)> {
+        let path = |n: &str| Some(self.dir.join(self.index.path(n)?));
+        self.index.names().filter_map(|n| Some((n.to_string(), path(n)?))).collect()
+    }
+
     /// Files to load for `module`, in load order (see [`ModuleIndex::closure`]).
     pub fn closure(&self, module: &str) -> Vec<PathBuf> {
         self.index.closure(module).into_iter().map(|p| self.dir.join(p)).collect()

@@ -119,3 +119,29 @@ fn unsupported_nic_is_named_by_pci_id() {
     }
     assert_eq!(unsupported_nics(&opts.root), vec!["8086:10d3"]);
 }
+
+#[test]
+fn dropping_unneeded_modules_keeps_what_the_install_may_still_load() {
+    let (_dir, opts) = fake_tree();
+    let m = opts.modules_dir();
+    let db = ModuleDb::load(&opts).unwrap();
+    for (_, file) in db.files() {
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(&file, vec![0u8; 1000]).unwrap();
+    }
+    let freed = crate::hw::coldplug::drop_unneeded(&opts).unwrap();
+    let left: Vec<String> = walkdir::WalkDir::new(&m)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "ko"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // ext4 and what it loads stay; the NIC and disk drivers go.
+    assert_eq!(left, ["crc32c_generic.ko", "ext4.ko", "jbd2.ko", "mbcache.ko"]);
+    assert_eq!(freed, 5 * 1000);
+    // The index still answers the kernel's own requests.
+    let db = ModuleDb::load(&opts).unwrap();
+    assert!(db.closure("ext4").iter().all(|f| f.is_file()));
+}

@@ -99,9 +99,9 @@ pub fn workspace() -> PathBuf {
 
 /// The static agent: `$LAZARE_AGENT`, else the Makefile's path.
 pub fn agent_binary() -> PathBuf {
-    let p = std::env::var_os("LAZARE_AGENT").map(PathBuf::from).unwrap_or_else(|| {
-        workspace().join("target/x86_64-unknown-linux-gnu/release/lazare-agent")
-    });
+    let p = std::env::var_os("LAZARE_AGENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/x86_64-unknown-linux-gnu/agent/lazare-agent"));
     assert!(
         p.exists(),
         "the static agent {} is missing: run `make agent` (or set LAZARE_AGENT)",

@@ -1,7 +1,7 @@
 //! What the parsed indexes of one kernel mean together: names and aliases
 //! resolved to modules, and the files to load for a module, in order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{
     fnmatch, name_of, normalize, parse_alias, parse_builtin, parse_builtin_aliases, parse_dep,
@@ -43,6 +43,12 @@ pub struct ModuleIndex {
     builtin: BTreeSet<String>,
     /// (normalised glob, module), in file order; built-in aliases last.
     aliases: Vec<(String, String)>,
+    /// Each glob's literal prefix (up to its first wildcard) → its indexes in
+    /// `aliases`. A modalias can only match globs whose prefix it starts
+    /// with: [`ModuleIndex::matching`] tries those instead of every glob,
+    /// which under emulation was a visible part of the boot (thousands of
+    /// globs for each of a PC's devices).
+    by_prefix: HashMap<String, Vec<usize>>,
     /// Every line of a module merged: (pre, post).
     softdeps: BTreeMap<String, (Vec<String>, Vec<String>)>,
 }
@@ -85,9 +91,12 @@ impl ModuleIndex {
         }
         index.builtin = parse_builtin(files.builtin)?.into_iter().collect();
         let builtin_aliases = parse_builtin_aliases(files.builtin_modinfo);
+        let mut seen = HashSet::new();
         for a in parse_alias(files.alias)?.into_iter().chain(builtin_aliases) {
             let entry = (normalize(&a.pattern), normalize(&a.module));
-            if !index.aliases.contains(&entry) {
+            if seen.insert(entry.clone()) {
+                let prefix = literal_prefix(&entry.0).to_string();
+                index.by_prefix.entry(prefix).or_default().push(index.aliases.len());
                 index.aliases.push(entry);
             }
         }
@@ -117,8 +126,16 @@ impl ModuleIndex {
     /// deduplicated, in file order.
     pub fn matching(&self, modalias: &str) -> Vec<String> {
         let text = normalize(modalias);
+        let mut candidates: Vec<usize> = (0..=text.len())
+            .filter(|&end| text.is_char_boundary(end))
+            .filter_map(|end| self.by_prefix.get(&text[..end]))
+            .flatten()
+            .copied()
+            .collect();
+        // File order, as modprobe tries them.
+        candidates.sort_unstable();
         let mut out: Vec<String> = Vec::new();
-        for (pattern, module) in &self.aliases {
+        for (pattern, module) in candidates.into_iter().map(|i| &self.aliases[i]) {
             if fnmatch(pattern.as_bytes(), text.as_bytes()) && !out.contains(module) {
                 out.push(module.clone());
             }
@@ -169,4 +186,9 @@ impl ModuleIndex {
             self.visit(&p, seen, order);
         }
     }
+}
+
+/// A glob's text before its first wildcard (`*`, `?`, `[`) or escape.
+fn literal_prefix(pattern: &str) -> &str {
+    pattern.find(['*', '?', '[', '\\']).map_or(pattern, |i| &pattern[..i])
 }
