@@ -49,8 +49,9 @@ fn rules(default: &str) -> String {
     )
 }
 
-fn fixture() -> &'static Fixture {
-    e2e::fixture_with("e2e-desktop", &["light", "standard"], rules)
+/// The server holds the one image the default rules pick for this PC.
+fn fixture(profile: &str) -> &'static Fixture {
+    e2e::fixture_with(&format!("e2e-desktop-{profile}"), &[profile], rules)
 }
 
 /// One desktop PC: RAM, graphics card, and the process that shows its
@@ -105,8 +106,7 @@ fn screenshot(vm: &Vm, work: &Path, name: &str) -> PathBuf {
 }
 
 fn install_log_in_and_out(d: &Desktop) {
-    let f = fixture();
-    let (f, _one, work, _data, server) = e2e::start_in(f);
+    let (f, _one, work, _data, server) = e2e::start_in(fixture(d.profile));
     let w = work.path();
     let disk = disk(w, "a.qcow2", 16 * GIB);
     let installing = Instant::now();

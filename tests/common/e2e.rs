@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -70,8 +70,14 @@ pub fn fixture_with(
     profiles: &[&str],
     rules: fn(default: &str) -> String,
 ) -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
+    // One per name: a test file may use several (one per image set), each
+    // built at its first use and kept to the end of the process.
+    static FIXTURES: Mutex<Vec<(String, &'static Fixture)>> = Mutex::new(Vec::new());
+    let mut all = FIXTURES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, f)) = all.iter().find(|(n, _)| n == name) {
+        return f;
+    }
+    let f: &'static Fixture = Box::leak(Box::new({
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -103,7 +109,9 @@ pub fn fixture_with(
             .arg("--output")
             .arg(&iso));
         Fixture { dir, port, image: images[0].clone(), images, iso, rules }
-    })
+    }));
+    all.push((name.to_string(), f));
+    f
 }
 
 fn free_port() -> u16 {
