@@ -7,10 +7,11 @@
 # BENCH_BOOT_TIMEOUT (seconds per VM boot, default 240); BENCH_AGENTS
 # (bench/server_load.sh), BENCH_RAM_SIZES, BENCH_INSTALL_TIMEOUT (bench/ram_sweep.sh),
 # BENCH_THROUGHPUT_RUNS (runs of each install pipeline, default 3),
-# BENCH_SECTIONS (which parts run, default "cd throughput server ram": cd is
-# the CD build and its boot, e.g. BENCH_SECTIONS=throughput for one figure).
+# BENCH_SECTIONS (which parts run, default "cd throughput server ram desktop":
+# cd is the CD build and its boot, desktop the installed desktops' boot
+# (bench/desktop.sh), e.g. BENCH_SECTIONS=throughput for one figure).
 set -euo pipefail
-SECTIONS=" ${BENCH_SECTIONS:-cd throughput server ram} "
+SECTIONS=" ${BENCH_SECTIONS:-cd throughput server ram desktop} "
 want() { [[ $SECTIONS == *" $1 "* ]]; }
 
 LAZARE=${LAZARE:?set LAZARE to the lazare binary (make bench does)}
@@ -262,6 +263,11 @@ else
 	else
 		ram_sweep || row "Smallest RAM for an install" "failed" "" "see the lines above"
 	fi
+fi
+
+. "$HERE/desktop.sh"
+if want desktop; then
+	desktop_boot || row "Power-on to desktop (light, standard)" "failed" "" "see the lines above"
 fi
 
 echo

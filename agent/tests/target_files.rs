@@ -124,8 +124,15 @@ fn users_are_appended_with_groups_and_home() {
             full_name: "Marie C".into(),
             password_hash: Some("$6$salt$hash".into()),
             admin: true,
+            autologin: false,
         },
-        User { name: "invite".into(), full_name: String::new(), password_hash: None, admin: false },
+        User {
+            name: "invite".into(),
+            full_name: String::new(),
+            password_hash: None,
+            admin: false,
+            autologin: false,
+        },
     ];
     target::add_users(r, &users).unwrap();
     target::add_users(r, &users).unwrap(); // again: nothing doubled
@@ -146,8 +153,13 @@ fn users_are_appended_with_groups_and_home() {
     assert_eq!(read(&home, ".bashrc"), "# skel\n");
     assert_eq!(fs::metadata(home.join(".config/x")).unwrap().uid(), 1001);
     assert_eq!(fs::metadata(&home).unwrap().mode() & 0o777, 0o750);
-    let bad =
-        User { name: "x:y".into(), full_name: String::new(), password_hash: None, admin: false };
+    let bad = User {
+        name: "x:y".into(),
+        full_name: String::new(),
+        password_hash: None,
+        admin: false,
+        autologin: false,
+    };
     assert!(target::add_users(r, &[bad]).is_err());
 }
 
@@ -156,7 +168,13 @@ fn admin_without_sudo_group_is_refused() {
     let d = fake_root();
     let r = d.path();
     fs::write(r.join("etc/group"), "root:x:0:\n").unwrap();
-    let u = User { name: "a".into(), full_name: String::new(), password_hash: None, admin: true };
+    let u = User {
+        name: "a".into(),
+        full_name: String::new(),
+        password_hash: None,
+        admin: true,
+        autologin: false,
+    };
     assert!(matches!(target::add_users(r, &[u]), Err(TargetError::MissingInImage { .. })));
 }
 

@@ -94,6 +94,7 @@ fn plan() -> Plan {
             full_name: "Marie".into(),
             password_hash: Some("$6$x$y".into()),
             admin: true,
+            autologin: false,
         }],
         reinstall_entry: true,
         countdown_secs: 0,
@@ -204,6 +205,17 @@ fn run(uefi: bool) -> tempfile::TempDir {
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), format!("{}\n", "5e".repeat(32)));
     assert!(cfg.contains("/boot/vmlinuz-") && cfg.contains("console=ttyS0,115200"), "{cfg}");
     assert!(cfg.contains(&format!("root=UUID={}", mounts.entries[0].uuid)), "{cfg}");
+    // The "safe graphics" entry: the image's kernel and initramfs, the same
+    // root and consoles, and nomodeset.
+    let safe = cfg
+        .split("menuentry ")
+        .find(|e| e.contains(&format!("--id {} {{", target::SAFE_GRAPHICS_ENTRY_ID)))
+        .unwrap_or_else(|| panic!("no safe graphics entry:\n{cfg}"));
+    let linux = safe.lines().find(|l| l.trim_start().starts_with("linux")).unwrap_or("");
+    assert!(linux.contains("/boot/vmlinuz-") && linux.ends_with(" nomodeset"), "{safe}");
+    assert!(linux.contains(&format!("root=UUID={} ro ", mounts.entries[0].uuid)), "{safe}");
+    assert!(linux.contains("console=ttyS0,115200"), "{safe}");
+    assert!(safe.contains("initrd") && safe.contains("/boot/initrd.img-"), "{safe}");
     // grub-reboot (what lazare-next runs) works with this grubenv.
     target::run_in_chroot(&root, &["grub-reboot", "lazare-reinstall"]).unwrap();
     let env =

@@ -163,6 +163,11 @@ pub struct User {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// A shared public PC's account: the desktop opens it at power-on with
+    /// no password (LightDM autologin), and the login screen opens it
+    /// without one after a log-out. At most one user of a plan has it.
+    #[serde(default)]
+    pub autologin: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

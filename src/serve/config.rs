@@ -66,12 +66,20 @@ swap = { kind = "auto" }  # or { kind = "none" }, { kind = "fixed", bytes = N }
 table = "auto"            # "auto", "gpt" or "mbr"
 exclude = []              # disk names never to touch, e.g. ["sdb"]
 
-# Accounts created on every PC. password_hash is a crypt(3) hash
-# (`openssl passwd -6`); without one the password is locked.
+# Accounts created on every PC. The login screen lists them: the staff
+# click a name.
+# - password_hash: a crypt(3) hash, e.g. from `openssl passwd -6`; without
+#   one the password is locked (no login with a password).
+# - autologin = true (one user at most): a shared public PC. Its desktop
+#   opens by itself at power-on, and after a log-out a click on its name
+#   opens it again, with no password (only on the login screen: the text
+#   console, su and sudo still want one).
+# - admin = true: in the sudo group (give it a password_hash).
 [[user]]
 name = "utilisateur"
 full_name = "Utilisateur"
 admin = false
+autologin = true
 "#;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,7 +175,57 @@ impl Rules {
         if let Some(u) = self.users.iter().find(|u| !valid_user_name(&u.name)) {
             bail!("user name {:?} is not a valid Linux user name", u.name);
         }
+        let auto: Vec<&str> =
+            self.users.iter().filter(|u| u.autologin).map(|u| u.name.as_str()).collect();
+        if auto.len() > 1 {
+            bail!(
+                "several users have autologin = true ({}): a PC opens one session at power-on",
+                auto.join(", ")
+            );
+        }
         Ok(())
+    }
+
+    /// How the staff log in on the installed PCs, in plain words (the
+    /// dashboard shows it).
+    pub fn login_help(&self) -> String {
+        let label = |u: &User| {
+            if u.full_name.is_empty() {
+                u.name.clone()
+            } else {
+                u.full_name.clone()
+            }
+        };
+        let mut out = Vec::new();
+        if let Some(u) = self.users.iter().find(|u| u.autologin) {
+            out.push(format!(
+                "On an installed PC, the desktop of \"{}\" opens by itself at power-on; after a \
+                 log-out, click \"{}\" on the login screen (no password).",
+                label(u),
+                label(u)
+            ));
+        }
+        let others = |with: bool| -> Vec<String> {
+            self.users
+                .iter()
+                .filter(|u| !u.autologin && u.password_hash.is_some() == with)
+                .map(|u| format!("\"{}\"", label(u)))
+                .collect()
+        };
+        let (with, locked) = (others(true), others(false));
+        if !with.is_empty() {
+            out.push(format!("{} log in with the password set in lazare.toml.", with.join(", ")));
+        }
+        if !locked.is_empty() {
+            out.push(format!(
+                "{} cannot log in: no password_hash and no autologin in lazare.toml.",
+                locked.join(", ")
+            ));
+        }
+        if out.is_empty() {
+            out.push("No [[user]] in lazare.toml: nobody can log in on the installed PCs.".into());
+        }
+        out.join(" ")
     }
 
     /// The image profile the first matching rule names.
@@ -233,6 +291,27 @@ mod tests {
         assert_eq!(r.pick_profile(&inv(4096)), Some("standard"));
         assert_eq!(r.locale, "fr_FR.UTF-8");
         assert_eq!(r.users[0].name, "utilisateur");
+        // The default gives a working login: the shared account opens itself.
+        assert!(r.users[0].autologin && !r.users[0].admin);
+    }
+
+    #[test]
+    fn login_help_says_how_the_staff_log_in() {
+        let r = Rules::parse(DEFAULT_RULES).unwrap();
+        assert_eq!(
+            r.login_help(),
+            "On an installed PC, the desktop of \"Utilisateur\" opens by itself at power-on; \
+             after a log-out, click \"Utilisateur\" on the login screen (no password)."
+        );
+        let more = DEFAULT_RULES.replace("autologin = true", "autologin = false")
+            + "[[user]]\nname = \"marie\"\npassword_hash = \"$6$s$h\"\n";
+        assert_eq!(
+            Rules::parse(&more).unwrap().login_help(),
+            "\"marie\" log in with the password set in lazare.toml. \"Utilisateur\" cannot log \
+             in: no password_hash and no autologin in lazare.toml."
+        );
+        let none = DEFAULT_RULES.split("[[user]]").next().unwrap();
+        assert!(Rules::parse(none).unwrap().login_help().starts_with("No [[user]]"));
     }
 
     #[test]
@@ -253,5 +332,8 @@ mod tests {
         assert!(e.contains("not a valid host name"), "{e}");
         let typo = DEFAULT_RULES.replace("ram_below_mib", "ram_below");
         assert!(Rules::parse(&typo).is_err());
+        let two = format!("{DEFAULT_RULES}\n[[user]]\nname = \"salle\"\nautologin = true\n");
+        let e = format!("{:#}", Rules::parse(&two).unwrap_err());
+        assert!(e.contains("several users have autologin = true (utilisateur, salle)"), "{e}");
     }
 }

@@ -172,7 +172,7 @@ async fn index(State(s): State<Arc<Server>>, headers: HeaderMap) -> Response {
                 &s,
                 "dashboard.html",
                 context! { machines => rows, counts => counts, enroll => enroll,
-                waiting => waiting, window => window },
+                waiting => waiting, window => window, login => s.rules.login_help() },
             )
         },
     );

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -47,29 +47,59 @@ pub fn run(cmd: &mut Command) -> String {
 pub struct Fixture {
     pub dir: PathBuf,
     pub port: u16,
+    /// The first profile's image.
     pub image: PathBuf,
+    /// Every profile's image, added to each test's server.
+    pub images: Vec<PathBuf>,
     pub iso: PathBuf,
+    /// The server rules each test starts with.
+    pub rules: String,
 }
 
 /// Built once per test binary in `CARGO_TARGET_TMPDIR/<name>` (a name of its
-/// own per test file: the directory is emptied first).
+/// own per test file: the directory is emptied first): the `test` image and
+/// [`RULES`].
 pub fn fixture(name: &str) -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
+    fixture_with(name, &["test"], |_| RULES.to_string())
+}
+
+/// [`fixture`] with the images of `profiles`, and the rules `rules` makes
+/// from the default rules file a first `lazare serve` start wrote.
+pub fn fixture_with(
+    name: &str,
+    profiles: &[&str],
+    rules: fn(default: &str) -> String,
+) -> &'static Fixture {
+    // One per name: a test file may use several (one per image set), each
+    // built at its first use and kept to the end of the process.
+    static FIXTURES: Mutex<Vec<(String, &'static Fixture)>> = Mutex::new(Vec::new());
+    let mut all = FIXTURES.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, f)) = all.iter().find(|(n, _)| n == name) {
+        return f;
+    }
+    let f: &'static Fixture = Box::leak(Box::new({
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let images = dir.join("images");
-        run(lazare().args(["image", "build", "--profile", "test", "-q", "--output"]).arg(&images));
-        let image = std::fs::read_dir(&images)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
-            .expect("lazare image build wrote no .tar.zst");
+        let mut images = Vec::new();
+        for profile in profiles {
+            let out = dir.join("images").join(profile);
+            run(lazare()
+                .args(["image", "build", "--profile", profile, "-q", "--output"])
+                .arg(&out));
+            images.push(
+                std::fs::read_dir(&out)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| p.to_string_lossy().ends_with(".tar.zst"))
+                    .expect("lazare image build wrote no .tar.zst"),
+            );
+        }
         // The key is made by the server's first start, as a volunteer does.
         let seed = dir.join("seed");
         let port = free_port();
         drop(Server::start(&seed, port));
+        let rules = rules(&std::fs::read_to_string(seed.join("lazare.toml")).unwrap());
         let key = dir.join("server.pub");
         std::fs::write(&key, run(lazare().args(["key", "show", "--data"]).arg(&seed))).unwrap();
         let iso = dir.join("lazare.iso");
@@ -78,8 +108,10 @@ pub fn fixture(name: &str) -> &'static Fixture {
             .arg(&key)
             .arg("--output")
             .arg(&iso));
-        Fixture { dir, port, image, iso }
-    })
+        Fixture { dir, port, image: images[0].clone(), images, iso, rules }
+    }));
+    all.push((name.to_string(), f));
+    f
 }
 
 fn free_port() -> u16 {
@@ -135,7 +167,7 @@ impl Drop for Server {
     }
 }
 
-/// A fresh data dir with the fixture's key, the test rules and the image.
+/// A fresh data dir with the fixture's key, rules and images.
 pub fn data_dir(f: &Fixture, work: &Path) -> PathBuf {
     let data = work.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -143,8 +175,10 @@ pub fn data_dir(f: &Fixture, work: &Path) -> PathBuf {
     std::fs::copy(f.dir.join("seed/server.key"), &key).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    std::fs::write(data.join("lazare.toml"), RULES).unwrap();
-    run(lazare().args(["image", "add", "--data"]).arg(&data).arg(&f.image));
+    std::fs::write(data.join("lazare.toml"), &f.rules).unwrap();
+    for image in &f.images {
+        run(lazare().args(["image", "add", "--data"]).arg(&data).arg(image));
+    }
     data
 }
 
@@ -153,7 +187,13 @@ pub fn data_dir(f: &Fixture, work: &Path) -> PathBuf {
 /// `let (f, _one, work, data, server) = start(..)`, the server drops first,
 /// before its dir goes.
 pub fn start(name: &str) -> (&'static Fixture, MutexGuard<'static, ()>, TempDir, PathBuf, Server) {
-    let f = fixture(name);
+    start_in(fixture(name))
+}
+
+/// [`start`] on a fixture of [`fixture_with`].
+pub fn start_in(
+    f: &'static Fixture,
+) -> (&'static Fixture, MutexGuard<'static, ()>, TempDir, PathBuf, Server) {
     let one = one_vm();
     let work = tempfile::tempdir_in(&f.dir).unwrap();
     let data = data_dir(f, work.path());

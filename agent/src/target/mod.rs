@@ -6,11 +6,13 @@
 //! GRUB and locale-gen run from the target itself in a chroot.
 
 mod chroot;
+mod desktop;
 mod grub;
 mod system;
 mod users;
 
 pub use chroot::{run_in_chroot, BindMounts};
+pub use desktop::{configure_desktop, SAFE_GRAPHICS_ENTRY_ID};
 pub use grub::{
     install_bootloader, install_next_service, install_reinstall_entry, regenerate_initramfs,
     write_grub_defaults, write_machine_secret, write_server_pin, REINSTALL_ENTRY_ID,
@@ -139,6 +141,7 @@ pub fn configure(t: &Target) -> Result<()> {
     write_timezone(root, &plan.timezone)?;
     write_machine_ids(root, &plan.machine_id)?;
     add_users(root, &plan.users)?;
+    configure_desktop(root, &plan.users)?;
     write_grub_defaults(root)?;
     if let Some(r) = t.reinstall.filter(|_| plan.reinstall_entry) {
         install_reinstall_entry(root, r)?;

@@ -93,6 +93,23 @@ fn add_user(root: &Path, u: &User) -> Result<()> {
     make_home(root, &home, id)
 }
 
+/// Makes `user` a member of the group `name`, creating it as a system
+/// group (the highest free id below 1000, as Debian's addgroup --system
+/// picks) when the image lacks it.
+pub(super) fn add_to_system_group(root: &Path, name: &str, user: &str) -> Result<()> {
+    let group = read(root, "/etc/group")?;
+    if !group.lines().any(|l| field(l, 0) == Some(name)) {
+        let used: Vec<u32> = group.lines().filter_map(|l| field(l, 2)?.parse().ok()).collect();
+        let gid = (100..1000)
+            .rev()
+            .find(|i| !used.contains(i))
+            .ok_or_else(|| TargetError::Invalid(format!("no free system group id for {name:?}")))?;
+        append(root, "/etc/group", &format!("{name}:x:{gid}:"))?;
+        append_opt(root, "/etc/gshadow", &format!("{name}:!::"))?;
+    }
+    add_to_groups(root, user, &[name], false)
+}
+
 /// First id ≥ 1000 that no user and no group has.
 fn free_id(passwd: &str, group: &str) -> u32 {
     let used: Vec<u32> =
@@ -276,7 +293,13 @@ mod tests {
     }
 
     fn alice() -> User {
-        User { name: "alice".into(), full_name: String::new(), password_hash: None, admin: false }
+        User {
+            name: "alice".into(),
+            full_name: String::new(),
+            password_hash: None,
+            admin: false,
+            autologin: false,
+        }
     }
 
     #[test]

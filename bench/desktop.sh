@@ -1,0 +1,45 @@
+# Sourced by bench/run.sh (uses its AGENT, W, row and log). Power-on to the
+# desktop of the two desktop images on the PCs they are for: `light` on a
+# 256 MB PC with a Cirrus card, `standard` on 1 GB with plain VGA. The
+# e2e_desktop VM test (tests/e2e_desktop.rs) installs each with the default
+# rules, boots the disk and prints `desktop PROFILE: ... power-on to X N s,
+# to the SESSION session M s`: X is the screen leaving the text console (the
+# default rules' shared account logs in by itself, so X starts straight into
+# its session; a site without autologin sees the login screen then), and the
+# session is its desktop's session manager running. Both from qemu's start
+# (BIOS and GRUB's 5 s included), read from the processes' age in the guest.
+#
+# Runs only when both images are in ~/.cache/lazare/images: the test would
+# otherwise build them first (~5 and ~7 min of mmdebstrap). ~40 min of TCG.
+
+desktop_boot() {
+	local missing="" p line x s
+	for p in light standard; do
+		if ! ls ~/.cache/lazare/images/*/"$p"-*.tar.zst >/dev/null 2>&1; then
+			missing="$missing $p"
+		fi
+	done
+	if [ -n "$missing" ]; then
+		row "Power-on to desktop (light, standard)" "not measured" "" \
+			"no cached image:$missing (lazare image build --profile light --profile standard)"
+		return 0
+	fi
+	log "desktop: tests/e2e_desktop.rs, two installs and boots under TCG (~40 min)"
+	local out=$W/desktop.log
+	if ! (cd "$HERE/.." && LAZARE_EMBED_AGENT=$AGENT LAZARE_AGENT=$AGENT \
+		${CARGO:-cargo} test --locked --release -p lazare --test e2e_desktop \
+		-- --test-threads=1 --nocapture) >"$out" 2>&1; then
+		tail -n 40 "$out" >&2
+		return 1
+	fi
+	for p in light standard; do
+		line=$(grep -a "^desktop $p:" "$out" | tail -n 1)
+		x=$(sed -nE 's/.*power-on to X ([0-9]+) s.*/\1/p' <<<"$line")
+		s=$(sed -nE 's/.* session ([0-9]+) s .*/\1/p' <<<"$line")
+		case $p in
+		light) p="light, 256 MB, -vga cirrus" ;;
+		standard) p="standard, 1 GB, -vga std" ;;
+		esac
+		row "Power-on to desktop: $p" "X ${x:-?} s, session ${s:-?} s" "" "TCG; from qemu start"
+	done
+}
