@@ -311,6 +311,7 @@ mod tests {
             full_name: String::new(),
             password_hash: Some("x".into()),
             admin: true,
+            autologin: false,
         });
         std::fs::write(
             m.path().join("lazare/offline").join(TEMPLATE_FILE),
