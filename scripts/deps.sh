@@ -69,17 +69,27 @@ absent_packages() {
 # already installed from another suite is asked for from that suite
 # (`qemu-system-x86/bookworm-backports` beside a backports qemu-utils): the
 # bookworm one would break it, and apt never switches suites by itself.
+# When no configured suite serves the installed sibling any more (backports
+# installed, then its source line removed: seen on a fresh machine), the
+# sibling is asked for from the suite the missing package comes from
+# (`qemu-utils/bookworm`, a downgrade apt is allowed to make below) instead
+# of apt refusing the whole set as "held broken packages".
 install_args() {
 	apt_facts | awk -v want="$DEB_PACKAGES" '
 		$1 == "installed" { inst[$2] = $3 }
-		$1 == "suite" { has[$2, $4] = 1; if (inst[$2] == $3) home[$2] = $4 }
+		$1 == "suite" { has[$2, $4] = 1; if (!($2 in first)) first[$2] = $4; if (inst[$2] == $3) home[$2] = $4 }
 		$1 == "source" { src[$2] = $3 }
 		END {
 			for (p in home) from[src[p]] = home[p]
 			n = split(want, w, " ")
 			for (i = 1; i <= n; i++) {
-				p = w[i]; s = from[src[p]]
-				if ((inst[p] == "" || inst[p] == "(none)") && s != "" && ((p, s) in has)) print p "/" s
+				p = w[i]
+				if ((inst[p] == "" || inst[p] == "(none)") && !(src[p] in from) && (p in first)) need[src[p]] = first[p]
+			}
+			for (i = 1; i <= n; i++) {
+				p = w[i]; s = from[src[p]]; missing = (inst[p] == "" || inst[p] == "(none)")
+				if (missing && s != "" && ((p, s) in has)) print p "/" s
+				else if (!missing && !(p in home) && (src[p] in need) && ((p, need[src[p]]) in has)) print p "/" need[src[p]]
 				else print p
 			}
 		}'
@@ -107,7 +117,7 @@ echo "make deps: apt-get install $args"
 # Already-installed packages are no-ops here, but naming them keeps apt from
 # removing one of them to satisfy another (see above).
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends ${DEPS_APT_SIMULATE:+-s} $args
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends --allow-downgrades ${DEPS_APT_SIMULATE:+-s} $args
 
 missing_needs=$(absent_needs)
 if [[ -n $missing_needs ]]; then
