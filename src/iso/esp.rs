@@ -92,15 +92,25 @@ pub fn esp_image(loader: &EfiLoader, marker: &str, epoch: i64) -> Result<Vec<u8>
         }
     };
     add("boot/grub/grub.cfg", cfg.into_bytes())?;
-    // Room for the FAT tables, directories and cluster slack (3% + 128 KiB
-    // measured enough), in 64 KiB steps: every KiB here is on every CD.
-    let size = (payload as u64 * 103 / 100 + 128 * 1024).div_ceil(64 * 1024) * 64 * 1024;
     let time = DateTime::from_unix_seconds(epoch).map_err(|_| IsoError::Time(epoch))?;
-    let opts = FatOptions::new()
-        .with_size(size)
-        .with_time(time)
-        .with_label(VolumeLabel::new("LAZARE_EFI").map_err(|e| esp_err(&format!("{e:?}")))?);
-    let mut image = Vec::new();
-    hadris_fat::sync::write(&mut image, &tree, &opts).map_err(|e| esp_err(&e))?;
-    Ok(image)
+    let label = VolumeLabel::new("LAZARE_EFI").map_err(|e| esp_err(&format!("{e:?}")))?;
+    // Every KiB here is on every CD, so the image is the smallest that holds
+    // the files: from the payload plus room for the boot sector, FATs and
+    // directories, up in ISO-sector steps until the writer fits it. (A fixed
+    // 3% + 128 KiB margin left ~0.3 MB free on the signed chain's image.)
+    // The ceiling is that old margin: past it the error is not about space.
+    let ceiling = (payload as u64 * 103 / 100 + 128 * 1024).div_ceil(64 * 1024) * 64 * 1024;
+    let mut size = (payload as u64 + 32 * 1024).div_ceil(ESP_STEP) * ESP_STEP;
+    loop {
+        let opts = FatOptions::new().with_size(size).with_time(time).with_label(label);
+        let mut image = Vec::new();
+        match hadris_fat::sync::write(&mut image, &tree, &opts) {
+            Ok(_) => return Ok(image),
+            Err(e) if size >= ceiling => return Err(esp_err(&e)),
+            Err(_) => size += ESP_STEP,
+        }
+    }
 }
+
+/// The ESP grows in ISO sectors: the image is a file on the ISO as well.
+const ESP_STEP: u64 = 2048;
