@@ -1,6 +1,7 @@
 //! The `lazare` CLI as a library: build, serve, image, inspect, vm.
 
 pub mod build;
+pub mod cachedir;
 pub mod cli;
 pub mod epoch;
 pub mod gendocs;

@@ -39,14 +39,8 @@ pub fn default_cache_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("LAZARE_CACHE_DIR") {
         return Ok(PathBuf::from(d));
     }
-    let base = match std::env::var_os("XDG_CACHE_HOME") {
-        Some(x) if !x.is_empty() => PathBuf::from(x),
-        _ => match std::env::var_os("HOME") {
-            Some(h) => PathBuf::from(h).join(".cache"),
-            None => bail!("neither LAZARE_CACHE_DIR, XDG_CACHE_HOME nor HOME is set"),
-        },
-    };
-    Ok(base.join("lazare").join("images"))
+    crate::cachedir::cache_dir("images")
+        .context("neither LAZARE_CACHE_DIR, XDG_CACHE_HOME nor HOME is set")
 }
 
 /// File name of the tarball: `<name>-<suite>-<hash16>.tar.zst`.

@@ -3,10 +3,11 @@
 //! tools the install runs (mke2fs, mkfs.fat) with their shared libraries, and
 //! the baked configuration under `/etc/lazare/`.
 //!
-//! The archive is cpio newc compressed with zstd, byte-for-byte reproducible:
+//! The archive is three cpio newc parts, each compressed with zstd (the
+//! kernel unpacks them one after the other), byte-for-byte reproducible:
 //! entries sorted, every parent directory present, uid/gid 0, inode numbers
 //! sequential, every mtime set to `spec.mtime` (SOURCE_DATE_EPOCH), and a
-//! fixed compressor setup (see `zstd.rs`).
+//! fixed compressor setup (see `zstd.rs`, which also explains the parts).
 
 mod cpio;
 mod elf;
@@ -81,10 +82,14 @@ pub struct InitramfsSpec {
     pub files: Vec<ExtraFile>,
     /// SOURCE_DATE_EPOCH: the mtime of every entry.
     pub mtime: u64,
+    /// Where compressed parts that repeat from build to build are kept
+    /// (`~/.cache/lazare/initramfs` by default); `None` compresses every time.
+    pub cache: Option<PathBuf>,
 }
 
 impl InitramfsSpec {
-    /// A spec with the default modules and tools and no extra files.
+    /// A spec with the default modules and tools, no extra files, and the
+    /// user's cache.
     pub fn new(agent: impl Into<PathBuf>, modules_dir: impl Into<PathBuf>, mtime: u64) -> Self {
         Self {
             agent: agent.into(),
@@ -93,6 +98,7 @@ impl InitramfsSpec {
             tools: default_tools(),
             files: Vec::new(),
             mtime,
+            cache: crate::cachedir::cache_dir("initramfs"),
         }
     }
 }
@@ -215,17 +221,33 @@ pub fn write_initramfs(
     mut out: impl Write,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<InitramfsReport, InitramfsError> {
-    let mut tree = tree::Tree::new();
-    tree::add_skeleton(&mut tree)?;
-    tree.add_file("/init", read_file(&spec.agent)?, 0o755)?;
+    // Three parts, each its own cpio archive and zstd frame, in the order
+    // the kernel unpacks them: what comes from the kernel and the host
+    // (skeleton, modules, firmware, tools), the agent, then this build's
+    // own files. The first two repeat from build to build and come from
+    // the cache (see zstd.rs).
+    let mut system = tree::Tree::new();
+    tree::add_skeleton(&mut system)?;
     let selection = modules::resolve_modules(&spec.modules_dir, &spec.modules)?;
-    let firmware = modules::add_to_tree(&mut tree, &spec.modules_dir, &selection, progress)?;
-    let libraries = tree::add_tools(&mut tree, &spec.tools, &LibSearch::host(), progress)?;
+    let firmware = modules::add_to_tree(&mut system, &spec.modules_dir, &selection, progress)?;
+    let libraries = tree::add_tools(&mut system, &spec.tools, &LibSearch::host(), progress)?;
+    let mut agent = tree::Tree::new();
+    agent.add_file("/init", read_file(&spec.agent)?, 0o755)?;
+    let mut own = tree::Tree::new();
     for file in &spec.files {
-        tree.add_file(&file.path, file.data.clone(), file.mode & 0o7777)?;
+        own.add_file(&file.path, file.data.clone(), file.mode & 0o7777)?;
     }
-    let (archive, entries) = tree.to_cpio(spec.mtime)?;
-    let compressed_bytes = zstd::compress(&archive, &mut out, progress)?;
+    let mut entries = Vec::new();
+    let (mut uncompressed_bytes, mut compressed_bytes) = (0u64, 0u64);
+    let parts: [(&tree::Tree, &[&tree::Tree], bool); 3] =
+        [(&system, &[], true), (&agent, &[&system], true), (&own, &[&system, &agent], false)];
+    for (part, before, cached) in parts {
+        let (archive, listed) = part.to_cpio(spec.mtime, entries.len() as u32 + 1, before)?;
+        let cache = if cached { spec.cache.as_deref() } else { None };
+        compressed_bytes += zstd::compress_cached(&archive, cache, &mut out, progress)?;
+        uncompressed_bytes += archive.len() as u64;
+        entries.extend(listed);
+    }
     out.flush().map_err(InitramfsError::Write)?;
     Ok(InitramfsReport {
         entries,
@@ -235,7 +257,7 @@ pub fn write_initramfs(
         libraries,
         firmware: firmware.carried,
         missing_firmware: firmware.missing,
-        uncompressed_bytes: archive.len() as u64,
+        uncompressed_bytes,
         compressed_bytes,
     })
 }

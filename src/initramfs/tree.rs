@@ -116,13 +116,32 @@ impl Tree {
         self.insert(path, Node::CharDev { perm: 0o600, major, minor })
     }
 
-    /// Serialises the tree as cpio newc (with the trailer) and lists it.
-    pub(crate) fn to_cpio(&self, mtime: u64) -> Result<(Vec<u8>, Vec<EntryInfo>), InitramfsError> {
+    /// Serialises the tree as one cpio newc archive (with its trailer),
+    /// inodes numbered from `first_ino`, and lists it. The tree is one part
+    /// of an initramfs unpacked after the parts in `before`: a directory
+    /// they already made is left out, and any other path they hold is an
+    /// error (a caller's file must not replace `/init` or a module).
+    pub(crate) fn to_cpio(
+        &self,
+        mtime: u64,
+        first_ino: u32,
+        before: &[&Tree],
+    ) -> Result<(Vec<u8>, Vec<EntryInfo>), InitramfsError> {
         // newc stores mtime in 32 bits; later dates clamp rather than wrap.
         let mtime = u32::try_from(mtime).unwrap_or(u32::MAX);
         let mut out = Vec::with_capacity(self.data_size() + self.nodes.len() * 160);
         let mut entries = Vec::with_capacity(self.nodes.len());
-        for (index, (path, node)) in self.nodes.iter().enumerate() {
+        for (path, node) in &self.nodes {
+            match (before.iter().find_map(|t| t.nodes.get(path)), node) {
+                (None, _) => {}
+                (Some(Node::Dir { .. }), Node::Dir { .. }) => continue,
+                (Some(_), _) => {
+                    return Err(InitramfsError::BadPath {
+                        path: format!("/{path}"),
+                        reason: "given twice".to_string(),
+                    })
+                }
+            }
             let (mode, data, rdev, nlink): (u32, &[u8], (u32, u32), u32) = match node {
                 Node::Dir { perm } => (S_IFDIR | perm, &[], (0, 0), 2),
                 Node::File { data, perm } => (S_IFREG | perm, data, (0, 0), 1),
@@ -134,7 +153,7 @@ impl Tree {
                 size: data.len() as u64,
             })?;
             let header = ::cpio::newc::Builder::new(path)
-                .ino(index as u32 + 1)
+                .ino(first_ino + entries.len() as u32)
                 .mode(mode)
                 .uid(0)
                 .gid(0)
@@ -259,7 +278,7 @@ mod tests {
         let mut tree = Tree::new();
         tree.add_file("/a/b/c", b"x".to_vec(), 0o644).unwrap();
         tree.add_file("/a-b", b"y".to_vec(), 0o644).unwrap();
-        let (_, entries) = tree.to_cpio(0).unwrap();
+        let (_, entries) = tree.to_cpio(0, 1, &[]).unwrap();
         let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["/a", "/a-b", "/a/b", "/a/b/c"]);
         assert_eq!(entries[0].mode, S_IFDIR | 0o755);
@@ -273,5 +292,28 @@ mod tests {
         assert!(err.to_string().contains("/init"), "{err}");
         let err = tree.add_file("/init/x", b"y".to_vec(), 0o644).unwrap_err();
         assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn a_later_part_skips_the_directories_of_earlier_parts_and_refuses_their_files() {
+        let mut system = Tree::new();
+        add_skeleton(&mut system).unwrap();
+        system.add_file("/lib/x.ko", b"m".to_vec(), 0o644).unwrap();
+        let (_, first) = system.to_cpio(0, 1, &[]).unwrap();
+        let mut late = Tree::new();
+        late.add_file("/etc/lazare/cmdline", b"c".to_vec(), 0o644).unwrap();
+        late.add_file("/etc/new/file", b"n".to_vec(), 0o644).unwrap();
+        let next = first.len() as u32 + 1;
+        let (_, entries) = late.to_cpio(0, next, &[&system]).unwrap();
+        let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/etc/lazare/cmdline", "/etc/new", "/etc/new/file"]);
+
+        let mut clash = Tree::new();
+        clash.add_file("/lib/x.ko", b"other".to_vec(), 0o644).unwrap();
+        let err = clash.to_cpio(0, next, &[&system]).unwrap_err();
+        assert!(
+            err.to_string().contains("/lib/x.ko") && err.to_string().contains("twice"),
+            "{err}"
+        );
     }
 }
