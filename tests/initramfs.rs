@@ -102,7 +102,6 @@ fn spec(root: &Path, modules: &[&str], mtime: u64) -> InitramfsSpec {
     std::fs::write(&agent, b"\x7fELF stand-in for the static agent").unwrap();
     let mut spec = InitramfsSpec::new(&agent, fake_tree(root), mtime);
     spec.modules = modules.iter().map(|s| s.to_string()).collect();
-    spec.tools = Vec::new();
     spec.files = vec![ExtraFile {
         path: "/etc/lazare/cmdline".into(),
         data: b"lazare.server=http://10.0.2.100:8080\n".to_vec(),

@@ -1,8 +1,6 @@
-//! The initramfs writer on this host's real kernel modules and tools: the
-//! default module set with its dependencies, mke2fs and mkfs.fat with their
-//! libraries found by ELF dependency resolution (checked against ldd and by
-//! running them chrooted inside the extracted image), and the size and build
-//! time of the default initramfs (printed; never asserted).
+//! The initramfs writer on this host's real kernel modules: the default
+//! module set with its dependencies, and the size and build time of the
+//! default initramfs (printed; never asserted).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,8 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use lazare::initramfs::{
-    default_tools, elf_closure, find_tool, kernel_release_of, read_initramfs, write_initramfs,
-    CpioEntry, InitramfsSpec, LibSearch, DEFAULT_MODULES,
+    kernel_release_of, read_initramfs, write_initramfs, CpioEntry, InitramfsSpec, DEFAULT_MODULES,
 };
 
 /// The kernel the tests use: the first release under /lib/modules.
@@ -111,74 +108,6 @@ fn default_set_on_the_real_kernel_is_closed_under_modules_dep() {
 
 fn find<'a>(entries: &'a [CpioEntry], path: &str) -> &'a CpioEntry {
     entries.iter().find(|e| e.path == path).unwrap_or_else(|| panic!("{path} missing"))
-}
-
-/// The libraries ldd (glibc's own resolver) reports for a program.
-fn ldd(program: &Path) -> BTreeSet<PathBuf> {
-    let out = Command::new("ldd").arg(program).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let path = l.split("=>").last()?.split_whitespace().next()?;
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect()
-}
-
-#[test]
-fn mke2fs_libraries_match_ldd() {
-    let mke2fs = find_tool("mke2fs").expect("mke2fs not installed (e2fsprogs)");
-    let carried = elf_closure(std::slice::from_ref(&mke2fs), &LibSearch::host()).unwrap();
-    let dests: BTreeSet<PathBuf> = carried.iter().map(|c| c.dest.clone()).collect();
-    let expected = ldd(&mke2fs);
-    assert!(expected.len() >= 6, "ldd found too little: {expected:?}");
-    assert_eq!(dests, expected, "ELF closure differs from ldd");
-    assert!(dests.contains(Path::new("/lib64/ld-linux-x86-64.so.2")));
-    assert!(dests.iter().any(|d| d.ends_with("libext2fs.so.2")));
-}
-
-/// Extracts the image with GNU cpio and runs the carried mke2fs and
-/// mkfs.fat chrooted in it: only the files of the image are visible, so a
-/// missing library or interpreter makes them fail.
-#[test]
-fn carried_tools_run_inside_the_extracted_image() {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = default_spec(&stand_in_agent(tmp.path()));
-    let image = tmp.path().join("initrd.img");
-    write_initramfs(&spec, std::fs::File::create(&image).unwrap(), &mut |_| {}).unwrap();
-    let root = tmp.path().join("root");
-    std::fs::create_dir(&root).unwrap();
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("zstd -dc {} | cpio -idm --quiet", image.display()))
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(root.join("etc/mke2fs.conf").is_file());
-    std::fs::write(root.join("tmp/disk.img"), vec![0u8; 8 << 20]).unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new("chroot").arg(&root).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?} in the image: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let mke2fs = find_tool("mke2fs").expect("mke2fs not installed (e2fsprogs)");
-    let mkfs_ext4 = mke2fs.with_file_name("mkfs.ext4");
-    run(&[mkfs_ext4.to_str().unwrap(), "-F", "-q", "-L", "lazare", "/tmp/disk.img"]);
-    let probe = Command::new("blkid").arg(root.join("tmp/disk.img")).output().unwrap();
-    let probe = String::from_utf8_lossy(&probe.stdout);
-    assert!(probe.contains("TYPE=\"ext4\"") && probe.contains("LABEL=\"lazare\""), "{probe}");
-    let mkfs_fat = default_tools().into_iter().find(|t| t.ends_with("mkfs.fat"));
-    let mkfs_fat = mkfs_fat.expect("mkfs.fat is not installed: apt-get install dosfstools");
-    run(&[mkfs_fat.to_str().unwrap(), "-n", "ESP", "/tmp/disk.img"]);
-    let probe = Command::new("blkid").arg(root.join("tmp/disk.img")).output().unwrap();
-    assert!(String::from_utf8_lossy(&probe.stdout).contains("TYPE=\"vfat\""));
 }
 
 #[test]

@@ -56,6 +56,7 @@ pub fn run(a: &FetchArgs) -> Result<()> {
         size: a.size,
         format,
         chunks: a.chunks.clone(),
+        tools: None,
     };
     let index = stream(&UreqFetch::default(), &a.url, &image, &a.into, Retry::default(), &Quiet)
         .with_context(|| format!("streaming {} into {}", a.url, a.into.display()))?;

@@ -252,6 +252,7 @@ mod tests {
                 size: 4,
                 format: ImageFormat::TarZst,
                 chunks: "b".repeat(64),
+                tools: None,
             },
             disks: Default::default(),
             locale: "fr_FR.UTF-8".into(),

@@ -79,6 +79,11 @@ fn test_plan(body: &[u8]) -> Plan {
     .unwrap()
 }
 
+/// This host's mke2fs, as a CD that carries one would use it.
+fn host_mke2fs() -> install::tools::Mke2fs {
+    install::tools::Mke2fs::Local(PathBuf::from("/usr/sbin/mke2fs"))
+}
+
 fn blkid(dev: &Path) -> String {
     let out = Command::new("blkid").args(["-p", "-o", "export"]).arg(dev).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -175,7 +180,7 @@ fn fresh_uefi_disk_is_partitioned_formatted_mounted_and_filled() {
     let run = Install::new(work.path(), &file, layout, test_plan(&body), url);
     let (ctx, target) = (run.ctx(), &run.target);
     install::partition(&ctx).unwrap();
-    let made: Vec<Made> = install::make_filesystems(&ctx).unwrap();
+    let made: Vec<Made> = install::make_filesystems(&ctx, &host_mke2fs()).unwrap();
     let kinds: Vec<(&str, Fs)> = made.iter().map(|m| (m.mount.as_str(), m.fs)).collect();
     assert_eq!(kinds, [("/", Fs::Ext4), ("/boot/efi", Fs::Vfat), ("swap", Fs::Swap)]);
     for m in &made {
@@ -285,7 +290,7 @@ fn a_kept_home_keeps_the_users_files() {
     let run = Install::new(work.path(), &file, layout, test_plan(b""), unused);
     let (ctx, target) = (run.ctx(), &run.target);
     install::partition(&ctx).unwrap();
-    let made = install::make_filesystems(&ctx).unwrap();
+    let made = install::make_filesystems(&ctx, &host_mke2fs()).unwrap();
     let home = made.iter().find(|m| m.mount == "/home").unwrap();
     assert_eq!((home.number, &home.uuid), (2, &old_uuid), "kept /home, same filesystem");
     assert!(home.kept);

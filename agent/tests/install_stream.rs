@@ -76,6 +76,7 @@ fn image(body: &[u8], format: ImageFormat) -> ImageRef {
         size: body.len() as u64,
         format,
         chunks: made.index.hash(),
+        tools: None,
     }
 }
 

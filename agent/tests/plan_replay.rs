@@ -31,6 +31,7 @@ fn start_server(data: &Path) -> String {
         timezone: "Europe/Paris".into(),
         created: 1,
         chunks: None,
+        tools: None,
     };
     let manifest = images.join("standard-1.tar.zst.json");
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();

@@ -84,6 +84,7 @@ fn plan() -> Plan {
             size: 0,
             format: ImageFormat::TarZst,
             chunks: "0".repeat(64),
+            tools: None,
         },
         disks: DiskPolicy::default(),
         locale: "en_US.UTF-8".into(),

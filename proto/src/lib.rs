@@ -28,8 +28,8 @@ pub use offline::{
 };
 pub use plan::{valid_hostname, valid_user_name};
 pub use plan::{
-    Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Plan, PlanError,
-    SwapPolicy, TablePreference, User,
+    Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, InstallTools, Plan,
+    PlanError, SwapPolicy, TablePreference, User, TOOLS_SUFFIX,
 };
 pub use sign::{PublicKey, SignError, SigningKey, SIGNATURE_HEADER};
 

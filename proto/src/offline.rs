@@ -141,6 +141,7 @@ mod tests {
                 size: 10,
                 format: ImageFormat::TarZst,
                 chunks: "b".repeat(64),
+                tools: None,
             },
             disks: DiskPolicy::default(),
             locale: "fr_FR.UTF-8".into(),

@@ -71,7 +71,29 @@ pub struct ImageRef {
     /// ([`crate::ChunkIndex::hash`]), served at `url` + `.chunks`: the agent
     /// checks every chunk against it before unpacking a byte of it.
     pub chunks: String,
+    /// The image's own install tools, served at `url` + [`TOOLS_SUFFIX`]
+    /// (see [`InstallTools`]). `None` for an image built by a lazare before
+    /// them: the agent then needs a mke2fs of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<InstallTools>,
 }
+
+/// The served file beside an image that holds what the agent runs to make
+/// the target's filesystems before the image is there: the image's own
+/// `mke2fs`, its `/etc/mke2fs.conf`, and their dynamic loader and libraries,
+/// as a zstd-compressed tar. The CD need not carry a mke2fs with a C
+/// library (1.2 MB of its initramfs), and the filesystems are made by the
+/// e2fsprogs of the system that will check and mount them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallTools {
+    /// Lowercase hex sha256 of the file; the agent checks it before unpacking.
+    pub sha256: String,
+    /// Its size in bytes: the agent reads no more.
+    pub size: u64,
+}
+
+/// The install tools' file name is the image's and this.
+pub const TOOLS_SUFFIX: &str = ".tools";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ImageFormat {
@@ -289,4 +311,8 @@ pub struct ImageManifest {
     /// lazare before chunk indexes: `lazare serve` makes the index at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunks: Option<String>,
+    /// The install tools `<file>.tools` beside the tarball. `None` in
+    /// manifests written by a lazare before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<InstallTools>,
 }

@@ -4,10 +4,13 @@
 //! [`crate::serve::offline::bundle`]), so a PC that cannot reach the server
 //! installs from the stick alone.
 
+use crate::image::tools::tools_path;
 use crate::serve::offline::{bundle, Bundle};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
-use lazare_proto::{PublicKey, INDEX_SUFFIX, OFFLINE_DIR, SIGNATURE_FILE, TEMPLATE_FILE};
+use lazare_proto::{
+    PublicKey, INDEX_SUFFIX, OFFLINE_DIR, SIGNATURE_FILE, TEMPLATE_FILE, TOOLS_SUFFIX,
+};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,10 +56,14 @@ pub fn small_files(b: &Bundle) -> Vec<(String, Vec<u8>)> {
 /// image under its own name (the template's `image.url`) and its index.
 pub fn host_files(b: &Bundle) -> Vec<(String, PathBuf)> {
     let file = &b.manifest.file;
-    vec![
+    let mut files = vec![
         (on_iso(file), b.image.clone()),
         (on_iso(&format!("{file}{INDEX_SUFFIX}")), b.chunks.clone()),
-    ]
+    ];
+    if b.manifest.tools.is_some() {
+        files.push((on_iso(&format!("{file}{TOOLS_SUFFIX}")), tools_path(&b.image)));
+    }
+    files
 }
 
 fn on_iso(name: &str) -> String {

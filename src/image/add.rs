@@ -1,10 +1,11 @@
 //! `lazare image add --data DIR IMAGE...`: verify an image against its
 //! manifest and put both where `lazare serve` serves them:
-//! `DIR/images/<file>`, its chunk index `DIR/images/<file>.chunks` and
-//! `DIR/images/<file>.json`.
+//! `DIR/images/<file>`, its chunk index `DIR/images/<file>.chunks`, its
+//! install tools `DIR/images/<file>.tools` and `DIR/images/<file>.json`.
 
 use super::build::{set_readable, write_manifest};
 use super::chunks::{index_path, write_index};
+use super::tools::tools_path;
 use anyhow::{Context, Result};
 use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE};
 use std::fs::File;
@@ -46,8 +47,11 @@ pub fn add(data: &Path, image: &Path) -> Result<ImageManifest> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dst = dir.join(&manifest.file);
     let index = copy_verified(&tarball, &dst, &manifest)?;
-    // Tarball, then its index, then the manifest naming the index: a
-    // manifest is only ever written once what it names is in place.
+    // Tarball, its install tools and its index, then the manifest naming
+    // them: a manifest is only ever written once what it names is in place.
+    if let Some(tools) = &manifest.tools {
+        super::tools::copy_verified(&tools_path(&tarball), &tools_path(&dst), tools)?;
+    }
     write_index(&index, &index_path(&dst))?;
     let mut manifest = manifest;
     manifest.chunks = Some(index.hash());

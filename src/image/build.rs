@@ -2,6 +2,7 @@
 //! in a cache outside the checkout so a second build is instant.
 
 use super::profile::Profile;
+use super::tools::tools_path;
 use anyhow::{bail, Context, Result};
 use fs4::FileExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -43,6 +44,9 @@ pub fn default_cache_dir() -> Result<PathBuf> {
         .context("neither LAZARE_CACHE_DIR, XDG_CACHE_HOME nor HOME is set")
 }
 
+/// Where the install tools hook writes its tar in the build directory.
+const TOOLS_TAR: &str = "tools.tar";
+
 /// File name of the tarball: `<name>-<suite>-<hash16>.tar.zst`.
 pub fn tarball_name(p: &Profile) -> String {
     format!("{}-{}-{}.tar.zst", p.name, p.file.suite, &p.hash[..16])
@@ -74,6 +78,7 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
     run_mmdebstrap(p, &tar, tmp.path(), epoch, opts.quiet)?;
     let zst = tmp.path().join(&name);
     let packed = compress(&tar, &zst, p.file.zstd_level, opts.quiet)?;
+    let tools = super::tools::pack(&tmp.path().join(TOOLS_TAR), &tools_path(&zst))?;
     let mut manifest = ImageManifest {
         name: p.name.clone(),
         file: name.clone(),
@@ -87,6 +92,7 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
         timezone: p.file.timezone.clone(),
         created: epoch,
         chunks: None,
+        tools: Some(tools),
     };
     // Indexed from the written file (page cache: seconds against a build of
     // minutes), which also checks it against the hash taken while writing.
@@ -95,6 +101,8 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
     // Tarball and index first, manifest last: a manifest in the cache means
     // complete.
     std::fs::rename(&zst, &tarball).context("moving the tarball into the cache")?;
+    std::fs::rename(tools_path(&zst), tools_path(&tarball))
+        .context("moving the install tools into the cache")?;
     super::chunks::write_index(&index, &super::chunks::index_path(&tarball))?;
     write_manifest(&manifest, &manifest_path)?;
     Ok(Built { tarball, manifest_path, manifest, cached: false })
@@ -111,11 +119,13 @@ fn remove_stale_builds(dir: &Path) {
     }
 }
 
-/// A complete build in the cache: its manifest, and a tarball of its size.
+/// A complete build in the cache: its manifest, a tarball of its size, and
+/// its install tools.
 fn cached(tarball: &Path, manifest_path: &Path) -> bool {
     let read = || -> Option<bool> {
         let m: ImageManifest = serde_json::from_slice(&std::fs::read(manifest_path).ok()?).ok()?;
-        Some(std::fs::metadata(tarball).ok()?.len() == m.size)
+        let tools = std::fs::metadata(tools_path(tarball)).ok()?.len() == m.tools?.size;
+        Some(std::fs::metadata(tarball).ok()?.len() == m.size && tools)
     };
     read().unwrap_or(false)
 }
@@ -134,6 +144,8 @@ pub fn mmdebstrap_command(p: &Profile, out: &Path, hook: &Path, epoch: u64) -> C
         .args(p.file.dpkg_include.iter().map(|g| format!("--dpkgopt=path-include={g}")))
         // Hooks run with `sh -c`; "$1" is the image root.
         .arg(format!("--customize-hook=sh '{}' \"$1\"", hook.display()))
+        // Last, on the finished root: the install tools (see tools.rs).
+        .arg(format!("--customize-hook={}", super::tools::HOOK))
         .arg(&p.file.suite)
         .arg(out)
         .args(&p.file.mirrors)
@@ -151,6 +163,7 @@ fn run_mmdebstrap(p: &Profile, out: &Path, tmp: &Path, epoch: u64, quiet: bool) 
     let hook = tmp.join("customize.sh");
     std::fs::write(&hook, &p.hook).context("writing the customize hook")?;
     let mut c = mmdebstrap_command(p, out, &hook, epoch);
+    c.env("LAZARE_TOOLS_TAR", tmp.join(TOOLS_TAR));
     if quiet {
         c.arg("-q");
     }
@@ -272,6 +285,7 @@ pub fn export(b: &Built, out: &Path) -> Result<PathBuf> {
     let dst = out.join(&b.manifest.file);
     place(&b.tarball, &dst)?;
     place(&super::chunks::index_path(&b.tarball), &super::chunks::index_path(&dst))?;
+    place(&tools_path(&b.tarball), &tools_path(&dst))?;
     place(&b.manifest_path, &out.join(format!("{}.json", b.manifest.file)))?;
     Ok(dst)
 }

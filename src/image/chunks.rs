@@ -76,7 +76,7 @@ pub fn ensure(manifest_path: &Path) -> Result<ImageManifest> {
 
 /// [`ensure`] for every manifest in a server's images folder; returns one
 /// warning line per image that could not be indexed (it is then not
-/// offered: a plan needs the index hash).
+/// offered: a plan needs the index hash) or has no install tools.
 pub fn ensure_all(images: &Path) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(images) else { return Vec::new() };
     let mut warnings = Vec::new();
@@ -87,8 +87,15 @@ pub fn ensure_all(images: &Path) -> Vec<String> {
         .collect();
     manifests.sort();
     for p in manifests {
-        if let Err(e) = ensure(&p) {
-            warnings.push(format!("{}: no chunk index: {e:#}", p.display()));
+        match ensure(&p) {
+            Err(e) => warnings.push(format!("{}: no chunk index: {e:#}", p.display())),
+            // Offered still: a CD that carries a mke2fs installs it.
+            Ok(m) if m.tools.is_none() => warnings.push(format!(
+                "{}: no install tools (built by an older lazare): CDs from this lazare carry \
+                 no mke2fs and cannot install it; rebuild it with `lazare image build`",
+                p.display()
+            )),
+            Ok(_) => {}
         }
     }
     warnings
@@ -115,6 +122,7 @@ mod tests {
             timezone: "UTC".into(),
             created: 0,
             chunks: None,
+            tools: None,
         };
         let path = dir.join("t.tar.zst.json");
         write_manifest(&m, &path).unwrap();

@@ -5,6 +5,7 @@ pub mod add;
 pub mod build;
 pub mod chunks;
 pub mod profile;
+pub mod tools;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};

@@ -127,6 +127,7 @@ pub fn load(name: &str, dir: Option<&Path>, ov: &Overrides) -> Result<Profile> {
         &text,
         &packages.join(","),
         &hook,
+        super::tools::HOOK,
         &file.suite,
         &file.locale,
         &file.keymap,

@@ -1,7 +1,7 @@
 //! The initramfs of the boot CD: `/init` = the static agent, the kernel
-//! modules an old or new PC needs for its network and disks, the few host
-//! tools the install runs (mke2fs, mkfs.fat) with their shared libraries, and
-//! the baked configuration under `/etc/lazare/`.
+//! modules an old or new PC needs for its network and disks, and the baked
+//! configuration under `/etc/lazare/`. Nothing dynamically linked: the
+//! install runs the image's own mke2fs (`lazare_proto::InstallTools`).
 //!
 //! The archive is three cpio newc parts, each compressed with zstd (the
 //! kernel unpacks them one after the other), byte-for-byte reproducible:
@@ -10,7 +10,6 @@
 //! fixed compressor setup (see `zstd.rs`, which also explains the parts).
 
 mod cpio;
-mod elf;
 mod firmware;
 mod modules;
 mod tree;
@@ -20,7 +19,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use cpio::CpioEntry;
-pub use elf::{elf_closure, CarriedFile, LibSearch};
 pub use firmware::{debian_package, missing_firmware_warning, MissingFirmware};
 pub use modules::{resolve_modules, ModuleSelection};
 
@@ -48,24 +46,6 @@ pub const DEFAULT_MODULES: &[&str] = &[
     "crc32c_generic", "loop",
 ];
 
-/// Host tools the install runs, carried when present (mkfs.fat only when
-/// dosfstools is installed).
-pub const DEFAULT_TOOLS: &[&str] = &["mke2fs", "mkfs.fat"];
-
-/// Where tools are looked for; merged-/usr hosts find them in /usr/sbin,
-/// older ones in /sbin. The agent looks in both.
-const TOOL_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-
-/// The first `name` in the usual system directories.
-pub fn find_tool(name: &str) -> Option<PathBuf> {
-    TOOL_DIRS.iter().map(|d| Path::new(d).join(name)).find(|p| p.is_file())
-}
-
-/// The tools of [`DEFAULT_TOOLS`] that exist on this host.
-pub fn default_tools() -> Vec<PathBuf> {
-    DEFAULT_TOOLS.iter().filter_map(|name| find_tool(name)).collect()
-}
-
 /// Everything that goes into the initramfs.
 #[derive(Debug, Clone)]
 pub struct InitramfsSpec {
@@ -75,9 +55,6 @@ pub struct InitramfsSpec {
     pub modules_dir: PathBuf,
     /// Module names wanted ([`DEFAULT_MODULES`] by default).
     pub modules: Vec<String>,
-    /// Host executables carried at the same absolute path with their
-    /// interpreter and shared libraries ([`default_tools`] by default).
-    pub tools: Vec<PathBuf>,
     /// Files written as given, e.g. `/etc/lazare/cmdline`.
     pub files: Vec<ExtraFile>,
     /// SOURCE_DATE_EPOCH: the mtime of every entry.
@@ -88,14 +65,13 @@ pub struct InitramfsSpec {
 }
 
 impl InitramfsSpec {
-    /// A spec with the default modules and tools, no extra files, and the
+    /// A spec with the default modules, no extra files, and the
     /// user's cache.
     pub fn new(agent: impl Into<PathBuf>, modules_dir: impl Into<PathBuf>, mtime: u64) -> Self {
         Self {
             agent: agent.into(),
             modules_dir: modules_dir.into(),
             modules: DEFAULT_MODULES.iter().map(|s| s.to_string()).collect(),
-            tools: default_tools(),
             files: Vec::new(),
             mtime,
             cache: crate::cachedir::cache_dir("initramfs"),
@@ -134,8 +110,6 @@ pub struct InitramfsReport {
     pub builtin_modules: Vec<String>,
     /// Requested names neither found as a module, an alias nor a builtin.
     pub missing_modules: Vec<String>,
-    /// Where the shared libraries and interpreters of the tools were put.
-    pub libraries: Vec<PathBuf>,
     /// Firmware files carried for the modules, relative to /lib/firmware.
     pub firmware: Vec<String>,
     /// Firmware the carried modules name that the host lacks (many are
@@ -162,8 +136,6 @@ impl InitramfsReport {
 pub enum Phase {
     /// Reading module files: `done`/`total` modules.
     Modules,
-    /// Reading tools and libraries: `done`/`total` files.
-    Tools,
     /// Compressing: `done`/`total` uncompressed bytes.
     Compress,
 }
@@ -192,10 +164,6 @@ pub enum InitramfsError {
     ModulesFile { path: PathBuf, line: usize, message: String },
     #[error("decompressing module {path}: {message}")]
     Decompress { path: PathBuf, message: String },
-    #[error("{path}: {message}")]
-    Elf { path: PathBuf, message: String },
-    #[error("shared library {library} needed by {needed_by} not found in {searched}")]
-    LibraryNotFound { library: String, needed_by: PathBuf, searched: String },
     #[error("initramfs path {path:?}: {reason}")]
     BadPath { path: String, reason: String },
     #[error("{path}: {size} bytes is too large for a cpio newc entry (4 GiB max)")]
@@ -223,14 +191,13 @@ pub fn write_initramfs(
 ) -> Result<InitramfsReport, InitramfsError> {
     // Three parts, each its own cpio archive and zstd frame, in the order
     // the kernel unpacks them: what comes from the kernel and the host
-    // (skeleton, modules, firmware, tools), the agent, then this build's
+    // (skeleton, modules, firmware), the agent, then this build's
     // own files. The first two repeat from build to build and come from
     // the cache (see zstd.rs).
     let mut system = tree::Tree::new();
     tree::add_skeleton(&mut system)?;
     let selection = modules::resolve_modules(&spec.modules_dir, &spec.modules)?;
     let firmware = modules::add_to_tree(&mut system, &spec.modules_dir, &selection, progress)?;
-    let libraries = tree::add_tools(&mut system, &spec.tools, &LibSearch::host(), progress)?;
     let mut agent = tree::Tree::new();
     agent.add_file("/init", read_file(&spec.agent)?, 0o755)?;
     let mut own = tree::Tree::new();
@@ -254,7 +221,6 @@ pub fn write_initramfs(
         modules: selection.modules.keys().cloned().collect(),
         builtin_modules: selection.builtin,
         missing_modules: selection.missing,
-        libraries,
         firmware: firmware.carried,
         missing_firmware: firmware.missing,
         uncompressed_bytes,

@@ -3,10 +3,8 @@
 //! it is their prefix), parents created, uid/gid 0, inodes numbered in order.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use super::elf::{elf_closure, CarriedFile, LibSearch};
-use super::{read_file, EntryInfo, InitramfsError, Phase, Progress};
+use super::{EntryInfo, InitramfsError};
 
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
@@ -187,77 +185,9 @@ pub(crate) fn add_skeleton(tree: &mut Tree) -> Result<(), InitramfsError> {
     }
     tree.add_char_dev("/dev/console", 5, 1)?;
     tree.add_char_dev("/dev/null", 1, 3)?;
-    // mke2fs checks whether the target is mounted through /etc/mtab.
+    // mke2fs (the image's, see agent/src/install/tools.rs) checks whether
+    // the target is mounted through /etc/mtab.
     tree.add_symlink("/etc/mtab", "/proc/self/mounts")?;
-    Ok(())
-}
-
-/// Carries each tool at its host path with its interpreter and libraries;
-/// for mke2fs also `mkfs.ext4` and `/etc/mke2fs.conf`. Returns where the
-/// libraries and interpreters went.
-pub(crate) fn add_tools(
-    tree: &mut Tree,
-    tools: &[PathBuf],
-    search: &LibSearch,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<PathBuf>, InitramfsError> {
-    if tools.is_empty() {
-        return Ok(Vec::new());
-    }
-    let libraries = elf_closure(tools, search)?;
-    let own = tools.iter().map(|t| CarriedFile { source: t.clone(), dest: t.clone() });
-    let all: Vec<CarriedFile> = own.chain(libraries.iter().cloned()).collect();
-    let total = all.len() as u64;
-    for (done, file) in all.iter().enumerate() {
-        add_host_file(tree, &file.source, &file.dest)?;
-        progress(Progress { phase: Phase::Tools, done: done as u64 + 1, total });
-    }
-    for tool in tools {
-        // mkfs.ext4 may be given: it is a link to mke2fs.
-        let real = std::fs::canonicalize(tool).unwrap_or_else(|_| tool.clone());
-        if real.file_name().is_some_and(|n| n == "mke2fs") {
-            add_mke2fs_extras(tree, tool)?;
-        }
-    }
-    Ok(libraries.into_iter().map(|l| l.dest).collect())
-}
-
-/// A host file (symlinks followed) at `dest`; mode normalised to 0755 when
-/// any execute bit is set, else 0644, so host umasks do not leak in.
-fn add_host_file(tree: &mut Tree, source: &Path, dest: &Path) -> Result<(), InitramfsError> {
-    let text = dest.to_str().ok_or_else(|| InitramfsError::BadPath {
-        path: dest.display().to_string(),
-        reason: "not UTF-8".into(),
-    })?;
-    if tree.contains(text) {
-        return Ok(());
-    }
-    let data = read_file(source)?;
-    let meta = std::fs::metadata(source).map_err(|source_err| InitramfsError::Read {
-        path: source.to_path_buf(),
-        source: source_err,
-    })?;
-    let perm = if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o111 != 0 {
-        0o755
-    } else {
-        0o644
-    };
-    tree.add_file(text, data, perm)
-}
-
-fn add_mke2fs_extras(tree: &mut Tree, mke2fs: &Path) -> Result<(), InitramfsError> {
-    // mke2fs picks the filesystem type from the name it is called by.
-    let link = mke2fs.with_file_name("mkfs.ext4");
-    let target = mke2fs.file_name().and_then(|n| n.to_str());
-    if let (Some(link), Some(target)) = (link.to_str(), target) {
-        if !tree.contains(link) {
-            tree.add_symlink(link, target)?;
-        }
-    }
-    let conf = Path::new("/etc/mke2fs.conf");
-    if conf.exists() && !tree.contains("/etc/mke2fs.conf") {
-        tree.add_file("/etc/mke2fs.conf", read_file(conf)?, 0o644)?;
-    }
     Ok(())
 }
 

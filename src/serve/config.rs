@@ -44,8 +44,9 @@ reinstall_installed = false
 
 # Where PCs download the images from. Unset: this server. A mirror or CDN
 # (http or https) for sites that outgrow one server: copy DATA/images/*.tar.zst
-# and their .chunks files there. The signed plan still pins every image by
-# its sha256 and chunk index, so a mirror cannot change a byte unseen.
+# and their .chunks and .tools files there. The signed plan still pins every
+# image by its sha256, chunk index and tools, so a mirror cannot change a
+# byte unseen.
 # image_base_url = "https://mirror.example.org/lazare"
 
 # Image rules, first match wins. A rule may test ram_below_mib and firmware

@@ -11,6 +11,7 @@ use super::enroll::HelloOutcome;
 use super::plan::{disks_for, find_image, image_ref};
 use super::store::{now_ms, LogOutcome};
 use super::Server;
+use crate::image::tools::tools_path;
 use anyhow::{bail, Context, Result};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -62,6 +63,14 @@ pub fn bundle(root: &std::path::Path, profile: &str, created: u64) -> Result<Bun
             manifest.file,
             chunks.display(),
             root.display()
+        );
+    }
+    if manifest.tools.is_some() && !tools_path(&image).is_file() {
+        bail!(
+            "image {} has no install tools file {}: copy it beside the image, or add the image \
+             again with `lazare image add`",
+            manifest.file,
+            tools_path(&image).display()
         );
     }
     let t = template(&rules, &manifest, created)?;
@@ -182,6 +191,7 @@ mod tests {
             timezone: "Europe/Paris".into(),
             created: 1,
             chunks: Some("b".repeat(64)),
+            tools: None,
         };
         let t = template(&rules, &m, 7).unwrap();
         assert_eq!(t.image.url, "test-1.tar.zst");

@@ -169,6 +169,7 @@ pub fn image_ref(image: &ImageManifest, url: String) -> anyhow::Result<ImageRef>
         chunks: image.chunks.clone().with_context(|| {
             format!("image {} has no chunk index: restart `lazare serve` to make it", image.file)
         })?,
+        tools: image.tools.clone(),
     })
 }
 
@@ -198,6 +199,7 @@ mod tests {
             timezone: "Europe/Paris".into(),
             created,
             chunks: Some("c".repeat(64)),
+            tools: None,
         }
     }
 

@@ -1,26 +1,20 @@
-//! Making filesystems: ext4 with the carried `mke2fs`, the ESP's FAT32 with
+//! Making filesystems: ext4 with the image's own `mke2fs` (see `tools.rs`), the ESP's FAT32 with
 //! the `fatfs` crate (no dosfstools needed in the initramfs), and swap
 //! headers written here (one page, simpler than carrying mkswap).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use diskplan::Fs;
 
 use super::table::{random_bytes, zero};
+use super::tools::Mke2fs;
 use lazare_proto::MIB;
-
-/// Where the builder puts mke2fs in the initramfs, then the host's usual
-/// places; PID 1 may run without PATH.
-const MKE2FS: &[&str] = &["/usr/sbin/mke2fs", "/sbin/mke2fs", "/usr/bin/mke2fs"];
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FormatError {
-    #[error("mke2fs is not in the initramfs (looked in {0})")]
-    NoMke2fs(String),
     #[error("mke2fs {dev} failed ({status}): {stderr}")]
     Mke2fs { dev: String, status: String, stderr: String },
     #[error("making {fs} on {dev}: {source}")]
@@ -40,12 +34,12 @@ pub fn wipe(dev: &Path) -> io::Result<()> {
 
 /// Makes `fs` on `dev` with `label`; returns the filesystem UUID as fstab
 /// writes it (`UUID=...`).
-pub fn make(dev: &Path, fs: Fs, label: &str) -> Result<String, FormatError> {
+pub fn make(dev: &Path, fs: Fs, label: &str, mke2fs: &Mke2fs) -> Result<String, FormatError> {
     let io_err = |source| FormatError::Io { fs: fs.name(), dev: dev.display().to_string(), source };
     match fs {
         Fs::Ext4 | Fs::Ext3 | Fs::Ext2 => {
             let uuid = uuid_string(&v4(random_bytes::<16>().map_err(io_err)?));
-            mke2fs(dev, fs.name(), label, &uuid)?;
+            run_mke2fs(mke2fs, dev, fs.name(), label, &uuid)?;
             Ok(uuid)
         }
         Fs::Vfat => {
@@ -62,9 +56,15 @@ pub fn make(dev: &Path, fs: Fs, label: &str) -> Result<String, FormatError> {
     }
 }
 
-fn mke2fs(dev: &Path, fs: &str, label: &str, uuid: &str) -> Result<(), FormatError> {
-    let exe = find_mke2fs().ok_or_else(|| FormatError::NoMke2fs(MKE2FS.join(", ")))?;
-    let out = Command::new(&exe)
+fn run_mke2fs(
+    mke2fs: &Mke2fs,
+    dev: &Path,
+    fs: &str,
+    label: &str,
+    uuid: &str,
+) -> Result<(), FormatError> {
+    let out = mke2fs
+        .command()
         .args(["-q", "-F", "-t", fs, "-L", label, "-U", uuid])
         .arg(dev)
         .output()
@@ -77,14 +77,6 @@ fn mke2fs(dev: &Path, fs: &str, label: &str, uuid: &str) -> Result<(), FormatErr
         });
     }
     Ok(())
-}
-
-fn find_mke2fs() -> Option<PathBuf> {
-    let found = MKE2FS.iter().map(PathBuf::from).find(|p| p.exists());
-    found.or_else(|| {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path).map(|d| d.join("mke2fs")).find(|p| p.exists())
-    })
 }
 
 fn fat32(dev: &Path, label: &str, id: u32) -> io::Result<()> {

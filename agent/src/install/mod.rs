@@ -15,6 +15,7 @@ pub mod probe;
 pub mod show;
 pub mod stream;
 pub mod table;
+pub mod tools;
 pub mod untar;
 
 use std::fs::{File, OpenOptions};
@@ -89,6 +90,8 @@ pub enum InstallError {
     #[error("erasing old signatures on {0}: {1}")]
     Wipe(PathBuf, #[source] io::Error),
     #[error(transparent)]
+    Tools(#[from] tools::ToolsError),
+    #[error(transparent)]
     Format(#[from] format::FormatError),
     #[error("mounting {dev} on {target}: {source}")]
     Mount { dev: PathBuf, target: PathBuf, source: io::Error },
@@ -107,11 +110,20 @@ pub enum InstallError {
 /// the partition tables (size checks, missing disks).
 pub fn run(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
     let r = ctx.reporter;
+    // Before the first write: without a mke2fs nothing can be installed.
+    let progress = DownloadProgress { r };
+    let dir = Path::new(tools::TOOLS_DIR);
+    let tools = ctx.plan.image.tools.as_ref();
+    let mke2fs = tools::prepare(ctx.fetch, ctx.image_url, tools, dir, ctx.retry, &progress)?;
     r.event(Phase::Partition, None, "writing partition tables");
     partition(ctx)?;
     let result = (|| {
         r.event(Phase::Format, None, "making filesystems");
-        let made = make_filesystems(ctx)?;
+        let made = make_filesystems(ctx, &mke2fs);
+        if let Err(e) = mke2fs.remove() {
+            r.log(&format!("removing the install tools from RAM: {e}"));
+        }
+        let made = made?;
         mount_all(ctx, &made)?;
         let swaps = memory::swap_on(&made, r);
         let filled = fill(ctx, &made);
@@ -224,7 +236,10 @@ fn wait_for(node: &Path) -> Result<(), InstallError> {
 }
 
 /// Makes every planned filesystem; lists kept ones with their on-disk UUID.
-pub fn make_filesystems(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
+pub fn make_filesystems(
+    ctx: &InstallCtx,
+    mke2fs: &tools::Mke2fs,
+) -> Result<Vec<Made>, InstallError> {
     let mut made = Vec::new();
     for m in &ctx.layout.mounts {
         let Some(d) = ctx.layout.disk(&m.disk) else { continue };
@@ -235,7 +250,7 @@ pub fn make_filesystems(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
         } else {
             format::wipe(&device).map_err(|e| InstallError::Wipe(device.clone(), e))?;
             let label = p.label.as_deref().unwrap_or("");
-            let uuid = format::make(&device, m.fs, label)?;
+            let uuid = format::make(&device, m.fs, label, mke2fs)?;
             ctx.reporter.log(&format!("made {} on {} ({uuid})", m.fs.name(), device.display()));
             uuid
         };

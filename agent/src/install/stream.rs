@@ -175,6 +175,22 @@ fn fetch_index(
 ) -> Result<ChunkIndex, StreamError> {
     // No honest index is longer than one of 4 KiB chunks.
     let cap = encoded_len(image.size, MIN_INDEX_CHUNK);
+    let bytes = fetch_small(fetch, url, cap, "the image's chunk index", retry, progress)
+        .map_err(|(tries, last)| StreamError::IndexDownload { tries, last })?;
+    ChunkIndex::parse_signed(&bytes, &image.chunks, image.size).map_err(StreamError::Index)
+}
+
+/// GETs a small file whole (at most `cap + 1` bytes are read, so a longer
+/// one shows as too long to its checker), with the image's retries: on
+/// failure, the tries made and the last error.
+pub(crate) fn fetch_small(
+    fetch: &dyn Fetch,
+    url: &str,
+    cap: u64,
+    what: &str,
+    retry: Retry,
+    progress: &dyn Progress,
+) -> Result<Vec<u8>, (u32, String)> {
     let mut wait = retry.first_wait;
     let mut tries = 0;
     loop {
@@ -184,17 +200,14 @@ fn fetch_index(
             Ok(bytes)
         });
         match got {
-            Ok(bytes) => {
-                return ChunkIndex::parse_signed(&bytes, &image.chunks, image.size)
-                    .map_err(StreamError::Index)
-            }
+            Ok(bytes) => return Ok(bytes),
             Err(e) => {
                 tries += 1;
                 if tries >= retry.tries {
-                    return Err(StreamError::IndexDownload { tries, last: e.to_string() });
+                    return Err((tries, e.to_string()));
                 }
                 progress.warn(&format!(
-                    "network problem fetching the chunk index ({e}); retrying in {}s",
+                    "network problem fetching {what} ({e}); retrying in {}s",
                     wait.as_secs()
                 ));
                 std::thread::sleep(wait);

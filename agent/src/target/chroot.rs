@@ -101,17 +101,24 @@ pub fn resolve_in_root(root: &Path, inside: &str) -> Option<PathBuf> {
     host.exists().then_some(host)
 }
 
+/// Where an x86-64 Debian system has its dynamic loader: the agent runs the
+/// image's programs through it, as it is static itself and has none.
+pub const LOADERS: &[&str] =
+    &["/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"];
+/// Where that loader finds the libraries (no ld.so.cache is read then).
+pub const LIB_DIRS: &[&str] = &["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"];
+
 /// Runs `argv` inside the target root (its PATH, its libraries) and returns
 /// its output. The caller binds /dev /proc /sys first when `argv` needs them.
 pub fn run_in_chroot(root: &Path, argv: &[&str]) -> Result<String> {
     let missing = |what: &str| TargetError::MissingInImage { root: root.into(), what: what.into() };
-    let loader = ["/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"]
+    let loader = LOADERS
         .iter()
         .find_map(|p| resolve_in_root(root, p))
         .ok_or_else(|| missing("x86_64 dynamic loader"))?;
     let chroot =
         resolve_in_root(root, "/usr/sbin/chroot").ok_or_else(|| missing("/usr/sbin/chroot"))?;
-    let libs: Vec<String> = ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu"]
+    let libs: Vec<String> = LIB_DIRS
         .iter()
         .filter_map(|p| resolve_in_root(root, p))
         .map(|p| p.display().to_string())

@@ -11,7 +11,7 @@ mod grub;
 mod system;
 mod users;
 
-pub use chroot::{run_in_chroot, BindMounts};
+pub use chroot::{run_in_chroot, BindMounts, LIB_DIRS, LOADERS};
 pub use desktop::{configure_desktop, SAFE_GRAPHICS_ENTRY_ID};
 pub use grub::{
     install_bootloader, install_next_service, install_reinstall_entry, regenerate_initramfs,

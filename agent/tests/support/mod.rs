@@ -140,7 +140,6 @@ pub fn initramfs_with(
     use lazare::initramfs::{write_initramfs, ExtraFile, InitramfsSpec};
     let (_, release) = kernel();
     let mut spec = InitramfsSpec::new(agent_binary(), Path::new("/lib/modules").join(release), 0);
-    spec.tools = Vec::new();
     let file = |path: &str, data: Vec<u8>, mode: u32| ExtraFile { path: path.into(), data, mode };
     spec.files.push(file("/etc/lazare/cmdline", format!("{baked}\n").into_bytes(), 0o644));
     if let Some(k) = key {
