@@ -80,7 +80,7 @@ fn agent(base: &str, key: &PublicKey, n: u32) -> String {
     let secret = r.header("Lazare-Machine-Secret").expect("the hello enrols the PC").to_string();
     key.verify(&r.body, r.header(SIGNATURE_HEADER).unwrap()).expect("plan signature");
     let plan: Plan = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(plan.image.name, if n.is_multiple_of(2) { "light" } else { "standard" });
+    assert_eq!(plan.setup.image.name, if n.is_multiple_of(2) { "light" } else { "standard" });
     let events = format!("{base}/api/v1/machines/{id}/events");
     let log = format!("{base}/api/v1/machines/{id}/log");
     let mut line = 0;

@@ -50,13 +50,13 @@ fn plans_are_signed_and_pick_the_image_by_ram() {
 
         let plan: Plan = serde_json::from_slice(&r.body).unwrap();
         plan.validate_for(&inv.machine_id).unwrap();
-        assert_eq!(plan.image.name, want.name, "{ram} MiB");
-        assert_eq!(plan.image.url, format!("/images/{}", want.file));
-        assert_eq!(plan.image.sha256, want.sha256);
-        assert_eq!(plan.image.size, want.size);
+        assert_eq!(plan.setup.image.name, want.name, "{ram} MiB");
+        assert_eq!(plan.setup.image.url, format!("/images/{}", want.file));
+        assert_eq!(plan.setup.image.sha256, want.sha256);
+        assert_eq!(plan.setup.image.size, want.size);
         assert_eq!(plan.hostname, format!("pc-{n:03}"));
-        assert_eq!((plan.locale.as_str(), plan.keymap.as_str()), ("fr_FR.UTF-8", "fr"));
-        assert_eq!(plan.timezone, "Europe/Paris");
+        assert_eq!((plan.setup.locale.as_str(), plan.setup.keymap.as_str()), ("fr_FR.UTF-8", "fr"));
+        assert_eq!(plan.setup.timezone, "Europe/Paris");
         assert_eq!(plan.challenge, h.challenge, "the plan echoes the hello's challenge");
         assert_eq!(plan.valid_secs, lazare_proto::PLAN_VALID_SECS);
     }
@@ -70,9 +70,9 @@ fn plans_are_signed_and_pick_the_image_by_ram() {
     assert_ne!(a.nonce, b.nonce);
 
     // The image URL is served, whole and in ranges.
-    let whole = get(&s.url(&a.image.url));
+    let whole = get(&s.url(&a.setup.image.url));
     assert_eq!((whole.status, whole.body.as_slice()), (200, &b"light image bytes"[..]));
-    let part = get_with(&s.url(&a.image.url), &[("Range", "bytes=6-10")]);
+    let part = get_with(&s.url(&a.setup.image.url), &[("Range", "bytes=6-10")]);
     assert_eq!(part.status, 206);
     assert_eq!(part.body, b"image");
     assert_eq!(part.header("Content-Range"), Some("bytes 6-10/17"));

@@ -189,7 +189,7 @@ fn approve_rule_makes_new_pcs_wait_without_the_password_hashes() {
     let r = s.hello(&inv, Some(&secret)).reply;
     let plan: Plan = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(plan.action, lazare_proto::Action::Install);
-    assert_eq!(plan.users[0].password_hash.as_deref(), Some("$6$salt$SECRETHASH"));
+    assert_eq!(plan.setup.users[0].password_hash.as_deref(), Some("$6$salt$SECRETHASH"));
 }
 
 #[test]

@@ -146,10 +146,12 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     loop {
         let plan = verify::plan(&answer, cfg.key.as_ref(), cfg.insecure, &inv.machine_id, screen)?;
         entropy::mix(plan.nonce.as_bytes());
-        let lang = i18n::follow_locale(&plan.locale);
-        screen.note(&format!("speaking {lang} (plan locale {})", plan.locale));
-        events
-            .send(Phase::Plan, &format!("plan verified: {} on {}", plan.image.name, plan.hostname));
+        let lang = i18n::follow_locale(&plan.setup.locale);
+        screen.note(&format!("speaking {lang} (plan locale {})", plan.setup.locale));
+        events.send(
+            Phase::Plan,
+            &format!("plan verified: {} on {}", plan.setup.image.name, plan.hostname),
+        );
         match plan.action {
             Action::Install => {
                 return installing::install(
@@ -212,8 +214,8 @@ fn install_offline(
     let (inv, kept) = look(screen, disks);
     let plan = bundle.plan(cfg.key.as_ref(), &inv)?;
     screen.note("offline plan template signature verified with the baked server key");
-    let lang = i18n::follow_locale(&plan.locale);
-    screen.note(&format!("speaking {lang} (plan locale {})", plan.locale));
+    let lang = i18n::follow_locale(&plan.setup.locale);
+    screen.note(&format!("speaking {lang} (plan locale {})", plan.setup.locale));
     let server = match &cfg.server {
         Server::Url(url) => Some(url),
         Server::Dhcp => None,

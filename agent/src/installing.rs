@@ -66,7 +66,7 @@ pub fn install(
     let layout = plan_and_show(screen, inv, plan)?;
     let reporter = ScreenReporter { screen, server, machine_id: &inv.machine_id };
     let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret(), key);
-    let image_url = server.url(&plan.image.url);
+    let image_url = server.url(&plan.setup.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
     let upload = || {
         let _ = server.log(&inv.machine_id, &screen.log_text());
@@ -84,8 +84,14 @@ pub fn install(
 
 /// The disk layout of `plan` on this PC, shown with its countdown.
 pub fn plan_and_show(screen: &Screen, inv: &Inventory, plan: &Plan) -> Result<Layout, Failure> {
-    let layout = diskplan::plan(inv, &plan.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
-    install::show::show_and_count_down(&layout, plan.countdown_secs, screen, &std::thread::sleep);
+    let layout =
+        diskplan::plan(inv, &plan.setup.disks).map_err(|e| Failure::new(&t("fail-disks"), e))?;
+    install::show::show_and_count_down(
+        &layout,
+        plan.setup.countdown_secs,
+        screen,
+        &std::thread::sleep,
+    );
     Ok(layout)
 }
 

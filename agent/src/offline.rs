@@ -164,7 +164,7 @@ pub fn install(screen: &Screen, b: &Bundle, plan: &Plan, o: &Offline) -> Result<
         None,
         &format!(
             "offline plan verified from {}: {} on {}",
-            b.device, plan.image.name, plan.hostname
+            b.device, plan.setup.image.name, plan.hostname
         ),
     );
     let layout = installing::plan_and_show(screen, o.inv, plan)?;
@@ -176,7 +176,7 @@ pub fn install(screen: &Screen, b: &Bundle, plan: &Plan, o: &Offline) -> Result<
     let source = Source {
         reporter: &rec,
         fetch: &fetch,
-        image_url: &plan.image.url,
+        image_url: &plan.setup.image.url,
         reinstall: reinstall.as_ref(),
         // Nowhere to send it: the record on the disk goes at first contact.
         upload_log: &|| {},
@@ -192,7 +192,7 @@ fn keep_record(screen: &Screen, rec: &Recorder, inv: &Inventory, plan: &Plan, ma
     let report = OfflineReport {
         inventory: inv.clone(),
         hostname: plan.hostname.clone(),
-        image: plan.image.name.clone(),
+        image: plan.setup.image.name.clone(),
         events: rec.events.lock().map(|e| e.clone()).unwrap_or_default(),
         log: screen.log_text(),
     };
@@ -239,30 +239,10 @@ pub fn save(root: &Path, report: &OfflineReport) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lazare_proto::{ImageFormat, ImageRef, SigningKey, TEMPLATE_KIND};
+    use lazare_proto::SigningKey;
 
     fn template() -> PlanTemplate {
-        PlanTemplate {
-            kind: TEMPLATE_KIND.into(),
-            hostname_prefix: "pc-".into(),
-            image: ImageRef {
-                name: "test".into(),
-                url: "img.tar.zst".into(),
-                sha256: "a".repeat(64),
-                size: 4,
-                format: ImageFormat::TarZst,
-                chunks: "b".repeat(64),
-                tools: None,
-            },
-            disks: Default::default(),
-            locale: "fr_FR.UTF-8".into(),
-            keymap: "fr".into(),
-            timezone: "Europe/Paris".into(),
-            users: vec![],
-            reinstall_entry: true,
-            countdown_secs: 0,
-            created: 0,
-        }
+        lazare_proto::testing::template("img.tar.zst", 4)
     }
 
     fn inv() -> Inventory {
@@ -307,7 +287,7 @@ mod tests {
         // Signed, then changed on the stick: the same refusal.
         let m = medium(&k, &body);
         let mut changed = template();
-        changed.users.push(lazare_proto::User {
+        changed.setup.users.push(lazare_proto::User {
             name: "intrus".into(),
             full_name: String::new(),
             password_hash: Some("x".into()),

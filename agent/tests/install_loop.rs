@@ -207,7 +207,7 @@ fn fresh_uefi_disk_is_partitioned_formatted_mounted_and_filled() {
     install::stream::stream(
         &run.fetch,
         &run.url,
-        &run.plan.image,
+        &run.plan.setup.image,
         target,
         Retry::default(),
         &progress,
@@ -311,7 +311,7 @@ fn a_refused_image_leaves_the_disk_unbootable_and_unmounted() {
     let body = tiny_image();
     let url = serve(body.clone(), Mode::Good).url;
     let mut plan = test_plan(&body);
-    plan.image.chunks = "ab".repeat(32); // not this image: a man in the middle
+    plan.setup.image.chunks = "ab".repeat(32); // not this image: a man in the middle
     let run = Install::new(work.path(), &file, layout, plan, url);
     let e = install::run(&run.ctx()).unwrap_err();
     assert!(e.to_string().contains("refusing"), "{e}");

@@ -5,7 +5,7 @@
 //! or given as LAZARE_TEST_IMAGE=path/to/test-*.tar.zst.
 
 use lazare_agent::target::{self, Boot, Firmware, MountEntry, Mounts, Reinstall, Target};
-use lazare_proto::{Action, DiskPolicy, ImageFormat, ImageRef, Plan, User};
+use lazare_proto::{Action, Plan, Setup, User};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -77,28 +77,20 @@ fn plan() -> Plan {
         machine_id: "m-test-0001".into(),
         hostname: "pc-test".into(),
         action: Action::Install,
-        image: ImageRef {
-            name: "test".into(),
-            url: "/images/x".into(),
-            sha256: "0".repeat(64),
-            size: 0,
-            format: ImageFormat::TarZst,
-            chunks: "0".repeat(64),
-            tools: None,
+        setup: Setup {
+            locale: "en_US.UTF-8".into(),
+            keymap: "us".into(),
+            timezone: "Europe/Brussels".into(),
+            users: vec![User {
+                name: "marie".into(),
+                full_name: "Marie".into(),
+                password_hash: Some("$6$x$y".into()),
+                admin: true,
+                autologin: false,
+            }],
+            reinstall_entry: true,
+            ..lazare_proto::testing::template("/images/x", 0).setup
         },
-        disks: DiskPolicy::default(),
-        locale: "en_US.UTF-8".into(),
-        keymap: "us".into(),
-        timezone: "Europe/Brussels".into(),
-        users: vec![User {
-            name: "marie".into(),
-            full_name: "Marie".into(),
-            password_hash: Some("$6$x$y".into()),
-            admin: true,
-            autologin: false,
-        }],
-        reinstall_entry: true,
-        countdown_secs: 0,
         nonce: String::new(),
         challenge: String::new(),
         valid_secs: 0,

@@ -9,6 +9,8 @@ mod inventory;
 mod offline;
 mod plan;
 mod sign;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use chunks::{
     encoded_len, read_full, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
@@ -29,7 +31,7 @@ pub use offline::{
 pub use plan::{valid_hostname, valid_user_name};
 pub use plan::{
     Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, InstallTools, Plan,
-    PlanError, SwapPolicy, TablePreference, User, TOOLS_SUFFIX,
+    PlanError, Setup, SwapPolicy, TablePreference, User, TOOLS_SUFFIX,
 };
 pub use sign::{PublicKey, SignError, SigningKey, SIGNATURE_HEADER};
 

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Action, DiskPolicy, Event, ImageRef, Inventory, Plan, PlanError, User};
+use crate::{Action, Event, Inventory, Plan, PlanError, Setup};
 
 /// The `kind` every template carries. A server plan has no such field and a
 /// template has no `machine_id`: neither signed body parses as the other.
@@ -22,23 +22,16 @@ pub const SIGNATURE_FILE: &str = "plan.json.sig";
 /// took it).
 pub const REPORT_PATH: &str = "/var/lib/lazare/offline-report.json";
 
-/// The parts of a plan that do not depend on the machine. `image.url` is
-/// the image's file name in [`OFFLINE_DIR`].
+/// A plan for any machine: the [`Setup`], and how a PC names itself.
+/// `setup.image.url` is the image's file name in [`OFFLINE_DIR`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanTemplate {
     pub kind: String,
     /// Host names are this prefix and the first network card's MAC
     /// (`pc-525400123456`): the same on every PC, unique without a server.
     pub hostname_prefix: String,
-    pub image: ImageRef,
-    pub disks: DiskPolicy,
-    pub locale: String,
-    pub keymap: String,
-    pub timezone: String,
-    #[serde(default)]
-    pub users: Vec<User>,
-    pub reinstall_entry: bool,
-    pub countdown_secs: u32,
+    #[serde(flatten)]
+    pub setup: Setup,
     /// Unix time the bundle was made (shown in the log).
     pub created: u64,
 }
@@ -83,14 +76,7 @@ impl PlanTemplate {
             machine_id: inv.machine_id.clone(),
             hostname: self.hostname_for(inv),
             action: Action::Install,
-            image: self.image.clone(),
-            disks: self.disks.clone(),
-            locale: self.locale.clone(),
-            keymap: self.keymap.clone(),
-            timezone: self.timezone.clone(),
-            users: self.users.clone(),
-            reinstall_entry: self.reinstall_entry,
-            countdown_secs: self.countdown_secs,
+            setup: self.setup.clone(),
             // No hello, so nothing to echo: the signature on a template made
             // for every machine is what makes it trusted.
             nonce: String::new(),
@@ -128,30 +114,10 @@ pub struct OfflineReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Dmi, Firmware, ImageFormat, Nic};
+    use crate::{Dmi, Firmware, Nic};
 
     fn template() -> PlanTemplate {
-        PlanTemplate {
-            kind: TEMPLATE_KIND.into(),
-            hostname_prefix: "pc-".into(),
-            image: ImageRef {
-                name: "test".into(),
-                url: "test.tar.zst".into(),
-                sha256: "a".repeat(64),
-                size: 10,
-                format: ImageFormat::TarZst,
-                chunks: "b".repeat(64),
-                tools: None,
-            },
-            disks: DiskPolicy::default(),
-            locale: "fr_FR.UTF-8".into(),
-            keymap: "fr".into(),
-            timezone: "Europe/Paris".into(),
-            users: vec![],
-            reinstall_entry: true,
-            countdown_secs: 10,
-            created: 1,
-        }
+        crate::testing::template("test.tar.zst", 10)
     }
 
     fn inv(macs: &[&str]) -> Inventory {
@@ -184,7 +150,7 @@ mod tests {
         assert_eq!(plan.hostname, "pc-525400123456");
         assert_eq!(plan.machine_id, "c".repeat(64));
         assert_eq!(plan.action, Action::Install);
-        assert_eq!(plan.image, template().image);
+        assert_eq!(plan.setup, template().setup);
         // No NIC: the id names it.
         assert_eq!(template().plan_for(&inv(&[])).unwrap().hostname, "pc-cccccccccccc");
     }

@@ -8,6 +8,28 @@ pub struct Plan {
     pub machine_id: String,
     pub hostname: String,
     pub action: Action,
+    /// What the rules give every machine; its fields sit at the top level
+    /// of the JSON, beside these.
+    #[serde(flatten)]
+    pub setup: Setup,
+    /// Server nonce: fresh per answer, so a recorded plan is recognisable
+    /// and the agent can credit it as entropy.
+    #[serde(default)]
+    pub nonce: String,
+    /// The agent's challenge from its hello, echoed: a plan recorded for
+    /// another hello is refused (see `CHALLENGE_HEADER`).
+    #[serde(default)]
+    pub challenge: String,
+    /// Seconds the plan is valid after the hello was sent (agent's clock).
+    #[serde(default)]
+    pub valid_secs: u32,
+}
+
+/// The part of a plan that does not depend on the machine: what the
+/// server's rules give every PC they match, and what an offline plan
+/// template ([`crate::PlanTemplate`]) carries for any PC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setup {
     pub image: ImageRef,
     pub disks: DiskPolicy,
     pub locale: String,
@@ -21,17 +43,6 @@ pub struct Plan {
     /// Seconds the agent shows the disk plan before writing (0 for labs).
     #[serde(default = "default_countdown")]
     pub countdown_secs: u32,
-    /// Server nonce: fresh per answer, so a recorded plan is recognisable
-    /// and the agent can credit it as entropy.
-    #[serde(default)]
-    pub nonce: String,
-    /// The agent's challenge from its hello, echoed: a plan recorded for
-    /// another hello is refused (see `CHALLENGE_HEADER`).
-    #[serde(default)]
-    pub challenge: String,
-    /// Seconds the plan is valid after the hello was sent (agent's clock).
-    #[serde(default)]
-    pub valid_secs: u32,
 }
 
 fn yes() -> bool {
@@ -214,7 +225,7 @@ impl Plan {
                 got: self.machine_id.clone(),
             });
         }
-        for sha in [&self.image.sha256, &self.image.chunks] {
+        for sha in [&self.setup.image.sha256, &self.setup.image.chunks] {
             if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(PlanError::BadSha256(sha.clone()));
             }
@@ -222,7 +233,7 @@ impl Plan {
         if !valid_hostname(&self.hostname) {
             return Err(PlanError::BadHostname(self.hostname.clone()));
         }
-        if let Some(u) = self.users.iter().find(|u| !valid_user_name(&u.name)) {
+        if let Some(u) = self.setup.users.iter().find(|u| !valid_user_name(&u.name)) {
             return Err(PlanError::BadUser(u.name.clone()));
         }
         Ok(())
@@ -255,6 +266,40 @@ pub fn valid_hostname(h: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The machine-independent part is one type in Rust but not in the
+    /// signed JSON: its fields stay beside machine_id, as agents expect.
+    #[test]
+    fn a_plan_is_flat_json() {
+        let plan = Plan {
+            machine_id: "m".into(),
+            hostname: "pc-1".into(),
+            action: Action::Install,
+            setup: crate::testing::template("/images/t.tar.zst", 5).setup,
+            nonce: "n".into(),
+            challenge: "c".into(),
+            valid_secs: 60,
+        };
+        let v = serde_json::to_value(&plan).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in ["machine_id", "image", "disks", "locale", "users", "countdown_secs", "nonce"] {
+            assert!(keys.contains(&k), "{k} not at the top: {keys:?}");
+        }
+        assert!(!keys.contains(&"setup"));
+        let back: Plan = serde_json::from_value(v).unwrap();
+        assert_eq!(back, plan);
+        // Defaults of the flattened part still apply to a terse plan.
+        let mut terse = serde_json::to_value(&plan).unwrap();
+        let o = terse.as_object_mut().unwrap();
+        o.remove("users");
+        o.remove("reinstall_entry");
+        o.remove("countdown_secs");
+        let p: Plan = serde_json::from_value(terse).unwrap();
+        assert_eq!(
+            (p.setup.users.len(), p.setup.reinstall_entry, p.setup.countdown_secs),
+            (0, true, 10)
+        );
+    }
 
     #[test]
     fn policy_json_shape() {

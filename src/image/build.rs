@@ -131,7 +131,15 @@ fn cached(tarball: &Path, manifest_path: &Path) -> bool {
 }
 
 /// The mmdebstrap command line for `p` writing a tar to `out`.
-pub fn mmdebstrap_command(p: &Profile, out: &Path, hook: &Path, epoch: u64) -> Command {
+/// `hook` and `tools_hook` are files: mmdebstrap first checks whether a
+/// hook argument names a file, and perl warns about a command with newlines.
+pub fn mmdebstrap_command(
+    p: &Profile,
+    out: &Path,
+    hook: &Path,
+    tools_hook: &Path,
+    epoch: u64,
+) -> Command {
     let mut c = Command::new("mmdebstrap");
     c.arg(format!("--variant={}", p.file.variant))
         .arg(format!("--components={}", p.file.components.join(",")))
@@ -145,7 +153,7 @@ pub fn mmdebstrap_command(p: &Profile, out: &Path, hook: &Path, epoch: u64) -> C
         // Hooks run with `sh -c`; "$1" is the image root.
         .arg(format!("--customize-hook=sh '{}' \"$1\"", hook.display()))
         // Last, on the finished root: the install tools (see tools.rs).
-        .arg(format!("--customize-hook={}", super::tools::HOOK))
+        .arg(format!("--customize-hook=sh '{}' \"$1\"", tools_hook.display()))
         .arg(&p.file.suite)
         .arg(out)
         .args(&p.file.mirrors)
@@ -162,7 +170,9 @@ pub fn mmdebstrap_command(p: &Profile, out: &Path, hook: &Path, epoch: u64) -> C
 fn run_mmdebstrap(p: &Profile, out: &Path, tmp: &Path, epoch: u64, quiet: bool) -> Result<()> {
     let hook = tmp.join("customize.sh");
     std::fs::write(&hook, &p.hook).context("writing the customize hook")?;
-    let mut c = mmdebstrap_command(p, out, &hook, epoch);
+    let tools_hook = tmp.join("tools.sh");
+    std::fs::write(&tools_hook, super::tools::HOOK).context("writing the tools hook")?;
+    let mut c = mmdebstrap_command(p, out, &hook, &tools_hook, epoch);
     c.env("LAZARE_TOOLS_TAR", tmp.join(TOOLS_TAR));
     if quiet {
         c.arg("-q");

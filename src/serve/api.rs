@@ -222,7 +222,7 @@ fn answer_hello(
     plan.challenge = challenge;
     if !accepted {
         plan.action = Action::Wait;
-        for u in &mut plan.users {
+        for u in &mut plan.setup.users {
             u.password_hash = None;
         }
     }

@@ -8,7 +8,7 @@ use super::auth::machine_proof;
 use super::config::Rules;
 use super::datadir::{DataDir, RULES_FILE};
 use super::enroll::HelloOutcome;
-use super::plan::{disks_for, find_image, image_ref};
+use super::plan::{find_image, setup};
 use super::store::{now_ms, LogOutcome};
 use super::Server;
 use crate::image::tools::tools_path;
@@ -91,14 +91,7 @@ pub fn template(rules: &Rules, image: &ImageManifest, created: u64) -> Result<Pl
     Ok(PlanTemplate {
         kind: TEMPLATE_KIND.into(),
         hostname_prefix: hostname_prefix(&rules.hostname),
-        image: image_ref(image, image.file.clone())?,
-        disks: disks_for(rules, image),
-        locale: rules.locale.clone(),
-        keymap: rules.keymap.clone(),
-        timezone: rules.timezone.clone(),
-        users: rules.users.clone(),
-        reinstall_entry: rules.reinstall_entry,
-        countdown_secs: rules.countdown_secs,
+        setup: setup(rules, image, image.file.clone())?,
         created,
     })
 }
@@ -194,12 +187,12 @@ mod tests {
             tools: None,
         };
         let t = template(&rules, &m, 7).unwrap();
-        assert_eq!(t.image.url, "test-1.tar.zst");
-        assert_eq!(t.image.chunks, "b".repeat(64));
-        assert_eq!(t.locale, rules.locale);
-        assert_eq!(t.users, rules.users);
+        assert_eq!(t.setup.image.url, "test-1.tar.zst");
+        assert_eq!(t.setup.image.chunks, "b".repeat(64));
+        assert_eq!(t.setup.locale, rules.locale);
+        assert_eq!(t.setup.users, rules.users);
         // Grown to hold the image, as a server plan would be.
-        assert_eq!(t.disks.root_min, 10 << 30);
+        assert_eq!(t.setup.disks.root_min, 10 << 30);
         let no_index = ImageManifest { chunks: None, ..m };
         assert!(template(&rules, &no_index, 7).is_err());
     }

@@ -3,7 +3,7 @@
 
 use super::config::Rules;
 use anyhow::Context;
-use lazare_proto::{Action, DiskPolicy, ImageManifest, ImageRef, Inventory, Plan, MIB};
+use lazare_proto::{Action, DiskPolicy, ImageManifest, ImageRef, Inventory, Plan, Setup, MIB};
 use std::path::Path;
 
 /// Why no plan could be made; answered 503 so the agent retries later.
@@ -123,17 +123,28 @@ pub fn build_plan(
     nonce: String,
     action: Action,
 ) -> anyhow::Result<Plan> {
+    let url = match &rules.image_base_url {
+        Some(mirror) => mirror.join(&image.file),
+        None => format!("/images/{}", image.file),
+    };
     Ok(Plan {
         machine_id: inv.machine_id.clone(),
         hostname: rules.hostname_for(seq, &inv.machine_id)?,
         action,
-        image: image_ref(
-            image,
-            match &rules.image_base_url {
-                Some(mirror) => mirror.join(&image.file),
-                None => format!("/images/{}", image.file),
-            },
-        )?,
+        setup: setup(rules, image, url)?,
+        nonce,
+        // Set from the hello by the caller (api.rs).
+        challenge: String::new(),
+        valid_secs: lazare_proto::PLAN_VALID_SECS,
+    })
+}
+
+/// What `rules` give every machine they install with `image`, fetched from
+/// `url`: the part of a server plan, and of an offline template, that does
+/// not depend on the machine.
+pub fn setup(rules: &Rules, image: &ImageManifest, url: String) -> anyhow::Result<Setup> {
+    Ok(Setup {
+        image: image_ref(image, url)?,
         disks: disks_for(rules, image),
         locale: rules.locale.clone(),
         keymap: rules.keymap.clone(),
@@ -141,10 +152,6 @@ pub fn build_plan(
         users: rules.users.clone(),
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
-        nonce,
-        // Set from the hello by the caller (api.rs).
-        challenge: String::new(),
-        valid_secs: lazare_proto::PLAN_VALID_SECS,
     })
 }
 
@@ -234,9 +241,9 @@ mod tests {
         let m = manifest("standard", "s.tar.zst", 1, 1);
         let plan = build_plan(&rules, &inv, 42, &m, nonce().unwrap(), Action::Install).unwrap();
         assert_eq!(plan.hostname, "pc-042");
-        assert_eq!(plan.image.url, "/images/s.tar.zst");
-        assert_eq!(plan.image.chunks, "c".repeat(64), "the index hash is in the signed plan");
-        assert!(plan.disks.root_min >= m.installed_size + m.installed_size / 4);
+        assert_eq!(plan.setup.image.url, "/images/s.tar.zst");
+        assert_eq!(plan.setup.image.chunks, "c".repeat(64), "the index hash is in the signed plan");
+        assert!(plan.setup.disks.root_min >= m.installed_size + m.installed_size / 4);
         assert_eq!(plan.nonce.len(), 32);
         plan.validate_for(&inv.machine_id).unwrap();
     }
@@ -251,9 +258,12 @@ mod tests {
         let m = manifest("standard", "s.tar.zst", 1, 1);
         let plan =
             build_plan(&rules, &pc(None, None), 1, &m, nonce().unwrap(), Action::Install).unwrap();
-        assert_eq!(plan.image.url, "https://mirror.example.org/lazare/s.tar.zst");
-        assert_eq!((plan.image.sha256.as_str(), plan.image.size), (m.sha256.as_str(), m.size));
-        assert_eq!(plan.image.chunks, "c".repeat(64));
+        assert_eq!(plan.setup.image.url, "https://mirror.example.org/lazare/s.tar.zst");
+        assert_eq!(
+            (plan.setup.image.sha256.as_str(), plan.setup.image.size),
+            (m.sha256.as_str(), m.size)
+        );
+        assert_eq!(plan.setup.image.chunks, "c".repeat(64));
         plan.validate_for(&"b".repeat(64)).unwrap();
         for bad in ["ftp://m/x", "https://user@m/x", "https://m/x?y=1", "mirror"] {
             let t = text.replace("https://mirror.example.org/lazare/", bad);

@@ -44,7 +44,7 @@ pub trait Reporter {
 pub struct InstallCtx<'a> {
     /// The verified plan (signature checked, `validate_for` passed).
     pub plan: &'a Plan,
-    /// `diskplan::plan(inventory, &plan.disks)`, already shown to the user.
+    /// `diskplan::plan(inventory, &plan.setup.disks)`, already shown to the user.
     pub layout: &'a Layout,
     /// The plan's image URL made absolute against the server base URL.
     pub image_url: &'a str,
@@ -113,7 +113,7 @@ pub fn run(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
     // Before the first write: without a mke2fs nothing can be installed.
     let progress = DownloadProgress { r };
     let dir = Path::new(tools::TOOLS_DIR);
-    let tools = ctx.plan.image.tools.as_ref();
+    let tools = ctx.plan.setup.image.tools.as_ref();
     let mke2fs = tools::prepare(ctx.fetch, ctx.image_url, tools, dir, ctx.retry, &progress)?;
     r.event(Phase::Partition, None, "writing partition tables");
     partition(ctx)?;
@@ -148,12 +148,12 @@ pub fn run(ctx: &InstallCtx) -> Result<Vec<Made>, InstallError> {
 /// filesystems and configures it.
 fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     let r = ctx.reporter;
-    r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.image.name));
+    r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.setup.image.name));
     let progress = DownloadProgress { r };
     let index = stream::stream(
         ctx.fetch,
         ctx.image_url,
-        &ctx.plan.image,
+        &ctx.plan.setup.image,
         ctx.target,
         ctx.retry,
         &progress,
@@ -161,7 +161,7 @@ fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     r.log(&format!(
         "all {} chunks of the image matched the signed index {}",
         index.count(),
-        ctx.plan.image.chunks
+        ctx.plan.setup.image.chunks
     ));
     mount_verified(ctx, made)?;
     r.event(Phase::Configure, None, "configuring the installed system");

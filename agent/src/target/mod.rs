@@ -84,7 +84,7 @@ pub struct Target<'a> {
     pub plan: &'a Plan,
     pub mounts: &'a Mounts,
     pub boot: &'a Boot,
-    /// `None` (or `plan.reinstall_entry == false`): no entry, no service.
+    /// `None` (or `plan.setup.reinstall_entry == false`): no entry, no service.
     pub reinstall: Option<&'a Reinstall>,
     /// The PC's /proc/meminfo (its RAM decides [`regenerate_initramfs`]).
     pub meminfo: &'a Path,
@@ -136,14 +136,14 @@ pub fn configure(t: &Target) -> Result<()> {
     let plan = t.plan;
     write_fstab(root, t.mounts)?;
     write_hostname(root, &plan.hostname)?;
-    write_locale(root, &plan.locale)?;
-    write_keymap(root, &plan.keymap)?;
-    write_timezone(root, &plan.timezone)?;
+    write_locale(root, &plan.setup.locale)?;
+    write_keymap(root, &plan.setup.keymap)?;
+    write_timezone(root, &plan.setup.timezone)?;
     write_machine_ids(root, &plan.machine_id)?;
-    add_users(root, &plan.users)?;
-    configure_desktop(root, &plan.users)?;
+    add_users(root, &plan.setup.users)?;
+    configure_desktop(root, &plan.setup.users)?;
     write_grub_defaults(root)?;
-    if let Some(r) = t.reinstall.filter(|_| plan.reinstall_entry) {
+    if let Some(r) = t.reinstall.filter(|_| plan.setup.reinstall_entry) {
         install_reinstall_entry(root, r)?;
         install_next_service(root, &r.server, &plan.machine_id)?;
         if let Some(pin) = &r.pin {

@@ -1,0 +1,32 @@
+//! Builders for tests in this crate and the crates that use it (feature
+//! `testing`), so each fixture is written once.
+
+use crate::{DiskPolicy, ImageFormat, ImageRef, PlanTemplate, Setup, TEMPLATE_KIND};
+
+/// A plan template for an image `url` of `size` bytes: French desktop
+/// defaults, no users, no countdown.
+pub fn template(url: &str, size: u64) -> PlanTemplate {
+    PlanTemplate {
+        kind: TEMPLATE_KIND.into(),
+        hostname_prefix: "pc-".into(),
+        setup: Setup {
+            image: ImageRef {
+                name: "test".into(),
+                url: url.into(),
+                sha256: "a".repeat(64),
+                size,
+                format: ImageFormat::TarZst,
+                chunks: "b".repeat(64),
+                tools: None,
+            },
+            disks: DiskPolicy::default(),
+            locale: "fr_FR.UTF-8".into(),
+            keymap: "fr".into(),
+            timezone: "Europe/Paris".into(),
+            users: vec![],
+            reinstall_entry: true,
+            countdown_secs: 0,
+        },
+        created: 1,
+    }
+}
