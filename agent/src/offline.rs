@@ -260,6 +260,7 @@ mod tests {
             users: vec![],
             reinstall_entry: true,
             countdown_secs: 0,
+            orders_every_secs: 900,
             created: 0,
         }
     }

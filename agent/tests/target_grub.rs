@@ -98,6 +98,7 @@ fn plan() -> Plan {
         }],
         reinstall_entry: true,
         countdown_secs: 0,
+        orders_every_secs: 900,
         nonce: String::new(),
         challenge: String::new(),
         valid_secs: 0,

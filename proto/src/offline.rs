@@ -39,6 +39,9 @@ pub struct PlanTemplate {
     pub users: Vec<User>,
     pub reinstall_entry: bool,
     pub countdown_secs: u32,
+    /// As the plan's; absent from bundles made before the field.
+    #[serde(default = "crate::plan::default_orders_every")]
+    pub orders_every_secs: u32,
     /// Unix time the bundle was made (shown in the log).
     pub created: u64,
 }
@@ -91,6 +94,7 @@ impl PlanTemplate {
             users: self.users.clone(),
             reinstall_entry: self.reinstall_entry,
             countdown_secs: self.countdown_secs,
+            orders_every_secs: self.orders_every_secs,
             // No hello, so nothing to echo: the signature on a template made
             // for every machine is what makes it trusted.
             nonce: String::new(),
@@ -149,6 +153,7 @@ mod tests {
             users: vec![],
             reinstall_entry: true,
             countdown_secs: 10,
+            orders_every_secs: 900,
             created: 1,
         }
     }
@@ -194,6 +199,18 @@ mod tests {
         t.hostname_prefix = "pc_".into();
         let e = t.plan_for(&inv(&["52:54:00:12:34:56"])).unwrap_err();
         assert!(matches!(e, TemplateError::Plan(PlanError::BadHostname(_))), "{e}");
+    }
+
+    #[test]
+    fn the_orders_period_defaults_to_15_minutes_and_has_a_floor() {
+        let mut json = serde_json::to_value(template()).unwrap();
+        json.as_object_mut().unwrap().remove("orders_every_secs");
+        let old = PlanTemplate::parse(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(old.plan_for(&inv(&[])).unwrap().orders_every_secs, 900);
+        let mut t = template();
+        t.orders_every_secs = crate::MIN_ORDERS_EVERY_SECS - 1;
+        let e = t.plan_for(&inv(&[])).unwrap_err();
+        assert!(matches!(e, TemplateError::Plan(PlanError::OrdersTooOften(29))), "{e}");
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub fn template(rules: &Rules, image: &ImageManifest, created: u64) -> Result<Pl
         users: rules.users.clone(),
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
+        orders_every_secs: rules.orders_every_secs,
         created,
     })
 }

@@ -141,6 +141,7 @@ pub fn build_plan(
         users: rules.users.clone(),
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
+        orders_every_secs: rules.orders_every_secs,
         nonce,
         // Set from the hello by the caller (api.rs).
         challenge: String::new(),
