@@ -254,9 +254,10 @@ fn reinstall_entry_and_next_service_files() {
             .unwrap();
     assert_eq!(link, Path::new("/etc/systemd/system/lazare-next.service"));
     // The timer asks again every orders_every_secs (the rules' 900 by
-    // default), with 2/15 of it as random delay.
+    // default), with 2/15 of it as random delay and as accuracy.
     let timer = read(r, "etc/systemd/system/lazare-next.timer");
-    for line in ["OnBootSec=900s\n", "OnUnitActiveSec=900s\n", "RandomizedDelaySec=120s\n"] {
+    let lines = ["OnBootSec=900s\n", "OnUnitActiveSec=900s\n", "RandomizedDelaySec=120s\n"];
+    for line in lines.into_iter().chain(["AccuracySec=120s\n"]) {
         assert!(timer.contains(line), "{timer}");
     }
     assert!(!timer.contains('@'), "{timer}");
@@ -272,7 +273,8 @@ fn reinstall_entry_and_next_service_files() {
     fs::write(r.join("usr/bin/curl"), "").unwrap();
     target::install_next_service(r, &https, "m-1", 60).unwrap();
     let timer = read(r, "etc/systemd/system/lazare-next.timer");
-    assert!(timer.contains("OnUnitActiveSec=60s\nRandomizedDelaySec=8s\n"), "{timer}");
+    assert!(timer.contains("OnUnitActiveSec=60s\n"), "{timer}");
+    assert!(timer.contains("RandomizedDelaySec=8s\n") && timer.contains("AccuracySec=8s\n"));
     let pin = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
     target::write_server_pin(r, pin).unwrap();
     assert_eq!(read(r, "etc/lazare/server.pin"), format!("{pin}\n"));

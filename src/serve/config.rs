@@ -29,7 +29,7 @@ reinstall_entry = true
 
 # Seconds between an installed PC's asks whether you ordered its reinstall
 # (besides the one at each boot): a PC left on picks the order up within
-# this time, plus up to 2/15 of it (PCs switched on together spread their
+# this time, plus up to 4/15 of it (PCs switched on together spread their
 # asks). At least 30. Takes effect on the PCs installed after the change.
 orders_every_secs = 900
 

@@ -187,9 +187,10 @@ pub fn install_next_service(
     write_file(root, "/etc/systemd/network/80-lazare-wol.link", WOL_LINK)
 }
 
-/// The timer unit for a period of `every` seconds. Its random delay is 2/15
-/// of the period (2 minutes of 15, as before the period was a rule), so a
-/// short period stays short.
+/// The timer unit for a period of `every` seconds. Its random delay, and
+/// the accuracy systemd may round its wake-ups to, are 2/15 of the period
+/// each (2 minutes of 15, the delay before the period was a rule), so an
+/// order waits at most 19/15 of the period.
 fn next_timer(every: u32) -> String {
     let jitter = u64::from(every) * 2 / 15;
     NEXT_TIMER.replace("@EVERY@", &every.to_string()).replace("@JITTER@", &jitter.to_string())
