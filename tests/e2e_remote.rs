@@ -16,7 +16,7 @@
 #[path = "common/e2e.rs"]
 mod e2e;
 
-use e2e::{disk, installed_machine, log_in, run, say, tail, wait_install_end, RULES};
+use e2e::{disk, installed_machine, log_in, run, say, wait_install_end, RULES};
 use e2e::{GIB, MIN};
 use lazare::vm::{DiskInterface, DiskSpec, Vm, VmSpec};
 use std::path::Path;
@@ -102,6 +102,10 @@ fn an_ordered_reinstall_reaches_a_running_pc_and_keeps_its_home() {
     let picked_up = ordered.elapsed().as_secs();
     let st = vm.wait_exit(3 * MIN).expect("the PC did not restart after the order");
     assert!(st.success(), "qemu: {st}");
+    // Each ask of this run, with the kernel's time stamp: the boot's, then
+    // the timer's, a period apart.
+    let asks: Vec<String> =
+        vm.output().lines().filter(|l| l.contains("lazare-next: ")).map(str::to_owned).collect();
     drop(vm);
 
     // 5. Powered on again: its disk's reinstall entry (no CD), whose agent
@@ -132,7 +136,8 @@ fn an_ordered_reinstall_reaches_a_running_pc_and_keeps_its_home() {
     eprintln!(
         "e2e_remote: first install done at {installed_at} s; order picked up after \
          {picked_up} s (orders every {EVERY_SECS} s); reinstall done at {reinstalled_at} s; \
-         whole test {} s",
-        began.elapsed().as_secs()
+         whole test {} s; the running PC's asks:\n{}",
+        began.elapsed().as_secs(),
+        asks.join("\n")
     );
 }
