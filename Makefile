@@ -100,7 +100,8 @@ demo: deps build
 # `test = false` in Cargo.toml; CI runs both (.ci/run). `make e2e-more` has
 # the installs CI's 60 minutes cannot hold as well (a server cut
 # mid-download, a CD, then a USB stick, left in an installed PC, an offline
-# install with no network then its report, ~9 min): run it before a release.
+# install with no network then its report, ~9 min, and the whole remote
+# reinstall of a running PC): run it before a release.
 E2E_TESTS := -p lazare --test image_build --test e2e_install --test e2e_uefi \
 	-p lazare-agent --test target_grub
 E2E_MORE := install_survives_the_server_going_away_mid_download
@@ -113,6 +114,11 @@ e2e-more: deps build
 	$(CARGO) test --locked --release --no-fail-fast -p lazare --test e2e_left_in \
 		-- --test-threads=1
 	$(CARGO) test --locked --release --no-fail-fast -p lazare --test e2e_offline \
+		-- --test-threads=1
+	@# The whole remote reinstall: an installed PC left on picks up the
+	@# admin's order from its timer (orders_every_secs = 60), reinstalls from
+	@# its disk's entry and keeps a user's file in /home.
+	$(CARGO) test --locked --release --no-fail-fast -p lazare --test e2e_remote \
 		-- --test-threads=1
 
 # The two desktops on the PCs they are for (light: 256 MB, Cirrus card;

@@ -25,8 +25,8 @@
 #[path = "common/e2e.rs"]
 mod e2e;
 
-use e2e::{disk, installed_machine, run, wait_install_end, Fixture, GIB, MIN};
-use lazare::vm::{Pattern, Vm, VmSpec};
+use e2e::{disk, installed_machine, log_in, run, say, wait_install_end, Fixture, GIB, MIN};
+use lazare::vm::{Vm, VmSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -76,14 +76,6 @@ fn pc(d: &Desktop, iso: Option<&Path>, disk: &Path, work: &Path, port: u16) -> V
     spec
 }
 
-/// Types `line` and waits for `expect` (a regex) after it.
-fn say(vm: &mut Vm, line: &str, expect: &str, timeout: Duration) -> String {
-    vm.mark();
-    vm.send(&format!("{line}\n")).unwrap();
-    vm.wait_for_text(Pattern::regex(expect).unwrap(), timeout)
-        .unwrap_or_else(|e| panic!("after {line:?}: {e}"))
-}
-
 /// Waits until `user` runs `process`; returns the seconds since that
 /// process started (ps's etimes), read on the serial shell.
 fn wait_session(vm: &mut Vm, user: &str, process: &str, timeout: Duration) -> u64 {
@@ -121,8 +113,7 @@ fn install_log_in_and_out(d: &Desktop) {
     let mut vm = Vm::start(&pc(d, None, &disk, w, f.port)).expect("starting qemu");
     vm.wait_for_text("login:", 20 * MIN)
         .unwrap_or_else(|e| panic!("no login prompt on the serial console: {e}"));
-    say(&mut vm, ADMIN, "(?i)(password|mot de passe)", 5 * MIN);
-    say(&mut vm, ADMIN_PASSWORD, r"\$ $", 5 * MIN);
+    log_in(&mut vm, ADMIN, ADMIN_PASSWORD);
     let age = wait_session(&mut vm, "utilisateur", d.session_process, 20 * MIN);
     let session_at = on.elapsed().as_secs().saturating_sub(age);
     // X started for the session (autologin): when the screen left the console.

@@ -44,7 +44,7 @@ fn installed(server: &str, r: &OfflineReport) -> Installed {
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::write(root.join("usr/bin/curl"), "").unwrap();
     let id = &r.inventory.machine_id;
-    lazare_agent::target::install_next_service(&root, &server.parse().unwrap(), id).unwrap();
+    lazare_agent::target::install_next_service(&root, &server.parse().unwrap(), id, 900).unwrap();
     lazare_agent::offline::save(&root, r).unwrap();
     let report = root.join(lazare_proto::REPORT_PATH.trim_start_matches('/'));
     let tools = d.path().join("tools");

@@ -101,7 +101,7 @@ fn run_next(server: &str, pin: &str, machine_id: &str, secret: &str) -> (String,
     let root = d.path().join("root");
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::write(root.join("usr/bin/curl"), "").unwrap();
-    lazare_agent::target::install_next_service(&root, &server.parse().unwrap(), machine_id)
+    lazare_agent::target::install_next_service(&root, &server.parse().unwrap(), machine_id, 900)
         .unwrap();
     lazare_agent::target::write_server_pin(&root, pin).unwrap();
     lazare_agent::target::write_machine_secret(&root, secret).unwrap();

@@ -241,11 +241,11 @@ fn reinstall_entry_and_next_service_files() {
 
     // No wget or curl in the image: said plainly.
     assert!(matches!(
-        target::install_next_service(r, &re.server, "m-1"),
+        target::install_next_service(r, &re.server, "m-1", 900),
         Err(TargetError::MissingInImage { .. })
     ));
     fs::write(r.join("usr/bin/wget"), "").unwrap();
-    target::install_next_service(r, &re.server, "m-1").unwrap();
+    target::install_next_service(r, &re.server, "m-1", 900).unwrap();
     assert_eq!(read(r, "etc/lazare/server"), "http://10.0.2.100:8470\n");
     assert!(read(r, "etc/systemd/system/lazare-next.service")
         .contains("ExecStart=/usr/local/sbin/lazare-next"));
@@ -253,15 +253,28 @@ fn reinstall_entry_and_next_service_files() {
         fs::read_link(r.join("etc/systemd/system/multi-user.target.wants/lazare-next.service"))
             .unwrap();
     assert_eq!(link, Path::new("/etc/systemd/system/lazare-next.service"));
+    // The timer asks again every orders_every_secs (the rules' 900 by
+    // default), with 2/15 of it as random delay and as accuracy.
+    let timer = read(r, "etc/systemd/system/lazare-next.timer");
+    let lines = ["OnBootSec=900s\n", "OnUnitActiveSec=900s\n", "RandomizedDelaySec=120s\n"];
+    for line in lines.into_iter().chain(["AccuracySec=120s\n"]) {
+        assert!(timer.contains(line), "{timer}");
+    }
+    assert!(!timer.contains('@'), "{timer}");
+    let link = fs::read_link(r.join("etc/systemd/system/timers.target.wants/lazare-next.timer"));
+    assert_eq!(link.unwrap(), Path::new("/etc/systemd/system/lazare-next.timer"));
     // An https server is reached through curl's pinned channel only: wget
     // (which cannot pin a key) is not enough.
     let https = "https://10.0.2.100:8470".parse().unwrap();
     assert!(matches!(
-        target::install_next_service(r, &https, "m-1"),
+        target::install_next_service(r, &https, "m-1", 60),
         Err(TargetError::MissingInImage { what, .. }) if what.contains("curl")
     ));
     fs::write(r.join("usr/bin/curl"), "").unwrap();
-    target::install_next_service(r, &https, "m-1").unwrap();
+    target::install_next_service(r, &https, "m-1", 60).unwrap();
+    let timer = read(r, "etc/systemd/system/lazare-next.timer");
+    assert!(timer.contains("OnUnitActiveSec=60s\n"), "{timer}");
+    assert!(timer.contains("RandomizedDelaySec=8s\n") && timer.contains("AccuracySec=8s\n"));
     let pin = "sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
     target::write_server_pin(r, pin).unwrap();
     assert_eq!(read(r, "etc/lazare/server.pin"), format!("{pin}\n"));

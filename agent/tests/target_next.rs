@@ -46,7 +46,7 @@ fn run_next_with(answer: &'static str, secret: Option<&str>) -> (String, String)
     std::fs::create_dir_all(root.join("usr/bin")).unwrap();
     std::fs::write(root.join("usr/bin/wget"), "").unwrap();
     let (url, server) = serve_once(answer);
-    target::install_next_service(&root, &url.parse().unwrap(), "m-42").unwrap();
+    target::install_next_service(&root, &url.parse().unwrap(), "m-42", 900).unwrap();
     if let Some(secret) = secret {
         target::write_machine_secret(&root, secret).unwrap();
     }
@@ -113,7 +113,7 @@ fn unreachable_server_gives_up_quietly() {
     // A port nothing listens on (bound then closed).
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}").parse().unwrap();
-    target::install_next_service(root, &url, "m-1").unwrap();
+    target::install_next_service(root, &url, "m-1", 900).unwrap();
     let out = Command::new("sh")
         .arg(root.join("usr/local/sbin/lazare-next"))
         .env("LAZARE_ETC", root.join("etc/lazare"))

@@ -28,7 +28,7 @@ pub use offline::{
     OfflineReport, PlanTemplate, RecordedEvent, TemplateError, OFFLINE_DIR, REPORT_PATH,
     SIGNATURE_FILE, TEMPLATE_FILE, TEMPLATE_KIND,
 };
-pub use plan::{valid_hostname, valid_user_name};
+pub use plan::{valid_hostname, valid_user_name, DEFAULT_ORDERS_EVERY_SECS, MIN_ORDERS_EVERY_SECS};
 pub use plan::{
     Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, InstallTools, Plan,
     PlanError, Setup, SwapPolicy, TablePreference, User, TOOLS_SUFFIX,

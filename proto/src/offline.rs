@@ -164,6 +164,18 @@ mod tests {
     }
 
     #[test]
+    fn the_orders_period_defaults_to_15_minutes_and_has_a_floor() {
+        let mut json = serde_json::to_value(template()).unwrap();
+        json.as_object_mut().unwrap().remove("orders_every_secs");
+        let old = PlanTemplate::parse(&serde_json::to_vec(&json).unwrap()).unwrap();
+        assert_eq!(old.plan_for(&inv(&[])).unwrap().setup.orders_every_secs, 900);
+        let mut t = template();
+        t.setup.orders_every_secs = crate::MIN_ORDERS_EVERY_SECS - 1;
+        let e = t.plan_for(&inv(&[])).unwrap_err();
+        assert!(matches!(e, TemplateError::Plan(PlanError::OrdersTooOften(29))), "{e}");
+    }
+
+    #[test]
     fn a_template_and_a_server_plan_never_pass_for_each_other() {
         let body = serde_json::to_vec(&template()).unwrap();
         assert_eq!(PlanTemplate::parse(&body).unwrap(), template());

@@ -43,6 +43,10 @@ pub struct Setup {
     /// Seconds the agent shows the disk plan before writing (0 for labs).
     #[serde(default = "default_countdown")]
     pub countdown_secs: u32,
+    /// Seconds between the installed system's asks for orders
+    /// (`lazare-next.timer`), besides the one at each boot.
+    #[serde(default = "default_orders_every")]
+    pub orders_every_secs: u32,
 }
 
 fn yes() -> bool {
@@ -52,6 +56,18 @@ fn yes() -> bool {
 fn default_countdown() -> u32 {
     10
 }
+
+/// 15 minutes: a PC left on picks up a reinstall order within a quarter of
+/// an hour, and a room of 30 PCs asks the server twice a minute.
+pub const DEFAULT_ORDERS_EVERY_SECS: u32 = 900;
+
+pub(crate) fn default_orders_every() -> u32 {
+    DEFAULT_ORDERS_EVERY_SECS
+}
+
+/// The shortest period a plan may set: below it a room of PCs asks the
+/// server faster than a failed ask gives up (lazare-next's own retries).
+pub const MIN_ORDERS_EVERY_SECS: u32 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -214,6 +230,8 @@ pub enum PlanError {
     BadHostname(String),
     #[error("the plan's user name {0:?} is not a valid user name")]
     BadUser(String),
+    #[error("the plan asks for orders every {0} s, under the {MIN_ORDERS_EVERY_SECS} s minimum")]
+    OrdersTooOften(u32),
 }
 
 impl Plan {
@@ -235,6 +253,9 @@ impl Plan {
         }
         if let Some(u) = self.setup.users.iter().find(|u| !valid_user_name(&u.name)) {
             return Err(PlanError::BadUser(u.name.clone()));
+        }
+        if self.setup.orders_every_secs < MIN_ORDERS_EVERY_SECS {
+            return Err(PlanError::OrdersTooOften(self.setup.orders_every_secs));
         }
         Ok(())
     }

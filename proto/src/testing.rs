@@ -26,6 +26,7 @@ pub fn template(url: &str, size: u64) -> PlanTemplate {
             users: vec![],
             reinstall_entry: true,
             countdown_secs: 0,
+            orders_every_secs: 900,
         },
         created: 1,
     }

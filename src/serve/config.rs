@@ -4,7 +4,8 @@
 use anyhow::{bail, Context, Result};
 use kernel_cmdline::ServerUrl;
 use lazare_proto::{
-    valid_hostname, valid_user_name, Action, DiskPolicy, Firmware, Inventory, User, MIB,
+    valid_hostname, valid_user_name, Action, DiskPolicy, Firmware, Inventory, User,
+    DEFAULT_ORDERS_EVERY_SECS, MIB, MIN_ORDERS_EVERY_SECS,
 };
 use serde::Deserialize;
 use std::path::Path;
@@ -25,6 +26,12 @@ countdown_secs = 10
 
 # Add a "Reinstall from server" entry to the installed system's boot menu.
 reinstall_entry = true
+
+# Seconds between an installed PC's asks whether you ordered its reinstall
+# (besides the one at each boot): a PC left on picks the order up within
+# this time, plus up to 4/15 of it (PCs switched on together spread their
+# asks). At least 30. Takes effect on the PCs installed after the change.
+orders_every_secs = 900
 
 # How new PCs are accepted: "window" (while a window opened on the dashboard
 # or with `lazare admin enroll` lasts; the first start opens one for 24
@@ -94,6 +101,8 @@ pub struct Rules {
     pub countdown_secs: u32,
     #[serde(default = "yes")]
     pub reinstall_entry: bool,
+    #[serde(default = "orders_every")]
+    pub orders_every_secs: u32,
     #[serde(default = "install")]
     pub action: Action,
     #[serde(default)]
@@ -123,6 +132,9 @@ fn default_countdown() -> u32 {
 }
 fn yes() -> bool {
     true
+}
+fn orders_every() -> u32 {
+    DEFAULT_ORDERS_EVERY_SECS
 }
 fn install() -> Action {
     Action::Install
@@ -175,6 +187,13 @@ impl Rules {
         }
         if let Some(u) = self.users.iter().find(|u| !valid_user_name(&u.name)) {
             bail!("user name {:?} is not a valid Linux user name", u.name);
+        }
+        if self.orders_every_secs < MIN_ORDERS_EVERY_SECS {
+            bail!(
+                "orders_every_secs = {}: at least {MIN_ORDERS_EVERY_SECS} (the PCs would ask \
+                 faster than one ask gives up)",
+                self.orders_every_secs
+            );
         }
         let auto: Vec<&str> =
             self.users.iter().filter(|u| u.autologin).map(|u| u.name.as_str()).collect();
@@ -336,5 +355,9 @@ mod tests {
         let two = format!("{DEFAULT_RULES}\n[[user]]\nname = \"salle\"\nautologin = true\n");
         let e = format!("{:#}", Rules::parse(&two).unwrap_err());
         assert!(e.contains("several users have autologin = true (utilisateur, salle)"), "{e}");
+        assert_eq!(Rules::parse(DEFAULT_RULES).unwrap().orders_every_secs, 900);
+        let often = DEFAULT_RULES.replace("orders_every_secs = 900", "orders_every_secs = 10");
+        let e = format!("{:#}", Rules::parse(&often).unwrap_err());
+        assert!(e.contains("orders_every_secs = 10: at least 30"), "{e}");
     }
 }

@@ -152,6 +152,7 @@ pub fn setup(rules: &Rules, image: &ImageManifest, url: String) -> anyhow::Resul
         users: rules.users.clone(),
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
+        orders_every_secs: rules.orders_every_secs,
     })
 }
 

@@ -158,6 +158,17 @@ impl Server {
             .unwrap();
         resp.into_json().unwrap()
     }
+
+    /// An admin order through the API, as the dashboard's buttons send it
+    /// (`/api/v1/machines/ID/reinstall`); returns the status code.
+    pub fn post(&self, path: &str) -> u16 {
+        self.client
+            .post(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+            .status()
+    }
 }
 
 impl Drop for Server {
@@ -221,6 +232,22 @@ pub fn wait_install_end(vm: &mut Vm) {
     assert!(line.contains(DONE), "the agent failed: {line}\n{}", tail(&vm.output(), 40));
     let st = vm.wait_exit(2 * MIN).expect("the PC did not restart after the install");
     assert!(st.success(), "qemu: {st}");
+}
+
+/// Types `line` on the serial console and waits for `expect` (a regex)
+/// after it; returns the line that matched.
+pub fn say(vm: &mut Vm, line: &str, expect: &str, timeout: Duration) -> String {
+    vm.mark();
+    vm.send(&format!("{line}\n")).unwrap();
+    vm.wait_for_text(Pattern::regex(expect).unwrap(), timeout)
+        .unwrap_or_else(|e| panic!("after {line:?}: {e}"))
+}
+
+/// Logs `user` in at the serial getty's `login:` prompt (already shown),
+/// up to its shell prompt. The prompts are in the plan's locale.
+pub fn log_in(vm: &mut Vm, user: &str, password: &str) {
+    say(vm, user, "(?i)(password|mot de passe)", 5 * MIN);
+    say(vm, password, r"\$ $", 5 * MIN);
 }
 
 pub fn tail(text: &str, n: usize) -> String {

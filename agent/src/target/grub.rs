@@ -156,13 +156,18 @@ fn chmod(p: &Path, mode: u32) -> Result<()> {
 }
 
 /// Installs `lazare-next.service` (enabled) and `/usr/local/sbin/lazare-next`,
-/// which at boot, then every 15 minutes (`lazare-next.timer`), asks
+/// which at boot, then every `orders_every_secs` (`lazare-next.timer`), asks
 /// `GET <server>/api/v1/machines/<id>/next` and, on `{"action":"reinstall"}`,
 /// runs `grub-reboot lazare-reinstall` and reboots; and Wake-on-LAN on the
 /// wired NICs (`80-lazare-wol.link`) so the server can switch the PC on.
 /// The URL is checked by its type (http or https, no space, quote, query
 /// or trailing `/`): the script appends the route to it, in double quotes.
-pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -> Result<()> {
+pub fn install_next_service(
+    root: &Path,
+    server: &ServerUrl,
+    machine_id: &str,
+    orders_every_secs: u32,
+) -> Result<()> {
     // https means the pinned channel, which only curl speaks (lazare-next).
     let (tools, what): (&[&str], _) = match server.scheme() {
         Scheme::Https => (&["/usr/bin/curl"], "curl (to reach an https install server)"),
@@ -178,8 +183,17 @@ pub fn install_next_service(root: &Path, server: &ServerUrl, machine_id: &str) -
     write_file(root, "/usr/local/sbin/lazare-next", NEXT_SCRIPT)?;
     chmod(&at(root, "/usr/local/sbin/lazare-next"), 0o755)?;
     enable_unit(root, "lazare-next.service", NEXT_UNIT, "multi-user.target")?;
-    enable_unit(root, "lazare-next.timer", NEXT_TIMER, "timers.target")?;
+    enable_unit(root, "lazare-next.timer", &next_timer(orders_every_secs), "timers.target")?;
     write_file(root, "/etc/systemd/network/80-lazare-wol.link", WOL_LINK)
+}
+
+/// The timer unit for a period of `every` seconds. Its random delay, and
+/// the accuracy systemd may round its wake-ups to, are 2/15 of the period
+/// each (2 minutes of 15, the delay before the period was a rule), so an
+/// order waits at most 19/15 of the period.
+fn next_timer(every: u32) -> String {
+    let jitter = u64::from(every) * 2 / 15;
+    NEXT_TIMER.replace("@EVERY@", &every.to_string()).replace("@JITTER@", &jitter.to_string())
 }
 
 /// Writes `/etc/systemd/system/UNIT` and enables it as `systemctl enable`

@@ -145,7 +145,7 @@ pub fn configure(t: &Target) -> Result<()> {
     write_grub_defaults(root)?;
     if let Some(r) = t.reinstall.filter(|_| plan.setup.reinstall_entry) {
         install_reinstall_entry(root, r)?;
-        install_next_service(root, &r.server, &plan.machine_id)?;
+        install_next_service(root, &r.server, &plan.machine_id, plan.setup.orders_every_secs)?;
         if let Some(pin) = &r.pin {
             write_server_pin(root, pin)?;
         }
