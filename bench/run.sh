@@ -46,20 +46,23 @@ log() { echo "bench: $*" >&2; }
 # --- 1. CD build: lazare build vs mkinitramfs + xorriso/isolinux -------------
 # BENCH_SECTIONS may list cd after ram: the CD section then runs last, on a
 # machine quiet again after the installs (its boot times are TCG timings).
-cd_last() { [[ $SECTIONS == *" ram "*" cd "* ]]; }
+cd_last() {
+	local before=${SECTIONS%%" cd "*}
+	[[ "$before " == *" ram "* ]]
+}
 cd_section() {
 # The initramfs parts that repeat from build to build (modules, agent) are
 # compressed at zstd -19 once and cached: a first build on a machine pays
 # for them (cold, in an empty cache), later ones do not (warm).
 log "lazare build ($KERNEL), cold cache then warm"
 t0=$(now)
-XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure \
+SOURCE_DATE_EPOCH=1700000000 XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure \
 	-o "$W/lazare-cold.iso" >"$W/build-cold.log" 2>&1
 t1=$(now)
 LZ_COLD=$(secs "$t0" "$t1")
-XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
+SOURCE_DATE_EPOCH=1700000000 XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
 t0=$(now)
-XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
+SOURCE_DATE_EPOCH=1700000000 XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
 t1=$(now)
 LZ_BUILD=$(secs "$t0" "$t1")
 cmp -s "$W/lazare-cold.iso" "$W/lazare.iso" || log "warning: the cold and warm builds differ"
