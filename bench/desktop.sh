@@ -6,14 +6,16 @@
 # to the SESSION session M s`: X is the screen leaving the text console (the
 # default rules' shared account logs in by itself, so X starts straight into
 # its session; a site without autologin sees the login screen then), and the
-# session is its desktop's session manager running. Both from qemu's start
-# (BIOS and GRUB's 5 s included), read from the processes' age in the guest.
+# session is its desktop's session manager running. All from qemu's start
+# (BIOS and GRUB's 5 s included), X and the session read from the processes'
+# age in the guest; `drawn` is when the test saw the programs that draw the
+# desktop running (IceWM; XFCE's panel and background), a second or two late.
 #
 # Runs only when both images are in ~/.cache/lazare/images: the test would
 # otherwise build them first (~5 and ~7 min of mmdebstrap). ~40 min of TCG.
 
 desktop_boot() {
-	local missing="" p line x s
+	local missing="" p line x s d
 	for p in light standard; do
 		if ! ls ~/.cache/lazare/images/*/"$p"-*.tar.zst >/dev/null 2>&1; then
 			missing="$missing $p"
@@ -36,10 +38,11 @@ desktop_boot() {
 		line=$(grep -a "^desktop $p:" "$out" | tail -n 1)
 		x=$(sed -nE 's/.*power-on to X ([0-9]+) s.*/\1/p' <<<"$line")
 		s=$(sed -nE 's/.* session ([0-9]+) s .*/\1/p' <<<"$line")
+		d=$(sed -nE 's/.* desktop drawn ([0-9]+) s.*/\1/p' <<<"$line")
 		case $p in
 		light) p="light, 256 MB, -vga cirrus" ;;
 		standard) p="standard, 1 GB, -vga std" ;;
 		esac
-		row "Power-on to desktop: $p" "X ${x:-?} s, session ${s:-?} s" "" "TCG; from qemu start"
+		row "Power-on to desktop: $p" "X ${x:-?} s, session ${s:-?} s, drawn ${d:-?} s" "" "TCG; from qemu start"
 	done
 }

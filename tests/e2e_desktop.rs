@@ -7,8 +7,9 @@
 //! - `standard` on a 1 GB PC with plain VGA (`-vga std`).
 //!
 //! The default rules give `utilisateur` autologin: the test checks that its
-//! desktop session runs (its session process, as that user) and takes a
-//! screenshot. Then it ends the session, as a log-out does: the login
+//! desktop session runs (its session process, as that user), that the
+//! programs drawing its desktop run (XFCE's panel and background: its
+//! session manager alone leaves a black screen), and takes a screenshot. Then it ends the session, as a log-out does: the login
 //! screen must list `utilisateur` and let it in with no password (one Enter
 //! on the list), and the session runs again.
 //!
@@ -62,6 +63,10 @@ struct Desktop {
     memory_mb: u32,
     vga: &'static str,
     session_process: &'static str,
+    /// The programs that draw the desktop (panel, background): the session
+    /// manager may run on a black screen while they fail or are still
+    /// starting.
+    drawn_by: &'static [&'static str],
 }
 
 /// An i440FX PC with SeaBIOS, an e1000, the card `d.vga` and one IDE disk.
@@ -93,6 +98,20 @@ fn wait_session(vm: &mut Vm, user: &str, process: &str, timeout: Duration) -> u6
     );
     let line = say(vm, &cmd, r"SESSION \d+ UP", timeout);
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Waits until `user` runs every one of `programs`; panics with the user's
+/// processes if one is still missing after `timeout`.
+fn wait_drawn(vm: &mut Vm, user: &str, programs: &[&str], timeout: Duration) {
+    let cmd = format!(
+        "for i in $(seq {}); do m=; for p in {}; do pgrep -u {user} -x $p >/dev/null || \
+         m=\"$m $p\"; done; [ -z \"$m\" ] && break; sleep 1; done; echo PRO''CS; \
+         ps -u {user} -o etimes=,comm=; echo \"DRA''WN:${{m:-none}}\"",
+        timeout.as_secs(),
+        programs.join(" ")
+    );
+    let out = say(vm, &cmd, r"(?s)PROCS\n.*DRAWN:[^\n]*\n", timeout + MIN);
+    assert!(out.contains("DRAWN:none"), "the desktop of {user} is not drawn:\n{out}");
 }
 
 fn screenshot(vm: &Vm, work: &Path, name: &str) -> PathBuf {
@@ -130,6 +149,8 @@ fn install_log_in_and_out(d: &Desktop) {
         say(&mut vm, "echo \"XORG $(ps -o etimes= -C Xorg | tr -d ' ') UP\"", r"XORG \d+ UP", MIN);
     let x_age: u64 = x.split_whitespace().nth(1).unwrap().parse().unwrap();
     let x_at = on.elapsed().as_secs().saturating_sub(x_age);
+    wait_drawn(&mut vm, "utilisateur", d.drawn_by, 10 * MIN);
+    let drawn_at = on.elapsed().as_secs();
     // The desktop draws itself slowly under TCG: let it settle.
     std::thread::sleep(Duration::from_secs(45));
     let desktop = screenshot(&vm, w, &format!("{}-desktop", d.profile));
@@ -153,7 +174,7 @@ fn install_log_in_and_out(d: &Desktop) {
     assert!(again < 120, "the session found ({again} s old) is not the one after the Enter");
     eprintln!(
         "desktop {}: install {install_secs} s; power-on to X {x_at} s, to the {} session {session_at} s \
-         ({} MB, -vga {}); screenshots {} {}",
+         ({} MB, -vga {}), desktop drawn {drawn_at} s; screenshots {} {}",
         d.profile,
         d.session_process,
         d.memory_mb,
@@ -170,6 +191,8 @@ fn light_on_256_mb_with_a_cirrus_card() {
         memory_mb: 256,
         vga: "cirrus",
         session_process: "icewm",
+        // IceWM draws its taskbar itself.
+        drawn_by: &["icewm"],
     });
 }
 
@@ -180,5 +203,6 @@ fn standard_on_1_gb_with_plain_vga() {
         memory_mb: 1024,
         vga: "std",
         session_process: "xfce4-session",
+        drawn_by: &["xfce4-panel", "xfdesktop"],
     });
 }
