@@ -106,7 +106,7 @@ fn wait_drawn(vm: &mut Vm, user: &str, programs: &[&str], timeout: Duration) {
     let cmd = format!(
         "for i in $(seq {}); do m=; for p in {}; do pgrep -u {user} -x $p >/dev/null || \
          m=\"$m $p\"; done; [ -z \"$m\" ] && break; sleep 1; done; echo PRO''CS; \
-         ps -u {user} -o etimes=,comm=; echo \"DRA''WN:${{m:-none}}\"",
+         ps -u {user} -o etimes=,comm=; echo DRA''WN:\"${{m:-none}}\"",
         timeout.as_secs(),
         programs.join(" ")
     );
