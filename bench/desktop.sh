@@ -40,9 +40,10 @@ desktop_boot() {
 		s=$(sed -nE 's/.* session ([0-9]+) s .*/\1/p' <<<"$line")
 		d=$(sed -nE 's/.* desktop drawn ([0-9]+) s.*/\1/p' <<<"$line")
 		case $p in
-		light) p="light, 256 MB, -vga cirrus" ;;
-		standard) p="standard, 1 GB, -vga std" ;;
+		light) p="light, 256 MB, cirrus" ;;
+		standard) p="standard, 1 GB, VGA" ;;
 		esac
-		row "Power-on to desktop: $p" "X ${x:-?} s, session ${s:-?} s, drawn ${d:-?} s" "" "TCG; from qemu start"
+		row "Desktop power-on: $p" "X ${x:-?} s, drawn ${d:-?} s" "" \
+			"session manager ${s:-?} s; TCG, from qemu start"
 	done
 }
