@@ -11,7 +11,10 @@
 //! programs drawing its desktop run (XFCE's panel and background: its
 //! session manager alone leaves a black screen), and takes a screenshot. Then it ends the session, as a log-out does: the login
 //! screen must list `utilisateur` and let it in with no password (one Enter
-//! on the list), and the session runs again.
+//! on the list), and the session runs again. Last, autologin is turned off
+//! as the rules' `autologin = false` does, and the next power-on must stop
+//! at the login screen: the time to it is the figure of a site with
+//! personal accounts.
 //!
 //! Checks go through the serial console, logged in as a second account the
 //! test adds to the rules (`volontaire`, with a password and sudo). The
@@ -115,6 +118,18 @@ fn wait_drawn(vm: &mut Vm, user: &str, programs: &[&str], timeout: Duration) {
     assert!(out.contains("DRAWN:none"), "the desktop of {user} is not drawn:\n{out}");
 }
 
+/// Starts the installed PC (no CD) and logs in as [`ADMIN`] on its serial
+/// console; returns the power-on instant with the VM.
+fn power_on(d: &Desktop, disk: &Path, work: &Path, port: u16) -> (Instant, Vm) {
+    let on = Instant::now();
+    let mut vm = Vm::start(&pc(d, None, disk, work, port)).expect("starting qemu");
+    vm.wait_for_text("login:", 20 * MIN)
+        .unwrap_or_else(|e| panic!("no login prompt on the serial console: {e}"));
+    say(&mut vm, ADMIN, "(?i)(password|mot de passe)", 5 * MIN);
+    say(&mut vm, ADMIN_PASSWORD, r"\$ $", 5 * MIN);
+    (on, vm)
+}
+
 fn screenshot(vm: &Vm, work: &Path, name: &str) -> PathBuf {
     let dir = std::env::var_os("LAZARE_DESKTOP_SCREENS")
         .map(PathBuf::from)
@@ -137,12 +152,7 @@ fn install_log_in_and_out(d: &Desktop) {
     installed_machine(&server);
 
     // Power-on of the installed PC.
-    let on = Instant::now();
-    let mut vm = Vm::start(&pc(d, None, &disk, w, f.port)).expect("starting qemu");
-    vm.wait_for_text("login:", 20 * MIN)
-        .unwrap_or_else(|e| panic!("no login prompt on the serial console: {e}"));
-    say(&mut vm, ADMIN, "(?i)(password|mot de passe)", 5 * MIN);
-    say(&mut vm, ADMIN_PASSWORD, r"\$ $", 5 * MIN);
+    let (on, mut vm) = power_on(d, &disk, w, f.port);
     let age = wait_session(&mut vm, "utilisateur", d.session_process, 20 * MIN);
     let session_at = on.elapsed().as_secs().saturating_sub(age);
     // X started for the session (autologin): when the screen left the console.
@@ -173,9 +183,31 @@ fn install_log_in_and_out(d: &Desktop) {
     // A new session: started after the greeter's Enter (no password typed).
     let again = wait_session(&mut vm, "utilisateur", d.session_process, 10 * MIN);
     assert!(again < 120, "the session found ({again} s old) is not the one after the Enter");
+
+    // A site without autologin (personal accounts, `autologin = false`):
+    // the agent writes the same LightDM drop-in without the autologin lines,
+    // and a power-on stops at the login screen.
+    let off = format!(
+        "echo {ADMIN_PASSWORD} | sudo -S sed -i /^autologin-user/d {}; sudo poweroff\n",
+        lazare_agent::target::LIGHTDM_CONF
+    );
+    vm.send(&off).unwrap();
+    vm.wait_exit(5 * MIN).expect("the PC did not power off");
+    drop(vm);
+    let (on, mut vm) = power_on(d, &disk, w, f.port);
+    let age = wait_session(&mut vm, "lightdm", "lightdm-gtk-gre", 20 * MIN);
+    let login_screen_at = on.elapsed().as_secs().saturating_sub(age);
+    let nobody = say(
+        &mut vm,
+        &format!("pgrep -u utilisateur -x {} || echo NO''BODY", d.session_process),
+        r"(?m)^(NOBODY|\d+)$",
+        MIN,
+    );
+    assert_eq!(nobody, "NOBODY", "a session opened with autologin off");
     eprintln!(
         "desktop {}: install {install_secs} s; power-on to X {x_at} s, to the {} session {session_at} s \
-         ({} MB, -vga {}), desktop drawn {drawn_at} s; screenshots {} {}",
+         ({} MB, -vga {}), desktop drawn {drawn_at} s; without autologin, power-on to the \
+         login screen {login_screen_at} s; screenshots {} {}",
         d.profile,
         d.session_process,
         d.memory_mb,
