@@ -14,7 +14,7 @@
 # the session read from the processes' age in the guest.
 #
 # Runs only when both images are in ~/.cache/lazare/images: the test would
-# otherwise build them first (3 and 12 min measured). 17 min of TCG.
+# otherwise build them first (3 and 12 min measured). 21 min of TCG.
 
 desktop_boot() {
 	local missing="" p line x s d g
@@ -28,7 +28,7 @@ desktop_boot() {
 			"no cached image:$missing (lazare image build --profile light --profile standard)"
 		return 0
 	fi
-	log "desktop: tests/e2e_desktop.rs, two installs and boots under TCG (~17 min)"
+	log "desktop: tests/e2e_desktop.rs, two installs and boots under TCG (~21 min)"
 	local out=$W/desktop.log
 	if ! (cd "$HERE/.." && LAZARE_EMBED_AGENT=$AGENT LAZARE_AGENT=$AGENT \
 		${CARGO:-cargo} test --locked --release -p lazare --test e2e_desktop \
@@ -36,6 +36,8 @@ desktop_boot() {
 		tail -n 40 "$out" >&2
 		return 1
 	fi
+	# The test's own lines (install time, screenshots): $W goes at exit.
+	grep -a "^desktop " "$out" >&2 || true
 	for p in light standard; do
 		line=$(grep -a "^desktop $p:" "$out" | tail -n 1)
 		x=$(sed -nE 's/.*power-on to X ([0-9]+) s.*/\1/p' <<<"$line")

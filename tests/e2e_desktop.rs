@@ -21,7 +21,7 @@
 //! login screen lists accounts by name, so "Utilisateur" comes first and is
 //! the one selected, as on a site's PC where it is the only account.
 //!
-//! Heavy (two full installs under TCG, 17 min measured on 2 shared cores):
+//! Heavy (two full installs under TCG, 21 min measured on 2 shared cores):
 //! `make e2e-desktop`.
 //! LAZARE_DESKTOP_SCREENS=DIR keeps the screenshots (the README's come from
 //! there); the timings are printed as `desktop PROFILE: ...` lines, which
