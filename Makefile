@@ -124,8 +124,9 @@ e2e-more: deps build
 # The two desktops on the PCs they are for (light: 256 MB, Cirrus card;
 # standard: 1 GB, plain VGA): install, boot, the shared account's session,
 # log-out, the login screen, back in. Builds the light and standard images
-# first if ~/.cache/lazare/images lacks them (~5 and ~7 min); ~40 min of
-# TCG. LAZARE_DESKTOP_SCREENS=DIR keeps the screenshots.
+# first if ~/.cache/lazare/images lacks them (3 and 12 min); 21 min of TCG
+# for both (measured on 2 shared cores; light alone took 26 on a busier day).
+# LAZARE_DESKTOP_SCREENS=DIR keeps the screenshots.
 e2e-desktop: deps build
 	$(CARGO) test --locked --release --no-fail-fast -p lazare --test e2e_desktop \
 		-- --test-threads=1 --nocapture

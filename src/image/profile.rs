@@ -213,6 +213,28 @@ mod tests {
         }
     }
 
+    /// A volunteer trimming an image for a small disk reads why each
+    /// package is there on its own line (`"name",  # reason`).
+    #[test]
+    fn every_package_says_why_it_is_there() {
+        let files = BUILTIN.iter().copied().chain([("base", BUILTIN_BASE)]);
+        for (name, text) in files {
+            let parsed: toml::Value = toml::from_str(text).unwrap();
+            let count = parsed["packages"].as_array().unwrap().len();
+            let list = text.split_once("\npackages = [").unwrap().1;
+            let list = if list.starts_with(']') { "" } else { &list[..list.find("\n]").unwrap()] };
+            let lines: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            assert_eq!(lines.len(), count, "{name}.toml: one package per line");
+            for line in lines {
+                let reason = line.split_once("\",  # ").map(|(_, r)| r.trim());
+                assert!(
+                    line.starts_with('"') && reason.is_some_and(|r| !r.is_empty()),
+                    "{name}.toml: {line:?} does not say why it is there"
+                );
+            }
+        }
+    }
+
     #[test]
     fn overrides_change_the_hash() {
         let a = load("test", None, &Overrides::default()).unwrap();

@@ -12,7 +12,7 @@ mod system;
 mod users;
 
 pub use chroot::{run_in_chroot, BindMounts, LIB_DIRS, LOADERS};
-pub use desktop::{configure_desktop, SAFE_GRAPHICS_ENTRY_ID};
+pub use desktop::{configure_desktop, LIGHTDM_CONF, SAFE_GRAPHICS_ENTRY_ID};
 pub use grub::{
     install_bootloader, install_next_service, install_reinstall_entry, regenerate_initramfs,
     write_grub_defaults, write_machine_secret, write_server_pin, REINSTALL_ENTRY_ID,
