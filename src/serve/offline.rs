@@ -65,7 +65,16 @@ pub fn bundle(root: &std::path::Path, profile: &str, created: u64) -> Result<Bun
             root.display()
         );
     }
-    if manifest.tools.is_some() && !tools_path(&image).is_file() {
+    // With no server to fall back on, a stick whose image lacks its tools
+    // could not format a disk: the CD carries no mke2fs.
+    if manifest.tools.is_none() {
+        bail!(
+            "image {} has no install tools (it was built by an older lazare): build it again \
+             with `lazare image build` and add it with `lazare image add`",
+            manifest.file
+        );
+    }
+    if !tools_path(&image).is_file() {
         bail!(
             "image {} has no install tools file {}: copy it beside the image, or add the image \
              again with `lazare image add`",
