@@ -15,9 +15,7 @@ use super::build::{set_readable, write_manifest};
 
 /// `<tarball>.chunks`.
 pub fn index_path(tarball: &Path) -> PathBuf {
-    let mut p = tarball.as_os_str().to_owned();
-    p.push(INDEX_SUFFIX);
-    PathBuf::from(p)
+    super::beside(tarball, INDEX_SUFFIX)
 }
 
 /// Indexes `tarball`, refusing it unless its sha256 and size are the

@@ -9,7 +9,15 @@ pub mod tools;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// `<file><suffix>`: what travels with an image (its chunk index, its
+/// install tools) sits beside it under its name.
+pub fn beside(file: &Path, suffix: &str) -> PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
 
 #[derive(Args)]
 pub struct ImageArgs {

@@ -41,9 +41,7 @@ const LEVEL: i32 = 19;
 
 /// `<tarball>.tools`.
 pub fn tools_path(tarball: &Path) -> PathBuf {
-    let mut p = tarball.as_os_str().to_owned();
-    p.push(TOOLS_SUFFIX);
-    PathBuf::from(p)
+    super::beside(tarball, TOOLS_SUFFIX)
 }
 
 /// Compresses the hook's tar into `out` and describes it for the manifest.

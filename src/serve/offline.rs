@@ -11,14 +11,13 @@ use super::enroll::HelloOutcome;
 use super::plan::{find_image, setup};
 use super::store::{now_ms, LogOutcome};
 use super::Server;
+use crate::image::chunks::index_path;
 use crate::image::tools::tools_path;
 use anyhow::{bail, Context, Result};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use lazare_proto::{
-    Event, ImageManifest, OfflineReport, PlanTemplate, PublicKey, INDEX_SUFFIX, TEMPLATE_KIND,
-};
+use lazare_proto::{Event, ImageManifest, OfflineReport, PlanTemplate, PublicKey, TEMPLATE_KIND};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -56,7 +55,7 @@ pub fn bundle(root: &std::path::Path, profile: &str, created: u64) -> Result<Bun
         .with_context(|| format!("checking the rules in {}", rules_path.display()))?;
     let manifest = find_image(&data.images(), profile)?;
     let image = data.images().join(&manifest.file);
-    let chunks = data.images().join(format!("{}{INDEX_SUFFIX}", manifest.file));
+    let chunks = index_path(&image);
     if !chunks.is_file() {
         bail!(
             "image {} has no chunk index {}: start `lazare serve --data {}` once to make it",
