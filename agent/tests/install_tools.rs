@@ -49,7 +49,7 @@ fn the_images_mke2fs_runs_from_ram_through_its_own_loader() {
     let fetch = FileFetch { dir: tmp.path().to_path_buf() };
     let ram = tmp.path().join("run/lazare/tools");
     let mke2fs = prepare(&fetch, "img.tar.zst", Some(&want), &ram, RETRY, &Quiet).unwrap();
-    assert!(matches!(&mke2fs, Mke2fs::Image { root } if root == &ram), "{mke2fs:?}");
+    assert!(matches!(&mke2fs, Mke2fs::Image { root, .. } if root == &ram), "{mke2fs:?}");
     for file in ["usr/sbin/mke2fs", "etc/mke2fs.conf", "lib64/ld-linux-x86-64.so.2"] {
         // A file, not a link: one into / would run this host's copy.
         let meta = std::fs::symlink_metadata(ram.join(file));

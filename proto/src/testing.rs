@@ -1,7 +1,10 @@
 //! Builders for tests in this crate and the crates that use it (feature
 //! `testing`), so each fixture is written once.
 
-use crate::{DiskPolicy, ImageFormat, ImageRef, PlanTemplate, Setup, TEMPLATE_KIND};
+use crate::{
+    DiskPolicy, ImageFormat, ImageRef, PlanTemplate, Setup, DEFAULT_ORDERS_EVERY_SECS,
+    TEMPLATE_KIND,
+};
 
 /// A plan template for an image `url` of `size` bytes: French desktop
 /// defaults, no users, no countdown.
@@ -26,7 +29,7 @@ pub fn template(url: &str, size: u64) -> PlanTemplate {
             users: vec![],
             reinstall_entry: true,
             countdown_secs: 0,
-            orders_every_secs: 900,
+            orders_every_secs: DEFAULT_ORDERS_EVERY_SECS,
         },
         created: 1,
     }

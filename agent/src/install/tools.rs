@@ -49,9 +49,9 @@ pub enum ToolsError {
 /// A mke2fs to run, and how.
 #[derive(Debug)]
 pub enum Mke2fs {
-    /// The image's, unpacked in `root`, run through its own loader with its
-    /// own libraries and mke2fs.conf.
-    Image { root: PathBuf },
+    /// The image's, unpacked in `root`, run through its own `loader` (found
+    /// there by [`prepare`]) with its own libraries and mke2fs.conf.
+    Image { root: PathBuf, loader: PathBuf },
     /// One the boot medium carries.
     Local(PathBuf),
 }
@@ -60,13 +60,11 @@ impl Mke2fs {
     /// A command running mke2fs; the caller adds its arguments.
     pub fn command(&self) -> Command {
         match self {
-            Mke2fs::Image { root } => {
+            Mke2fs::Image { root, loader } => {
                 let at = |p: &str| root.join(p.trim_start_matches('/'));
-                // prepare() checked that one of the loaders is there.
-                let loader = LOADERS.iter().map(|l| at(l)).find(|p| p.is_file());
                 let libs: Vec<String> =
                     LIB_DIRS.iter().map(|d| at(d).display().to_string()).collect();
-                let mut c = Command::new(loader.unwrap_or_else(|| at(LOADERS[0])));
+                let mut c = Command::new(loader);
                 c.arg("--library-path")
                     .arg(libs.join(":"))
                     .arg(at("/usr/sbin/mke2fs"))
@@ -80,7 +78,7 @@ impl Mke2fs {
     /// Frees the RAM the image's tools took (nothing for a local mke2fs).
     pub fn remove(self) -> io::Result<()> {
         match self {
-            Mke2fs::Image { root } => std::fs::remove_dir_all(root),
+            Mke2fs::Image { root, .. } => std::fs::remove_dir_all(root),
             Mke2fs::Local(_) => Ok(()),
         }
     }
@@ -123,8 +121,8 @@ pub fn prepare(
     if !root.join("usr/sbin/mke2fs").is_file() {
         return Err(ToolsError::Missing("/usr/sbin/mke2fs".into()));
     }
-    if !LOADERS.iter().any(|l| root.join(l.trim_start_matches('/')).is_file()) {
-        return Err(ToolsError::Missing(format!("a dynamic loader ({})", LOADERS.join(", "))));
-    }
-    Ok(Mke2fs::Image { root })
+    let loader = LOADERS.iter().map(|l| root.join(l.trim_start_matches('/'))).find(|p| p.is_file());
+    let loader = loader
+        .ok_or_else(|| ToolsError::Missing(format!("a dynamic loader ({})", LOADERS.join(", "))))?;
+    Ok(Mke2fs::Image { root, loader })
 }
