@@ -55,14 +55,16 @@ cd_section() {
 # compressed at zstd -19 once and cached: a first build on a machine pays
 # for them (cold, in an empty cache), later ones do not (warm).
 log "lazare build ($KERNEL), cold cache then warm"
+lz_build() { # $1 = ISO, $2 = log; one epoch, so the two ISOs can be compared
+	SOURCE_DATE_EPOCH=1700000000 XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build \
+		--server "http://10.0.2.100:$PORT" --insecure -o "$1" >"$2" 2>&1
+}
 t0=$(now)
-SOURCE_DATE_EPOCH=1700000000 XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure \
-	-o "$W/lazare-cold.iso" >"$W/build-cold.log" 2>&1
+lz_build "$W/lazare-cold.iso" "$W/build-cold.log"
 t1=$(now)
 LZ_COLD=$(secs "$t0" "$t1")
-SOURCE_DATE_EPOCH=1700000000 XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
 t0=$(now)
-SOURCE_DATE_EPOCH=1700000000 XDG_CACHE_HOME="$W/cold-cache" "$LAZARE" build --server "http://10.0.2.100:$PORT" --insecure -o "$W/lazare.iso" >"$W/build.log" 2>&1
+lz_build "$W/lazare.iso" "$W/build.log"
 t1=$(now)
 LZ_BUILD=$(secs "$t0" "$t1")
 cmp -s "$W/lazare-cold.iso" "$W/lazare.iso" || log "warning: the cold and warm builds differ"
