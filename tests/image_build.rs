@@ -151,14 +151,22 @@ fn image_add_round_trip_and_refusal() {
     )
     .unwrap();
     assert_eq!(back, m);
-    // No temp files left behind.
-    // The tarball, its manifest and its chunk index; nothing else.
+    // No temp files left behind: the tarball, its manifest, its chunk index
+    // and its install tools; nothing else.
     let mut names: Vec<String> = std::fs::read_dir(data.path().join("images"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let mut want = vec![m.file.clone(), format!("{}.chunks", m.file), format!("{}.json", m.file)];
+    let tools = m.tools.as_ref().expect("the test image carries its install tools");
+    let served_tools = data.path().join("images").join(format!("{}.tools", m.file));
+    assert_eq!(sha256_file(&served_tools).0, tools.sha256);
+    let mut want = vec![
+        m.file.clone(),
+        format!("{}.chunks", m.file),
+        format!("{}.json", m.file),
+        format!("{}.tools", m.file),
+    ];
     want.sort();
     assert_eq!(names, want);
 
@@ -182,6 +190,7 @@ fn image_add_round_trip_and_refusal() {
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst").exists());
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst.json").exists());
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst.chunks").exists());
+    assert!(!data.path().join("images/evil-bookworm-0.tar.zst.tools").exists());
     assert_eq!(std::fs::read_dir(data.path().join("images")).unwrap().count(), want.len());
     drop(tarball);
 }
