@@ -20,7 +20,7 @@ pub use enroll::{
     MACHINE_AUTH_SCHEME, PLAN_VALID_SECS, SECRET_HEADER,
 };
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
-pub use inventory::{hex, valid_machine_id, MacAddr, MacError};
+pub use inventory::{hex, unhex, valid_machine_id, MacAddr, MacError};
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
 };

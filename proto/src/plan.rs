@@ -103,6 +103,11 @@ pub struct ImageRef {
     /// them: the agent then needs a mke2fs of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<InstallTools>,
+    /// The info hash (lowercase hex SHA-1, BitTorrent v1) of the image's
+    /// torrent, served at `url` + `.torrent`: the PCs of a room share the
+    /// image by it. `None`: fetch from `url` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torrent: Option<String>,
 }
 
 /// The served file beside an image that holds what the agent runs to make
@@ -381,4 +386,8 @@ pub struct ImageManifest {
     /// manifests written by a lazare before them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<InstallTools>,
+    /// Info hash of the room's torrent `<file>.torrent` beside the tarball,
+    /// made by `image add` (or `lazare serve` at start) on a server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torrent: Option<String>,
 }

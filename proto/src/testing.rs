@@ -21,6 +21,7 @@ pub fn template(url: &str, size: u64) -> PlanTemplate {
                 format: ImageFormat::TarZst,
                 chunks: "b".repeat(64),
                 tools: None,
+                torrent: None,
             },
             disks: DiskPolicy::default(),
             locale: "fr_FR.UTF-8".into(),
