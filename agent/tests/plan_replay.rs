@@ -77,7 +77,7 @@ fn a_replayed_or_late_plan_is_refused() {
         std::fs::read_to_string(dir.path().join("server.pub")).unwrap().trim().parse().unwrap();
     // The pinned channel, as on the CD.
     let tls = tls::client_config(tls::Trust::Pinned(key.clone()), 0).unwrap();
-    let server = http::Client::new(http::agent(vec![], tls), base.parse().unwrap());
+    let server = http::Client::new(http::agent(vec![], tls), base.parse().unwrap(), vec![]);
     let inv = inventory();
     let screen = Screen::stderr();
 

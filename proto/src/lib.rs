@@ -30,8 +30,8 @@ pub use offline::{
 };
 pub use plan::{valid_hostname, valid_user_name, DEFAULT_ORDERS_EVERY_SECS, MIN_ORDERS_EVERY_SECS};
 pub use plan::{
-    Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, InstallTools, Plan,
-    PlanError, Setup, SwapPolicy, TablePreference, User, TOOLS_SUFFIX,
+    Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Pinned, Plan, PlanError,
+    Room, Setup, SwapPolicy, TablePreference, User, ENGINE_PATH, TOOLS_SUFFIX, TORRENT_SUFFIX,
 };
 pub use sign::{PublicKey, SignError, SigningKey, SIGNATURE_HEADER};
 

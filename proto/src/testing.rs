@@ -31,6 +31,7 @@ pub fn template(url: &str, size: u64) -> PlanTemplate {
             reinstall_entry: true,
             countdown_secs: 0,
             orders_every_secs: DEFAULT_ORDERS_EVERY_SECS,
+            room: None,
         },
         created: 1,
     }

@@ -164,7 +164,7 @@ mod tests {
         // An image with its tools starts without a word.
         let mut m: ImageManifest =
             serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-        m.tools = Some(lazare_proto::InstallTools { sha256: "0".repeat(64), size: 1 });
+        m.tools = Some(lazare_proto::Pinned { sha256: "0".repeat(64), size: 1 });
         write_manifest(&m, &manifest).unwrap();
         assert_eq!(ensure_all(dir.path()), Vec::<String>::new());
     }

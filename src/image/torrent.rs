@@ -17,14 +17,12 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use lazare_proto::{hex, CHUNK_SIZE};
+use lazare_proto::{hex, CHUNK_SIZE, TORRENT_SUFFIX};
 use sha1::{Digest, Sha1};
 
 use crate::bencode::Value;
 
 /// Beside the tarball: `<file>.torrent`.
-pub const TORRENT_SUFFIX: &str = ".torrent";
-
 pub fn torrent_path(tarball: &Path) -> PathBuf {
     super::beside(tarball, TORRENT_SUFFIX)
 }

@@ -158,6 +158,8 @@ pub fn setup(rules: &Rules, image: &ImageManifest, url: String) -> anyhow::Resul
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
         orders_every_secs: rules.orders_every_secs,
+        // Set by build_plan when this server runs its room (never offline).
+        room: None,
     })
 }
 
