@@ -55,7 +55,7 @@ fn the_tracker_introduces_the_pcs_of_a_room_and_metrics_count_them() {
     let dir = tempfile::tempdir().unwrap();
     let image = add_image(dir.path(), "light", &[9u8; 3 << 20]);
     let hash = lazare_proto::unhex(image.torrent.as_deref().expect("a torrent")).unwrap();
-    let s = TestServer::start(dir.path());
+    let s = TestServer::start_room(dir.path(), None);
     let tracker = s
         .banner
         .iter()

@@ -45,6 +45,7 @@ fn start_server(data: &Path) -> String {
         http: false,
         tracker_port: None,
         no_tracker: true,
+        engine: None,
     };
     // Runs until the test process ends.
     std::thread::spawn(move || lazare::serve::run(&args));

@@ -103,7 +103,7 @@ pub fn find_agent(given: Option<PathBuf>) -> Result<Agent> {
     if let Some(embedded) = Agent::embedded() {
         return embedded;
     }
-    let candidates = disk_candidates();
+    let candidates = disk_candidates("lazare-agent");
     if let Some(found) = candidates.iter().find(|c| c.is_file()) {
         return Agent::from_file(found);
     }
@@ -116,19 +116,20 @@ pub fn find_agent(given: Option<PathBuf>) -> Result<Agent> {
     )
 }
 
-/// Files tried when nothing is embedded: beside this executable (a tarball
-/// that ships it there), the Debian package's place, the checkout's static
-/// build relative to the working directory and to the source tree this
-/// `lazare` was compiled from.
-fn disk_candidates() -> Vec<PathBuf> {
-    let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join("lazare-agent")));
-    let checkout = "target/x86_64-unknown-linux-gnu/agent/lazare-agent";
+/// Where a static companion executable `name` (`lazare-agent`, the room's
+/// `lazare-share`) is looked for when nothing is embedded: beside this
+/// executable (a tarball that ships it there), the Debian package's place,
+/// the checkout's static build relative to the working directory and to the
+/// source tree this `lazare` was compiled from.
+pub fn disk_candidates(name: &str) -> Vec<PathBuf> {
+    let beside = std::env::current_exe().ok().and_then(|e| Some(e.parent()?.join(name)));
+    let checkout = format!("target/x86_64-unknown-linux-gnu/agent/{name}");
     beside
         .into_iter()
         .chain([
-            PathBuf::from("/usr/lib/lazare/lazare-agent"),
-            PathBuf::from(checkout),
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(checkout),
+            Path::new("/usr/lib/lazare").join(name),
+            PathBuf::from(&checkout),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(&checkout),
         ])
         .collect()
 }

@@ -2,7 +2,7 @@
 //! and boot menus from `templates/` make one hybrid ISO, written to a temp
 //! file in the output directory and renamed into place.
 
-mod agent;
+pub mod agent;
 mod info;
 mod offline;
 mod settings;

@@ -220,6 +220,9 @@ fn answer_hello(
     })?;
     let mut plan = build_plan(&s.rules, inv, rec.seq, &image, nonce()?, action)?;
     plan.challenge = challenge;
+    if image.torrent.is_some() {
+        plan.setup.room = s.room.clone();
+    }
     if !accepted {
         plan.action = Action::Wait;
         for u in &mut plan.setup.users {

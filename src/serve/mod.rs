@@ -12,6 +12,7 @@ pub mod listen;
 mod metrics;
 pub mod offline;
 mod plan;
+mod room;
 mod store;
 mod tls;
 mod tracker;
@@ -53,6 +54,11 @@ pub struct ServeArgs {
     /// No tracker: every PC downloads the image from this server alone.
     #[arg(long, conflicts_with = "tracker_port")]
     pub no_tracker: bool,
+    /// The room's sharing engine (a static `lazare-share`, `make share`);
+    /// default: $LAZARE_SHARE, beside this executable, /usr/lib/lazare, or
+    /// the checkout's build. Without one the PCs do not share.
+    #[arg(long, value_name = "PATH")]
+    pub engine: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -82,6 +88,8 @@ pub struct Server {
     metrics: metrics::Metrics,
     /// The room's tracker, when it runs.
     tracker: Option<Arc<tracker::Tracker>>,
+    /// What plans say of the room, when the tracker and the engine are there.
+    room: Option<lazare_proto::Room>,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -113,14 +121,32 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let public = key.public();
     // Made before the key moves into the server state; the key is the TLS key.
     let tls = if args.http { None } else { Some(tls::acceptor(&key)?) };
-    let tracker = match args.tracker_addr() {
-        None => None,
+    let (tracker, room, seeds) = match args.tracker_addr() {
+        None => (None, None, None),
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
                 format!("listening on {addr} for the room's tracker (--tracker-port, --no-tracker)")
             })?;
             let addr = listener.local_addr().context("reading the tracker's address")?;
-            Some((Arc::new(tracker::Tracker::new(data.images(), None)), listener, addr))
+            let engine = room::find_engine(args.engine.as_deref())
+                .and_then(|e| Ok((room::publish_engine(&e, &data.images())?, e)));
+            let (room, seeds) = match engine {
+                Ok((pin, path)) => {
+                    println!("room: engine {} (sha256 {})", path.display(), &pin.sha256[..16]);
+                    let seeds = room::start_seeds(&path, &data.images()).await;
+                    (Some(room::room(addr, pin)), Some(seeds))
+                }
+                Err(e) => {
+                    eprintln!("lazare: warning: room: {e:#}: each PC downloads the image from this server alone");
+                    (None, None)
+                }
+            };
+            let ports = seeds.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
+            (
+                Some((Arc::new(tracker::Tracker::new(data.images(), ports)), listener, addr)),
+                room,
+                seeds,
+            )
         }
     };
     let server = Arc::new(Server {
@@ -132,6 +158,7 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         listen: args.listen,
         metrics: metrics::Metrics::default(),
         tracker: tracker.as_ref().map(|(t, _, _)| t.clone()),
+        room,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -151,6 +178,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     }
     listen::run(listener, app(server), tls, shutdown_signal()).await;
     drop(stop);
+    // The seeds end with the server (kill_on_drop).
+    drop(seeds);
     println!("lazare serve: stopped");
     Ok(())
 }

@@ -122,17 +122,17 @@ pub struct Tracker {
     swarms: Mutex<HashMap<[u8; 20], Swarm>>,
     known: Mutex<Known>,
     images: PathBuf,
-    /// The peer port of the server's own seed, when it seeds.
-    seed_port: Option<u16>,
+    /// The peer port of the server's own seed of each image it seeds.
+    seeds: HashMap<[u8; 20], u16>,
 }
 
 impl Tracker {
-    pub fn new(images: PathBuf, seed_port: Option<u16>) -> Self {
+    pub fn new(images: PathBuf, seeds: HashMap<[u8; 20], u16>) -> Self {
         Tracker {
             swarms: Mutex::default(),
             known: Mutex::new(Known { hashes: HashSet::new(), read: None }),
             images,
-            seed_port,
+            seeds,
         }
     }
 
@@ -172,7 +172,7 @@ impl Tracker {
         let mut others: Vec<&Peer> =
             swarm.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
         others.sort_by_key(|p| p.left.unwrap_or(u64::MAX));
-        let seed = self.seed_port.map(|port| SocketAddr::new(conn.local.ip(), port));
+        let seed = self.seeds.get(&a.info_hash).map(|&port| SocketAddr::new(conn.local.ip(), port));
         let listed = seed.into_iter().chain(others.into_iter().map(|p| p.addr)).take(a.numwant);
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for addr in listed {

@@ -64,7 +64,7 @@ fn parses_raw_bytes_and_refuses_what_is_missing() {
 #[test]
 fn a_room_learns_of_each_other_and_of_the_server_seed() {
     let dir = images();
-    let t = Tracker::new(dir.path().to_path_buf(), Some(6999));
+    let t = Tracker::new(dir.path().to_path_buf(), HashMap::from([(HASH, 6999)]));
     let now = Instant::now();
     let first = parse(&query(1, 6881, "&left=3")).unwrap();
     // Alone: only the server's seed, at the address the PC reached it on.
@@ -92,7 +92,7 @@ fn a_room_learns_of_each_other_and_of_the_server_seed() {
 #[test]
 fn only_the_images_served_are_tracked_and_the_answer_is_bencode() {
     let dir = images();
-    let t = Tracker::new(dir.path().to_path_buf(), None);
+    let t = Tracker::new(dir.path().to_path_buf(), HashMap::new());
     let mut other = parse(&query(1, 6881, "")).unwrap();
     other.info_hash = [1; 20];
     assert_eq!(

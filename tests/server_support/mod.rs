@@ -23,13 +23,22 @@ pub struct TestServer {
 
 impl TestServer {
     /// Plain HTTP (`--http`): what these tests' plain ureq client speaks.
+    /// No room: no tracker, no seeds.
     pub fn start(data: &Path) -> TestServer {
-        Self::start_with(data, &["--http"])
+        Self::start_with(data, &["--http", "--no-tracker"])
     }
 
     /// HTTPS, the default (tests/server_tls.rs).
     pub fn start_https(data: &Path) -> TestServer {
-        Self::start_with(data, &[])
+        Self::start_with(data, &["--no-tracker"])
+    }
+
+    /// Plain HTTP with the room's tracker on a free port; `engine`: the
+    /// room's engine, or none (`--engine` naming a missing file).
+    pub fn start_room(data: &Path, engine: Option<&Path>) -> TestServer {
+        let none = data.join("no-engine");
+        let engine = engine.unwrap_or(&none).to_str().expect("a UTF-8 path");
+        Self::start_with(data, &["--http", "--tracker-port", "0", "--engine", engine])
     }
 
     fn start_with(data: &Path, extra: &[&str]) -> TestServer {

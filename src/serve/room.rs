@@ -1,0 +1,132 @@
+//! The server's side of the room (issue 15): the sharing engine the agents
+//! fetch (`lazare-share`, served at [`ENGINE_PATH`] and pinned in every
+//! plan), and the server's own seeds, one engine process per image with a
+//! torrent, so that the server is one source among the peers of the room.
+//!
+//! The engine is not embedded in `lazare` (yet): it is found like the
+//! agent on disk (`--engine`, `$LAZARE_SHARE`, beside this executable,
+//! /usr/lib/lazare, the checkout's `make share`). Without it the server
+//! still runs: plans carry no room and every PC downloads over HTTP.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use lazare_proto::{hex, unhex, Pinned, Room, ENGINE_PATH};
+use sha2::{Digest, Sha256};
+
+use crate::build::agent::{check_agent, disk_candidates};
+use crate::image::torrent::torrent_path;
+
+/// The engine's file name, on disk and in the images folder.
+pub const ENGINE: &str = "lazare-share";
+
+/// The engine found for this server, or why there is none.
+pub fn find_engine(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("LAZARE_SHARE") {
+        return Ok(PathBuf::from(p));
+    }
+    let candidates = disk_candidates(ENGINE);
+    if let Some(found) = candidates.iter().find(|c| c.is_file()) {
+        return Ok(found.clone());
+    }
+    let looked: Vec<String> = candidates.iter().map(|c| c.display().to_string()).collect();
+    bail!(
+        "{ENGINE} not found in {} (build it with `make share`, or pass --engine)",
+        looked.join(", ")
+    )
+}
+
+/// Copies the engine where the agents fetch it (`DATA/images/lazare-share`,
+/// atomically) and returns its pin.
+pub fn publish_engine(engine: &Path, images: &Path) -> Result<Pinned> {
+    let bytes = std::fs::read(engine).with_context(|| format!("reading {}", engine.display()))?;
+    check_agent(&bytes, &engine.display().to_string())?;
+    let dst = images.join(ENGINE);
+    debug_assert_eq!(format!("/images/{ENGINE}"), ENGINE_PATH);
+    let mut tmp = tempfile::NamedTempFile::new_in(images).context("creating the engine's copy")?;
+    tmp.write_all(&bytes).context("writing the engine's copy")?;
+    tmp.as_file().sync_all().context("syncing the engine's copy")?;
+    crate::image::build::set_readable(tmp.as_file())?;
+    tmp.persist(&dst).with_context(|| format!("writing {}", dst.display()))?;
+    Ok(Pinned { sha256: hex(&Sha256::digest(&bytes)), size: bytes.len() as u64 })
+}
+
+/// The server's seeds: one engine per image, each on its own peer port.
+pub struct Seeds {
+    /// Info hash → the seed's peer port (the tracker lists it).
+    pub ports: HashMap<[u8; 20], u16>,
+    /// Killed when the server stops (kill_on_drop).
+    _children: Vec<tokio::process::Child>,
+}
+
+/// Starts a seed for every image in `images` that has a torrent, each on a
+/// free port. An image whose seed does not start is only warned about: PCs
+/// then share it among themselves and get the rest over HTTP.
+pub async fn start_seeds(engine: &Path, images: &Path) -> Seeds {
+    let mut seeds = Seeds { ports: HashMap::new(), _children: Vec::new() };
+    for m in super::plan::usable_manifests(images) {
+        let Some(hash) = m.torrent.as_deref().and_then(unhex).and_then(|h| h.try_into().ok())
+        else {
+            continue;
+        };
+        let file = images.join(&m.file);
+        match seed(engine, &file).await {
+            Ok((child, port)) => {
+                println!("room: seeding {} on peer port {port}", m.file);
+                seeds.ports.insert(hash, port);
+                seeds._children.push(child);
+            }
+            Err(e) => eprintln!("lazare: warning: room: not seeding {}: {e:#}", m.file),
+        }
+    }
+    seeds
+}
+
+/// One seed, once it said `ready` (it checked the whole file first).
+async fn seed(engine: &Path, file: &Path) -> Result<(tokio::process::Child, u16)> {
+    use tokio::io::AsyncBufReadExt;
+    // A free port now; the engine binds it a moment later.
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .and_then(|l| l.local_addr())
+        .context("finding a free peer port")?
+        .port();
+    let mut child = tokio::process::Command::new(engine)
+        .arg("seed")
+        .arg("--torrent")
+        .arg(torrent_path(file))
+        .arg("--file")
+        .arg(file)
+        .args(["--peer-port", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", engine.display()))?;
+    let stdout = child.stdout.take().context("the seed's stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    // It checks every piece first: seconds for a 700 MiB image.
+    let first = tokio::time::timeout(SEED_READY_WITHIN, lines.next_line()).await;
+    match first {
+        Ok(Ok(Some(l))) if l.trim() == "ready" => {
+            // Keep draining its stdout so it never blocks.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Ok((child, port))
+        }
+        Ok(Ok(other)) => bail!("the engine said {other:?} instead of ready"),
+        Ok(Err(e)) => bail!("reading the engine's output: {e}"),
+        Err(_) => bail!("the engine was not ready within {} s", SEED_READY_WITHIN.as_secs()),
+    }
+}
+
+const SEED_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// What every plan carries while this server runs its room.
+pub fn room(tracker: SocketAddr, engine: Pinned) -> Room {
+    Room { tracker_port: tracker.port(), engine }
+}
