@@ -57,7 +57,11 @@ pub async fn serve(listener: TcpListener, torrent: Arc<ManagedTorrent>) {
     }
 }
 
-async fn answer(req: Request<Incoming>, torrent: &Arc<ManagedTorrent>, streams: &Arc<Semaphore>) -> Resp {
+async fn answer(
+    req: Request<Incoming>,
+    torrent: &Arc<ManagedTorrent>,
+    streams: &Arc<Semaphore>,
+) -> Resp {
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
@@ -69,7 +73,9 @@ async fn answer(req: Request<Incoming>, torrent: &Arc<ManagedTorrent>, streams: 
 }
 
 fn text(status: StatusCode, body: &'static str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes())).map_err(|e| match e {}).boxed(),
+    );
     *r.status_mut() = status;
     r
 }
@@ -86,7 +92,11 @@ fn parse_range(value: &str, len: u64) -> Option<(u64, u64)> {
     (start <= end).then_some((start, end + 1))
 }
 
-async fn image(req: &Request<Incoming>, torrent: &Arc<ManagedTorrent>, streams: &Arc<Semaphore>) -> Resp {
+async fn image(
+    req: &Request<Incoming>,
+    torrent: &Arc<ManagedTorrent>,
+    streams: &Arc<Semaphore>,
+) -> Resp {
     let Ok(permit) = streams.clone().try_acquire_owned() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "too many open streams\n");
     };
@@ -110,7 +120,12 @@ async fn image(req: &Request<Incoming>, torrent: &Arc<ManagedTorrent>, streams: 
         eprintln!("lazare-share: seeking the file stream to {start}: {e}");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n");
     }
-    let body = ImageBody { stream: Box::pin(stream), left: end - start, buf: vec![0; FRAME], _permit: permit };
+    let body = ImageBody {
+        stream: Box::pin(stream),
+        left: end - start,
+        buf: vec![0; FRAME],
+        _permit: permit,
+    };
     let mut r = Response::new(body.boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -136,7 +151,10 @@ impl Body for ImageBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.left == 0 {
             return Poll::Ready(None);
         }
@@ -149,7 +167,10 @@ impl Body for ImageBody {
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();
                 if n == 0 {
-                    let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file stream ended early");
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file stream ended early",
+                    );
                     return Poll::Ready(Some(Err(e)));
                 }
                 this.left -= n as u64;
@@ -181,7 +202,8 @@ fn stats(torrent: &Arc<ManagedTorrent>) -> Resp {
         "total": s.total_bytes,
         "finished": s.finished,
     });
-    let mut r = Response::new(Full::new(Bytes::from(json.to_string())).map_err(|e| match e {}).boxed());
+    let mut r =
+        Response::new(Full::new(Bytes::from(json.to_string())).map_err(|e| match e {}).boxed());
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }

@@ -73,9 +73,10 @@ enum Cmd {
     },
 }
 
-/// SIGTERM/SIGINT to exit: librqbit's stop is given this long, then the
-/// process goes anyway (the agent waits ~2 s before it reboots).
-const STOP_GRACE: Duration = Duration::from_millis(1500);
+/// SIGTERM/SIGINT to exit: librqbit's stop (pause the torrent, cancel its
+/// tasks, then a fixed 1 s sleep) is given this long, then the process goes
+/// anyway (the agent waits ~2 s before it reboots).
+const STOP_GRACE: Duration = Duration::from_millis(1200);
 
 fn main() {
     let cli = Cli::parse();
@@ -98,8 +99,9 @@ fn main() {
         eprintln!("lazare-share: {e:#}");
         std::process::exit(1);
     }
-    // librqbit's tasks (peers, tracker) would hold the runtime's drop.
-    rt.shutdown_timeout(Duration::from_millis(200));
+    // Not dropping the runtime: librqbit's tasks and blocking reads would
+    // hold its shutdown; the kernel closes the sockets and files.
+    std::process::exit(0);
 }
 
 async fn run(cmd: Cmd) -> anyhow::Result<()> {

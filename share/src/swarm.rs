@@ -65,7 +65,9 @@ impl Swarm {
                 ipv4_only: true,
                 ..Default::default()
             }),
-            client_name_and_version: Some(concat!("lazare-share/", env!("CARGO_PKG_VERSION")).into()),
+            client_name_and_version: Some(
+                concat!("lazare-share/", env!("CARGO_PKG_VERSION")).into(),
+            ),
             ..Default::default()
         };
         let session = Session::new_with_opts(store.to_path_buf(), opts)
@@ -148,7 +150,8 @@ fn with_announce(bytes: &[u8], tracker: Option<&str>) -> anyhow::Result<Vec<u8>>
         return Ok(bytes.to_vec());
     };
     let meta = librqbit::torrent_from_bytes(bytes).context("parsing the torrent")?;
-    let mut meta: librqbit::TorrentMetaV1Owned = librqbit::CloneToOwned::clone_to_owned(&meta, None);
+    let mut meta: librqbit::TorrentMetaV1Owned =
+        librqbit::CloneToOwned::clone_to_owned(&meta, None);
     meta.announce = Some(ByteBufOwned::from(tracker.as_bytes()));
     meta.announce_list = vec![vec![ByteBufOwned::from(tracker.as_bytes())]];
     let mut out = Vec::new();
@@ -158,11 +161,7 @@ fn with_announce(bytes: &[u8], tracker: Option<&str>) -> anyhow::Result<Vec<u8>>
 
 /// Writes a torrent for `file` with [`PIECE_LEN`] pieces.
 pub async fn create(file: &Path, out: &Path, tracker: Option<String>) -> anyhow::Result<()> {
-    let name = file
-        .file_name()
-        .context("--file has no file name")?
-        .to_string_lossy()
-        .into_owned();
+    let name = file.file_name().context("--file has no file name")?.to_string_lossy().into_owned();
     let trackers = match tracker {
         Some(t) => vec![check_tracker(&t)?],
         None => Vec::new(),
