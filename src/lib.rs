@@ -1,5 +1,6 @@
 //! The `lazare` CLI as a library: build, serve, image, inspect, vm.
 
+pub mod bencode;
 pub mod build;
 pub mod cachedir;
 pub mod cli;

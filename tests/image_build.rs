@@ -150,9 +150,11 @@ fn image_add_round_trip_and_refusal() {
         &std::fs::read(data.path().join("images").join(format!("{}.json", m.file))).unwrap(),
     )
     .unwrap();
-    assert_eq!(back, m);
-    // No temp files left behind: the tarball, its manifest, its chunk index
-    // and its install tools; nothing else.
+    // Added with the info hash of the torrent made on the copying pass.
+    assert!(back.torrent.is_some());
+    assert_eq!(back, ImageManifest { torrent: back.torrent.clone(), ..m.clone() });
+    // No temp files left behind: the tarball, its manifest, its chunk index,
+    // its install tools and its room torrent; nothing else.
     let mut names: Vec<String> = std::fs::read_dir(data.path().join("images"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -166,6 +168,7 @@ fn image_add_round_trip_and_refusal() {
         format!("{}.chunks", m.file),
         format!("{}.json", m.file),
         format!("{}.tools", m.file),
+        format!("{}.torrent", m.file),
     ];
     want.sort();
     assert_eq!(names, want);
@@ -191,6 +194,7 @@ fn image_add_round_trip_and_refusal() {
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst.json").exists());
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst.chunks").exists());
     assert!(!data.path().join("images/evil-bookworm-0.tar.zst.tools").exists());
+    assert!(!data.path().join("images/evil-bookworm-0.tar.zst.torrent").exists());
     assert_eq!(std::fs::read_dir(data.path().join("images")).unwrap().count(), want.len());
     drop(tarball);
 }

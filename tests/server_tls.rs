@@ -14,7 +14,7 @@ use std::process::Command;
 fn client(trust: tls::Trust, base: &str) -> http::Client {
     // Clock floor 0: the test host's clock is right.
     let config = tls::client_config(trust, 0).unwrap();
-    http::Client::new(http::agent(vec![], config), base.parse().unwrap())
+    http::Client::new(http::agent(vec![], config), base.parse().unwrap(), vec![])
 }
 
 fn key_of(s: &TestServer) -> PublicKey {

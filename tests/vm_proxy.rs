@@ -141,7 +141,8 @@ fn t_first_words(id: &str) -> String {
 /// The server's machine list, read as the admin over the pinned channel.
 fn machines_https(server: &TestServer, key: &lazare_proto::PublicKey) -> Vec<serde_json::Value> {
     let config = tls::client_config(tls::Trust::Pinned(key.clone()), 0).unwrap();
-    let client = http::Client::new(http::agent(vec![], config), server.base.parse().unwrap());
+    let client =
+        http::Client::new(http::agent(vec![], config), server.base.parse().unwrap(), vec![]);
     let list: serde_json::Value = client
         .agent
         .get(&server.url("/api/v1/machines"))

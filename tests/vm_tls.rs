@@ -59,7 +59,8 @@ fn cd_says_hello_over_the_pinned_https_channel() {
 
     // The server got the hello and the inventory, through the pinned channel.
     let config = tls::client_config(tls::Trust::Pinned(key), 0).unwrap();
-    let client = http::Client::new(http::agent(vec![], config), server.base.parse().unwrap());
+    let client =
+        http::Client::new(http::agent(vec![], config), server.base.parse().unwrap(), vec![]);
     let list: serde_json::Value = client
         .agent
         .get(&server.url("/api/v1/machines"))

@@ -57,6 +57,7 @@ pub fn run(a: &FetchArgs) -> Result<()> {
         format,
         chunks: a.chunks.clone(),
         tools: None,
+        torrent: None,
     };
     let index = stream(&UreqFetch::default(), &a.url, &image, &a.into, Retry::default(), &Quiet)
         .with_context(|| format!("streaming {} into {}", a.url, a.into.display()))?;

@@ -87,7 +87,8 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     let tls = tls::client_config(trust, BUILD_FLOOR)
         .map_err(|e| Failure::new(&t("fail-tls-setup"), e))?;
     let base = server_url(&cfg.server, &net)?;
-    let server = http::Client::new(http::agent(net.dns.clone(), tls), base.clone());
+    let server =
+        http::Client::new(http::agent(net.dns.clone(), tls), base.clone(), net.dns.clone());
     let (inv, kept) = look(screen, &disks);
     if let Some((secret, from)) = kept {
         server.set_secret(&secret);

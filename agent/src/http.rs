@@ -52,22 +52,7 @@ pub fn new_challenge() -> std::io::Result<String> {
 /// An HTTP agent that resolves names through `dns` (the lease's servers)
 /// and checks https servers with `tls` ([`crate::tls::client_config`]).
 pub fn agent(dns: Vec<Ipv4Addr>, tls: Arc<rustls::ClientConfig>) -> ureq::Agent {
-    let resolver = move |netloc: &str| -> std::io::Result<Vec<SocketAddr>> {
-        // Literal addresses never need a lookup.
-        if let Ok(addrs) = netloc.parse::<SocketAddr>() {
-            return Ok(vec![addrs]);
-        }
-        let (host, port) = netloc
-            .rsplit_once(':')
-            .ok_or_else(|| std::io::Error::other(format!("no port in {netloc}")))?;
-        let port: u16 = port.parse().map_err(std::io::Error::other)?;
-        if host == "localhost" {
-            return ("127.0.0.1", port).to_socket_addrs().map(Iterator::collect);
-        }
-        let id = (std::process::id() as u16) ^ (port.rotate_left(7));
-        let ips = crate::net::dns::resolve(host, &dns, id).map_err(std::io::Error::other)?;
-        Ok(ips.into_iter().map(|ip| SocketAddr::from((ip, port))).collect())
-    };
+    let resolver = move |netloc: &str| resolve(netloc, &dns);
     ureq::AgentBuilder::new()
         .resolver(resolver)
         .tls_config(tls)
@@ -77,19 +62,50 @@ pub fn agent(dns: Vec<Ipv4Addr>, tls: Arc<rustls::ClientConfig>) -> ureq::Agent 
         .build()
 }
 
+/// `host:port` to addresses: literals as they are, names through `dns`
+/// (the lease's servers) with the agent's own resolver.
+pub fn resolve(netloc: &str, dns: &[Ipv4Addr]) -> std::io::Result<Vec<SocketAddr>> {
+    // Literal addresses never need a lookup.
+    if let Ok(addrs) = netloc.parse::<SocketAddr>() {
+        return Ok(vec![addrs]);
+    }
+    let (host, port) = netloc
+        .rsplit_once(':')
+        .ok_or_else(|| std::io::Error::other(format!("no port in {netloc}")))?;
+    let port: u16 = port.parse().map_err(std::io::Error::other)?;
+    if host == "localhost" {
+        return ("127.0.0.1", port).to_socket_addrs().map(Iterator::collect);
+    }
+    let id = (std::process::id() as u16) ^ (port.rotate_left(7));
+    let ips = crate::net::dns::resolve(host, dns, id).map_err(std::io::Error::other)?;
+    Ok(ips.into_iter().map(|ip| SocketAddr::from((ip, port))).collect())
+}
+
 /// A client of the install server at `base` (`http://10.0.2.100:8470`).
 #[derive(Clone)]
 pub struct Client {
     pub agent: ureq::Agent,
     pub base: ServerUrl,
+    /// The lease's name servers (the room's engine is given the server's
+    /// address, resolved here: it has no resolver of its own).
+    pub dns: Vec<Ipv4Addr>,
     /// This machine's enrolment secret, from the hello that enrolled it:
     /// every later call proves the machine with it.
     secret: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
-    pub fn new(agent: ureq::Agent, base: ServerUrl) -> Client {
-        Client { agent, base, secret: Arc::new(Mutex::new(None)) }
+    pub fn new(agent: ureq::Agent, base: ServerUrl, dns: Vec<Ipv4Addr>) -> Client {
+        Client { agent, base, dns, secret: Arc::new(Mutex::new(None)) }
+    }
+
+    /// The server's address (the first its name resolves to), at `port`.
+    pub fn server_addr(&self, port: u16) -> std::io::Result<SocketAddr> {
+        let netloc = format!("{}:{port}", self.base.host());
+        resolve(&netloc, &self.dns)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("{netloc}: no address")))
     }
 
     /// The machine secret, once the server gave one.

@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use lazare_proto::{Event, Inventory, Phase, Plan, PublicKey};
+use lazare_proto::{Event, Inventory, Phase, Plan, PublicKey, Room, ENGINE_PATH};
 
 use crate::failure::Failure;
 use crate::http::Client as Server;
 use crate::i18n::t;
+use crate::install::room::RoomSetup;
 use crate::install::{self, InstallCtx, Reporter, Retry, UreqFetch};
 use crate::screen::Screen;
 use crate::target::Reinstall;
@@ -68,6 +69,7 @@ pub fn install(
     let reinstall = reinstall_entry(screen, inv, &server.base, cmdline, server.secret(), key);
     let image_url = server.url(&plan.setup.image.url);
     let fetch = UreqFetch::new(server.agent.clone());
+    let room = plan.setup.room.as_ref().and_then(|room| room_setup(screen, server, room));
     let upload = || {
         let _ = server.log(&inv.machine_id, &screen.log_text());
     };
@@ -78,8 +80,25 @@ pub fn install(
         reinstall: reinstall.as_ref(),
         upload_log: &upload,
         keep: &|_| {},
+        room: room.as_ref(),
     };
     run(screen, inv, plan, &layout, &source)
+}
+
+/// Where the room's engine and tracker are: the tracker by address, since
+/// the engine has no resolver of its own.
+fn room_setup<'a>(screen: &Screen, server: &Server, room: &'a Room) -> Option<RoomSetup<'a>> {
+    match server.server_addr(room.tracker_port) {
+        Ok(addr) => Some(RoomSetup {
+            room,
+            engine_url: server.url(ENGINE_PATH),
+            tracker: format!("http://{addr}/announce"),
+        }),
+        Err(e) => {
+            screen.note(&format!("not sharing the image: the server's address: {e}"));
+            None
+        }
+    }
 }
 
 /// The disk layout of `plan` on this PC, shown with its countdown.
@@ -106,6 +125,8 @@ pub struct Source<'a> {
     /// Called once the new system is written and unmounted, before the
     /// restart (the offline agent keeps its record on it).
     pub keep: &'a dyn Fn(&[install::Made]),
+    /// The room to share the image with, if any.
+    pub room: Option<&'a RoomSetup<'a>>,
 }
 
 /// Runs the pipeline from `source`; on success restarts into the new system
@@ -137,6 +158,7 @@ pub fn run(
         reporter: source.reporter,
         retry: Retry::default(),
         reinstall: source.reinstall,
+        room: source.room,
     };
     let made = match install::run(&ctx) {
         Ok(made) => made,

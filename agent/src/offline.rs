@@ -181,6 +181,8 @@ pub fn install(screen: &Screen, b: &Bundle, plan: &Plan, o: &Offline) -> Result<
         // Nowhere to send it: the record on the disk goes at first contact.
         upload_log: &|| {},
         keep: &keep,
+        // No server, no tracker: the stick is the only source.
+        room: None,
     };
     installing::run(screen, o.inv, plan, &layout, &source)
 }

@@ -157,6 +157,7 @@ impl Install {
             reporter: &self.events,
             retry: Retry::default(),
             reinstall: None,
+            room: None,
         }
     }
 

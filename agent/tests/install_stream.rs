@@ -77,6 +77,7 @@ fn image(body: &[u8], format: ImageFormat) -> ImageRef {
         format,
         chunks: made.index.hash(),
         tools: None,
+        torrent: None,
     }
 }
 

@@ -13,7 +13,7 @@ use std::process::Command;
 use lazare_agent::install::tools::{prepare, Mke2fs, ToolsError};
 use lazare_agent::install::Retry;
 use lazare_agent::offline::FileFetch;
-use lazare_proto::{InstallTools, TOOLS_SUFFIX};
+use lazare_proto::{Pinned, TOOLS_SUFFIX};
 
 struct Quiet;
 
@@ -24,7 +24,7 @@ impl lazare_agent::install::stream::Progress for Quiet {
 
 /// The tools of this host's root, as the image build makes them for an
 /// image root: `<dir>/img.tar.zst.tools`.
-fn host_tools(dir: &Path) -> InstallTools {
+fn host_tools(dir: &Path) -> Pinned {
     let tar = dir.join("tools.tar");
     let status = Command::new("sh")
         .arg("-c")
@@ -86,10 +86,10 @@ fn tools_that_are_not_the_signed_ones_are_refused_unpacked() {
     let want = host_tools(tmp.path());
     let fetch = FileFetch { dir: tmp.path().to_path_buf() };
     let ram = tmp.path().join("tools");
-    let other = InstallTools { sha256: "0".repeat(64), ..want.clone() };
+    let other = Pinned { sha256: "0".repeat(64), ..want.clone() };
     let e = prepare(&fetch, "img.tar.zst", Some(&other), &ram, RETRY, &Quiet).unwrap_err();
     assert!(matches!(e, ToolsError::Mismatch { .. }), "{e}");
-    let longer = InstallTools { size: want.size - 1, ..want };
+    let longer = Pinned { size: want.size - 1, ..want };
     let e = prepare(&fetch, "img.tar.zst", Some(&longer), &ram, RETRY, &Quiet).unwrap_err();
     assert!(matches!(e, ToolsError::Mismatch { .. }), "{e}");
     assert!(!ram.exists(), "refused tools were unpacked");

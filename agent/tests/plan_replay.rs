@@ -32,6 +32,7 @@ fn start_server(data: &Path) -> String {
         created: 1,
         chunks: None,
         tools: None,
+        torrent: None,
     };
     let manifest = images.join("standard-1.tar.zst.json");
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
@@ -42,6 +43,8 @@ fn start_server(data: &Path) -> String {
         data: data.to_path_buf(),
         listen: format!("127.0.0.1:{port}").parse().unwrap(),
         http: false,
+        tracker_port: None,
+        no_tracker: true,
     };
     // Runs until the test process ends.
     std::thread::spawn(move || lazare::serve::run(&args));
@@ -74,7 +77,7 @@ fn a_replayed_or_late_plan_is_refused() {
         std::fs::read_to_string(dir.path().join("server.pub")).unwrap().trim().parse().unwrap();
     // The pinned channel, as on the CD.
     let tls = tls::client_config(tls::Trust::Pinned(key.clone()), 0).unwrap();
-    let server = http::Client::new(http::agent(vec![], tls), base.parse().unwrap());
+    let server = http::Client::new(http::agent(vec![], tls), base.parse().unwrap(), vec![]);
     let inv = inventory();
     let screen = Screen::stderr();
 

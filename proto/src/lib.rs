@@ -20,7 +20,7 @@ pub use enroll::{
     MACHINE_AUTH_SCHEME, PLAN_VALID_SECS, SECRET_HEADER,
 };
 pub use event::{Event, MachineStatus, Next, NextAction, Phase};
-pub use inventory::{hex, valid_machine_id, MacAddr, MacError};
+pub use inventory::{hex, unhex, valid_machine_id, MacAddr, MacError};
 pub use inventory::{
     Disk, Dmi, Firmware, Inventory, InventoryError, Nic, Partition, PartitionTable,
 };
@@ -30,8 +30,8 @@ pub use offline::{
 };
 pub use plan::{valid_hostname, valid_user_name, DEFAULT_ORDERS_EVERY_SECS, MIN_ORDERS_EVERY_SECS};
 pub use plan::{
-    Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, InstallTools, Plan,
-    PlanError, Setup, SwapPolicy, TablePreference, User, TOOLS_SUFFIX,
+    Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Pinned, Plan, PlanError,
+    Room, Setup, SwapPolicy, TablePreference, User, ENGINE_PATH, TOOLS_SUFFIX, TORRENT_SUFFIX,
 };
 pub use sign::{PublicKey, SignError, SigningKey, SIGNATURE_HEADER};
 

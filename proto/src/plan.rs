@@ -47,7 +47,30 @@ pub struct Setup {
     /// (`lazare-next.timer`), besides the one at each boot.
     #[serde(default = "default_orders_every")]
     pub orders_every_secs: u32,
+    /// How this PC shares the image with the others installing with it.
+    /// `None`: it downloads from the server alone (offline templates, a
+    /// server without its tracker or engine, an image without a torrent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<Room>,
 }
+
+/// The room (issue 15): the PCs installing at the same time fetch image
+/// pieces from each other with BitTorrent, each piece checked (SHA-1 by the
+/// engine, then sha256 against the signed chunk index by the agent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// The server's tracker port (plain HTTP, on the server's address).
+    pub tracker_port: u16,
+    /// The sharing engine `lazare-share`, a static executable served at
+    /// [`ENGINE_PATH`]; not on the CD (it does not fit) but pinned here.
+    pub engine: Pinned,
+}
+
+/// The room's torrent file name is the image's and this.
+pub const TORRENT_SUFFIX: &str = ".torrent";
+
+/// Where the server serves the room's engine.
+pub const ENGINE_PATH: &str = "/images/lazare-share";
 
 fn yes() -> bool {
     true
@@ -98,22 +121,28 @@ pub struct ImageRef {
     /// ([`crate::ChunkIndex::hash`]), served at `url` + `.chunks`: the agent
     /// checks every chunk against it before unpacking a byte of it.
     pub chunks: String,
-    /// The image's own install tools, served at `url` + [`TOOLS_SUFFIX`]
-    /// (see [`InstallTools`]). `None` for an image built by a lazare before
+    /// The image's own install tools, served at `url` + [`TOOLS_SUFFIX`]:
+    /// what the agent runs to make the target's filesystems before the
+    /// image is there (the image's own `mke2fs`, its `/etc/mke2fs.conf`, and
+    /// their dynamic loader and libraries, as a zstd-compressed tar). The CD
+    /// need not carry a mke2fs with a C library (1.2 MB of its initramfs),
+    /// and the filesystems are made by the e2fsprogs of the system that will
+    /// check and mount them. `None` for an image built by a lazare before
     /// them: the agent then needs a mke2fs of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<InstallTools>,
+    pub tools: Option<Pinned>,
+    /// The info hash (lowercase hex SHA-1, BitTorrent v1) of the image's
+    /// torrent, served at `url` + `.torrent`: the PCs of a room share the
+    /// image by it. `None`: fetch from `url` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torrent: Option<String>,
 }
 
-/// The served file beside an image that holds what the agent runs to make
-/// the target's filesystems before the image is there: the image's own
-/// `mke2fs`, its `/etc/mke2fs.conf`, and their dynamic loader and libraries,
-/// as a zstd-compressed tar. The CD need not carry a mke2fs with a C
-/// library (1.2 MB of its initramfs), and the filesystems are made by the
-/// e2fsprogs of the system that will check and mount them.
+/// A file the agent fetches from the server and runs or unpacks: pinned by
+/// the signed plan, checked before use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InstallTools {
-    /// Lowercase hex sha256 of the file; the agent checks it before unpacking.
+pub struct Pinned {
+    /// Lowercase hex sha256 of the file; the agent checks it before use.
     pub sha256: String,
     /// Its size in bytes: the agent reads no more.
     pub size: u64,
@@ -380,5 +409,9 @@ pub struct ImageManifest {
     /// The install tools `<file>.tools` beside the tarball. `None` in
     /// manifests written by a lazare before them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<InstallTools>,
+    pub tools: Option<Pinned>,
+    /// Info hash of the room's torrent `<file>.torrent` beside the tarball,
+    /// made by `image add` (or `lazare serve` at start) on a server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torrent: Option<String>,
 }

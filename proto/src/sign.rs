@@ -145,8 +145,7 @@ mod tests {
     #[test]
     fn spki_matches_rfc_8410() {
         let raw = "19bf44096984cdfe8541bac167dc3b96c85086aa30b6b6cb0c5c38ad703166e1";
-        let bytes: Vec<u8> =
-            (0..32).map(|i| u8::from_str_radix(&raw[2 * i..2 * i + 2], 16).unwrap()).collect();
+        let bytes = crate::unhex(raw).unwrap();
         let key: PublicKey = format!("{PREFIX}{}", B64.encode(&bytes)).parse().unwrap();
         assert_eq!(
             B64.encode(key.spki_der()),

@@ -21,6 +21,7 @@ pub fn template(url: &str, size: u64) -> PlanTemplate {
                 format: ImageFormat::TarZst,
                 chunks: "b".repeat(64),
                 tools: None,
+                torrent: None,
             },
             disks: DiskPolicy::default(),
             locale: "fr_FR.UTF-8".into(),
@@ -30,6 +31,7 @@ pub fn template(url: &str, size: u64) -> PlanTemplate {
             reinstall_entry: true,
             countdown_secs: 0,
             orders_every_secs: DEFAULT_ORDERS_EVERY_SECS,
+            room: None,
         },
         created: 1,
     }

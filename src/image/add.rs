@@ -1,11 +1,13 @@
 //! `lazare image add --data DIR IMAGE...`: verify an image against its
 //! manifest and put both where `lazare serve` serves them:
 //! `DIR/images/<file>`, its chunk index `DIR/images/<file>.chunks`, its
-//! install tools `DIR/images/<file>.tools` and `DIR/images/<file>.json`.
+//! install tools `DIR/images/<file>.tools`, the room's torrent
+//! `DIR/images/<file>.torrent` and `DIR/images/<file>.json`.
 
 use super::build::{set_readable, write_manifest};
 use super::chunks::{index_path, write_index};
 use super::tools::tools_path;
+use super::torrent::{self, torrent_path, PieceHasher};
 use anyhow::{Context, Result};
 use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE};
 use std::fs::File;
@@ -46,7 +48,7 @@ pub fn add(data: &Path, image: &Path) -> Result<ImageManifest> {
     let dir = images_dir(data);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dst = dir.join(&manifest.file);
-    let index = copy_verified(&tarball, &dst, &manifest)?;
+    let (index, pieces) = copy_verified(&tarball, &dst, &manifest)?;
     // Tarball, its install tools and its index, then the manifest naming
     // them: a manifest is only ever written once what it names is in place.
     if let Some(tools) = &manifest.tools {
@@ -55,6 +57,8 @@ pub fn add(data: &Path, image: &Path) -> Result<ImageManifest> {
     write_index(&index, &index_path(&dst))?;
     let mut manifest = manifest;
     manifest.chunks = Some(index.hash());
+    manifest.torrent =
+        Some(torrent::write(&torrent_path(&dst), &manifest.file, manifest.size, pieces)?);
     write_manifest(&manifest, &dir.join(format!("{}.json", manifest.file)))?;
     Ok(manifest)
 }
@@ -72,17 +76,19 @@ fn pair(image: &Path) -> (Option<PathBuf>, PathBuf) {
 
 /// Copies `src` to a temp file beside `dst` while hashing and indexing it,
 /// and renames it into place only if sha256 and size match the manifest.
-/// Returns the chunk index of the copy (made on the same pass).
-fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<ChunkIndex> {
+/// Returns the chunk index of the copy and its torrent's piece hashes
+/// (made on the same pass).
+fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<(ChunkIndex, Vec<u8>)> {
     let input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
     let dir = dst.parent().context("destination has no parent")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".adding-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let tee = Tee { inner: input, out: tmp.as_file_mut() };
-    let made = ChunkIndex::build(tee, CHUNK_SIZE)
+    let mut tee = PieceHasher::new(Tee { inner: input, out: tmp.as_file_mut() });
+    let made = ChunkIndex::build(&mut tee, CHUNK_SIZE)
         .with_context(|| format!("copying {} to {}", src.display(), dir.display()))?;
+    let pieces = tee.finish();
     let (got, len) = (made.sha256, made.index.size());
     if !got.eq_ignore_ascii_case(&m.sha256) {
         let e = AddError::Sha256Mismatch { file: src.into(), want: m.sha256.clone(), got };
@@ -94,7 +100,7 @@ fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<ChunkIndex
     tmp.as_file().sync_all().context("syncing the image copy")?;
     set_readable(tmp.as_file())?;
     tmp.persist(dst).with_context(|| format!("writing {}", dst.display()))?;
-    Ok(made.index)
+    Ok((made.index, pieces))
 }
 
 /// Writes everything read through it to `out` as well.

@@ -93,6 +93,7 @@ pub fn build(p: &Profile, opts: &BuildOptions) -> Result<Built> {
         created: epoch,
         chunks: None,
         tools: Some(tools),
+        torrent: None,
     };
     // Indexed from the written file (page cache: seconds against a build of
     // minutes), which also checks it against the hash taken while writing.

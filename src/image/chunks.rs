@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE, INDEX_SUFFIX};
 
 use super::build::{set_readable, write_manifest};
+use super::torrent::{self, torrent_path, PieceHasher};
 
 /// `<tarball>.chunks`.
 pub fn index_path(tarball: &Path) -> PathBuf {
@@ -21,8 +22,14 @@ pub fn index_path(tarball: &Path) -> PathBuf {
 /// Indexes `tarball`, refusing it unless its sha256 and size are the
 /// manifest's.
 pub fn index_file(tarball: &Path, m: &ImageManifest) -> Result<ChunkIndex> {
+    Ok(index_and_pieces(tarball, m)?.0)
+}
+
+/// [`index_file`], and the torrent's piece hashes made on the same pass.
+fn index_and_pieces(tarball: &Path, m: &ImageManifest) -> Result<(ChunkIndex, Vec<u8>)> {
     let f = File::open(tarball).with_context(|| format!("opening {}", tarball.display()))?;
-    let made = ChunkIndex::build(BufReader::with_capacity(1 << 20, f), CHUNK_SIZE)
+    let mut pieces = PieceHasher::new(BufReader::with_capacity(1 << 20, f));
+    let made = ChunkIndex::build(&mut pieces, CHUNK_SIZE)
         .with_context(|| format!("reading {}", tarball.display()))?;
     if !made.sha256.eq_ignore_ascii_case(&m.sha256) || made.index.size() != m.size {
         bail!(
@@ -35,7 +42,7 @@ pub fn index_file(tarball: &Path, m: &ImageManifest) -> Result<ChunkIndex> {
             m.size
         );
     }
-    Ok(made.index)
+    Ok((made.index, pieces.finish()))
 }
 
 /// Writes the index's canonical bytes to `path` atomically, readable by all.
@@ -49,9 +56,10 @@ pub fn write_index(index: &ChunkIndex, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes sure the image of `manifest_path` has its index and the manifest
-/// names the index's hash; makes both when missing or stale. Returns the
-/// manifest as it now is.
+/// Makes sure the image of `manifest_path` has its chunk index and its
+/// room torrent, and the manifest names both hashes; makes them (in one
+/// read of the image) when missing or stale. Returns the manifest as it now
+/// is.
 pub fn ensure(manifest_path: &Path) -> Result<ImageManifest> {
     let mut m: ImageManifest = serde_json::from_slice(
         &std::fs::read(manifest_path)
@@ -60,14 +68,19 @@ pub fn ensure(manifest_path: &Path) -> Result<ImageManifest> {
     .with_context(|| format!("parsing {}", manifest_path.display()))?;
     let tarball = manifest_path.with_file_name(&m.file);
     let path = index_path(&tarball);
-    if let (Some(want), Ok(bytes)) = (&m.chunks, std::fs::read(&path)) {
-        if ChunkIndex::parse_signed(&bytes, want, m.size).is_ok() {
-            return Ok(m);
-        }
+    let index_ok = match (&m.chunks, std::fs::read(&path)) {
+        (Some(want), Ok(bytes)) => ChunkIndex::parse_signed(&bytes, want, m.size).is_ok(),
+        _ => false,
+    };
+    let torrent_ok =
+        m.torrent.as_deref().is_some_and(|t| torrent::check(&torrent_path(&tarball), t));
+    if index_ok && torrent_ok {
+        return Ok(m);
     }
-    let index = index_file(&tarball, &m)?;
+    let (index, pieces) = index_and_pieces(&tarball, &m)?;
     write_index(&index, &path)?;
     m.chunks = Some(index.hash());
+    m.torrent = Some(torrent::write(&torrent_path(&tarball), &m.file, m.size, pieces)?);
     write_manifest(&m, manifest_path)?;
     Ok(m)
 }
@@ -121,6 +134,7 @@ mod tests {
             created: 0,
             chunks: None,
             tools: None,
+            torrent: None,
         };
         let path = dir.join("t.tar.zst.json");
         write_manifest(&m, &path).unwrap();
@@ -150,7 +164,7 @@ mod tests {
         // An image with its tools starts without a word.
         let mut m: ImageManifest =
             serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-        m.tools = Some(lazare_proto::InstallTools { sha256: "0".repeat(64), size: 1 });
+        m.tools = Some(lazare_proto::Pinned { sha256: "0".repeat(64), size: 1 });
         write_manifest(&m, &manifest).unwrap();
         assert_eq!(ensure_all(dir.path()), Vec::<String>::new());
     }

@@ -6,6 +6,7 @@ pub mod build;
 pub mod chunks;
 pub mod profile;
 pub mod tools;
+pub mod torrent;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};

@@ -1,5 +1,5 @@
 //! An image's install tools (`<image>.tools`, see
-//! [`lazare_proto::InstallTools`]): the image's own mke2fs with its
+//! [`lazare_proto::ImageRef::tools`]): the image's own mke2fs with its
 //! `/etc/mke2fs.conf`, dynamic loader and libraries, taken from the image
 //! root while mmdebstrap builds it, as a zstd-compressed tar.
 //!
@@ -13,7 +13,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lazare_proto::{InstallTools, TOOLS_SUFFIX};
+use lazare_proto::{Pinned, TOOLS_SUFFIX};
 use sha2::{Digest, Sha256};
 
 use super::build::set_readable;
@@ -45,7 +45,7 @@ pub fn tools_path(tarball: &Path) -> PathBuf {
 }
 
 /// Compresses the hook's tar into `out` and describes it for the manifest.
-pub fn pack(tar: &Path, out: &Path) -> Result<InstallTools> {
+pub fn pack(tar: &Path, out: &Path) -> Result<Pinned> {
     let raw = std::fs::read(tar).with_context(|| format!("reading {}", tar.display()))?;
     if raw.is_empty() {
         bail!("the image's install tools are empty (the customize hook wrote nothing)");
@@ -60,13 +60,13 @@ pub fn pack(tar: &Path, out: &Path) -> Result<InstallTools> {
     Ok(describe(&packed))
 }
 
-fn describe(bytes: &[u8]) -> InstallTools {
-    InstallTools { sha256: lazare_proto::hex(&Sha256::digest(bytes)), size: bytes.len() as u64 }
+fn describe(bytes: &[u8]) -> Pinned {
+    Pinned { sha256: lazare_proto::hex(&Sha256::digest(bytes)), size: bytes.len() as u64 }
 }
 
 /// Copies `src` beside `dst` and renames it into place only if it is the
 /// file `want` describes (`lazare image add`).
-pub fn copy_verified(src: &Path, dst: &Path, want: &InstallTools) -> Result<()> {
+pub fn copy_verified(src: &Path, dst: &Path, want: &Pinned) -> Result<()> {
     let mut bytes = Vec::new();
     File::open(src)
         .with_context(|| format!("opening {} (the image's install tools)", src.display()))?

@@ -1,7 +1,7 @@
 //! The initramfs of the boot CD: `/init` = the static agent, the kernel
 //! modules an old or new PC needs for its network and disks, and the baked
 //! configuration under `/etc/lazare/`. Nothing dynamically linked: the
-//! install runs the image's own mke2fs (`lazare_proto::InstallTools`).
+//! install runs the image's own mke2fs (`lazare_proto::ImageRef::tools`).
 //!
 //! The archive is three cpio newc parts, each compressed with zstd (the
 //! kernel unpacks them one after the other), byte-for-byte reproducible:

@@ -5,11 +5,20 @@
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+/// Both ends of a request's connection, in every request's extensions:
+/// the tracker names the server the way each PC reached it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnAddrs {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
 
 /// 40 PCs of a room with a few requests each, the dashboard, and headroom.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -51,7 +60,10 @@ pub async fn run(
         let stream = tokio::select! {
             _ = &mut shutdown => return,
             s = listener.accept() => match s {
-                Ok((s, _)) => s,
+                Ok((s, remote)) => match s.local_addr() {
+                    Ok(local) => (s, ConnAddrs { local, remote }),
+                    Err(_) => continue,
+                },
                 Err(e) => {
                     // EMFILE and the like: wait a little rather than spin.
                     eprintln!("lazare: accepting a connection: {e}");
@@ -60,7 +72,8 @@ pub async fn run(
                 }
             },
         };
-        let (app, tls) = (app.clone(), tls.clone());
+        let (stream, addrs) = stream;
+        let (app, tls) = (app.clone().layer(axum::Extension(addrs)), tls.clone());
         tokio::spawn(async move {
             match tls {
                 Some(acceptor) => {

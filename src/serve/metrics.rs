@@ -1,9 +1,8 @@
 //! `GET /metrics`: Prometheus text for the admin (the same token as the
-//! machine API): image bytes sent, hellos, machines by status, and request
-//! latencies by kind. Counters live in atomics, so counting costs a request
-//! nothing measurable; the machine counts are read from SQLite at scrape.
-//! No peer protocol exists yet (issue 15), so every image byte counted here
-//! went over HTTP(S) from this server.
+//! machine API): image bytes sent over HTTP(S), hellos, machines by status,
+//! the PCs announcing to the room's tracker, and request latencies by kind.
+//! Counters live in atomics, so counting costs a request nothing
+//! measurable; the machine counts are read from SQLite at scrape.
 
 use super::Server;
 use axum::body::Body;
@@ -104,11 +103,16 @@ pub async fn scrape(State(server): State<Arc<Server>>, headers: HeaderMap) -> Re
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let text = render(&server.metrics, machines.iter().map(|m| m.status));
+    let peers = server.tracker.as_ref().map(|t| t.peers_known(Instant::now()));
+    let text = render(&server.metrics, machines.iter().map(|m| m.status), peers);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-fn render(m: &Metrics, statuses: impl Iterator<Item = lazare_proto::MachineStatus>) -> String {
+fn render(
+    m: &Metrics,
+    statuses: impl Iterator<Item = lazare_proto::MachineStatus>,
+    peers: Option<usize>,
+) -> String {
     use lazare_proto::MachineStatus::*;
     let mut o = String::new();
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -116,6 +120,11 @@ fn render(m: &Metrics, statuses: impl Iterator<Item = lazare_proto::MachineStatu
     let _ = writeln!(o, "# TYPE lazare_image_bytes_sent_total counter");
     let _ =
         writeln!(o, "lazare_image_bytes_sent_total{{protocol=\"http\"}} {}", load(&m.image_bytes));
+    if let Some(n) = peers {
+        let _ = writeln!(o, "# HELP lazare_room_peers PCs announcing to the room's tracker now.");
+        let _ = writeln!(o, "# TYPE lazare_room_peers gauge");
+        let _ = writeln!(o, "lazare_room_peers {n}");
+    }
     let _ = writeln!(o, "# HELP lazare_hellos_total Hellos received (POST /api/v1/hello).");
     let _ = writeln!(o, "# TYPE lazare_hellos_total counter");
     let _ = writeln!(o, "lazare_hellos_total {}", load(&m.hellos));
@@ -161,7 +170,8 @@ mod tests {
         m.latency[Kind::Api as usize].observe(0.003);
         m.latency[Kind::Api as usize].observe(0.2);
         m.hellos.fetch_add(2, Ordering::Relaxed);
-        let text = render(&m, [MachineStatus::Installed, MachineStatus::Installed].into_iter());
+        let text =
+            render(&m, [MachineStatus::Installed, MachineStatus::Installed].into_iter(), Some(3));
         assert!(text.contains("lazare_request_seconds_bucket{kind=\"api\",le=\"0.005\"} 1\n"));
         assert!(text.contains("lazare_request_seconds_bucket{kind=\"api\",le=\"0.5\"} 2\n"));
         assert!(text.contains("lazare_request_seconds_bucket{kind=\"api\",le=\"+Inf\"} 2\n"));
@@ -169,5 +179,6 @@ mod tests {
         assert!(text.contains("lazare_machines{status=\"installed\"} 2\n"));
         assert!(text.contains("lazare_machines{status=\"failed\"} 0\n"));
         assert!(text.contains("lazare_hellos_total 2\n"));
+        assert!(text.contains("lazare_room_peers 3\n"));
     }
 }

@@ -14,6 +14,7 @@ pub mod offline;
 mod plan;
 mod store;
 mod tls;
+mod tracker;
 mod wol;
 
 use anyhow::{Context, Result};
@@ -43,6 +44,29 @@ pub struct ServeArgs {
     /// proxy or in a lab. CDs must then be built with an http:// URL.
     #[arg(long)]
     pub http: bool,
+    /// Port of the room's tracker (plain HTTP, on the --listen address),
+    /// where the PCs installing at the same time learn of each other to
+    /// share the image. Default: the --listen port + 1 (8471), or any free
+    /// port when --listen has port 0.
+    #[arg(long, value_name = "PORT")]
+    pub tracker_port: Option<u16>,
+    /// No tracker: every PC downloads the image from this server alone.
+    #[arg(long, conflicts_with = "tracker_port")]
+    pub no_tracker: bool,
+}
+
+impl ServeArgs {
+    /// Where the tracker listens, if it runs.
+    fn tracker_addr(&self) -> Option<SocketAddr> {
+        if self.no_tracker {
+            return None;
+        }
+        let port = self.tracker_port.unwrap_or(match self.listen.port() {
+            0 => 0,
+            p => p.checked_add(1)?,
+        });
+        Some(SocketAddr::new(self.listen.ip(), port))
+    }
 }
 
 /// Everything a request handler needs.
@@ -56,6 +80,8 @@ pub struct Server {
     listen: SocketAddr,
     /// Counters for `GET /metrics`.
     metrics: metrics::Metrics,
+    /// The room's tracker, when it runs.
+    tracker: Option<Arc<tracker::Tracker>>,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -87,6 +113,16 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let public = key.public();
     // Made before the key moves into the server state; the key is the TLS key.
     let tls = if args.http { None } else { Some(tls::acceptor(&key)?) };
+    let tracker = match args.tracker_addr() {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("listening on {addr} for the room's tracker (--tracker-port, --no-tracker)")
+            })?;
+            let addr = listener.local_addr().context("reading the tracker's address")?;
+            Some((Arc::new(tracker::Tracker::new(data.images(), None)), listener, addr))
+        }
+    };
     let server = Arc::new(Server {
         store,
         rules,
@@ -95,6 +131,7 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         data: data.clone(),
         listen: args.listen,
         metrics: metrics::Metrics::default(),
+        tracker: tracker.as_ref().map(|(t, _, _)| t.clone()),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -102,8 +139,18 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let addr = listener.local_addr().context("reading the listening address")?;
     println!("{enroll}");
     let scheme = if tls.is_some() { "https" } else { "http" };
-    print_banner(&data, scheme, addr, &public, new_key, new_token.then_some(token.as_str()));
+    let banner = Banner { scheme, addr, tracker: tracker.as_ref().map(|(_, _, a)| *a), new_key };
+    print_banner(&data, &banner, &public, new_token.then_some(token.as_str()));
+    let stop = tokio::sync::watch::channel(()).0;
+    if let Some((t, listener, _)) = tracker {
+        let mut stopped = stop.subscribe();
+        let done = async move {
+            let _ = stopped.changed().await;
+        };
+        tokio::spawn(listen::run(listener, tracker::router(t), None, done));
+    }
     listen::run(listener, app(server), tls, shutdown_signal()).await;
+    drop(stop);
     println!("lazare serve: stopped");
     Ok(())
 }
@@ -145,14 +192,21 @@ fn enroll_line(rule: EnrollRule, until: Option<i64>) -> String {
     }
 }
 
+/// What the start banner tells of the listeners.
+struct Banner<'a> {
+    scheme: &'a str,
+    addr: SocketAddr,
+    tracker: Option<SocketAddr>,
+    new_key: bool,
+}
+
 fn print_banner(
     data: &DataDir,
-    scheme: &str,
-    addr: SocketAddr,
+    b: &Banner,
     public: &lazare_proto::PublicKey,
-    new_key: bool,
     new_token: Option<&str>,
 ) {
+    let Banner { scheme, addr, new_key, .. } = *b;
     let shown = if addr.ip().is_unspecified() {
         format!("{scheme}://<this server's address>:{}", addr.port())
     } else {
@@ -164,6 +218,10 @@ fn print_banner(
     }
     println!("listening on {scheme}://{addr}");
     println!("dashboard: {shown}/");
+    match b.tracker {
+        Some(t) => println!("room tracker: http://{t}/announce"),
+        None => println!("room tracker: none (--no-tracker): each PC downloads from this server"),
+    }
     println!("public key: {public}");
     if scheme == "https" {
         // The certificate is self-signed: browsers warn once; scripts pin.

@@ -193,6 +193,7 @@ mod tests {
             created: 1,
             chunks: Some("b".repeat(64)),
             tools: None,
+            torrent: None,
         };
         let t = template(&rules, &m, 7).unwrap();
         assert_eq!(t.setup.image.url, "test-1.tar.zst");

@@ -26,15 +26,9 @@ pub enum NoPlan {
 pub fn find_image(dir: &Path, profile: &str) -> Result<ImageManifest, NoPlan> {
     // The answer goes to any PC: it names no server path.
     let missing = || NoPlan::MissingImage { profile: profile.to_string() };
-    let entries = std::fs::read_dir(dir).map_err(|_| missing())?;
     let mut best: Option<ImageManifest> = None;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let Some(m) = read_manifest(&path) else { continue };
-        if m.name != profile || !usable(dir, &m, &path) {
+    for m in usable_manifests(dir) {
+        if m.name != profile {
             continue;
         }
         let newer = best.as_ref().is_none_or(|b| (m.created, &m.file) > (b.created, &b.file));
@@ -43,6 +37,17 @@ pub fn find_image(dir: &Path, profile: &str) -> Result<ImageManifest, NoPlan> {
         }
     }
     best.ok_or_else(missing)
+}
+
+/// Every manifest in `dir` whose tarball is there (see [`find_image`]).
+pub fn usable_manifests(dir: &Path) -> Vec<ImageManifest> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter_map(|p| read_manifest(&p).filter(|m| usable(dir, m, &p)))
+        .collect()
 }
 
 fn read_manifest(path: &Path) -> Option<ImageManifest> {
@@ -153,6 +158,8 @@ pub fn setup(rules: &Rules, image: &ImageManifest, url: String) -> anyhow::Resul
         reinstall_entry: rules.reinstall_entry,
         countdown_secs: rules.countdown_secs,
         orders_every_secs: rules.orders_every_secs,
+        // Set by build_plan when this server runs its room (never offline).
+        room: None,
     })
 }
 
@@ -178,6 +185,7 @@ pub fn image_ref(image: &ImageManifest, url: String) -> anyhow::Result<ImageRef>
             format!("image {} has no chunk index: restart `lazare serve` to make it", image.file)
         })?,
         tools: image.tools.clone(),
+        torrent: image.torrent.clone(),
     })
 }
 
@@ -208,6 +216,7 @@ mod tests {
             created,
             chunks: Some("c".repeat(64)),
             tools: None,
+            torrent: None,
         }
     }
 

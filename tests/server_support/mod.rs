@@ -295,6 +295,7 @@ pub fn add_image(data: &Path, profile: &str, bytes: &[u8]) -> ImageManifest {
         created: 1_700_000_000,
         chunks: None,
         tools: None,
+        torrent: None,
     };
     let manifest = dir.join(format!("{file}.json"));
     std::fs::write(&manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();

@@ -12,6 +12,7 @@ pub mod format;
 mod ioctl;
 mod memory;
 pub mod probe;
+pub mod room;
 pub mod show;
 pub mod stream;
 pub mod table;
@@ -57,6 +58,8 @@ pub struct InstallCtx<'a> {
     pub retry: Retry,
     /// The "Reinstall from server" entry (CD kernel, initrd, cmdline, server).
     pub reinstall: Option<&'a crate::target::Reinstall>,
+    /// The room, when the plan has one and the server's address is known.
+    pub room: Option<&'a room::RoomSetup<'a>>,
 }
 
 /// A filesystem of the new system as made (or kept).
@@ -150,23 +153,45 @@ fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     let r = ctx.reporter;
     r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.setup.image.name));
     let progress = DownloadProgress { r };
-    let index = stream::stream(
-        ctx.fetch,
-        ctx.image_url,
-        &ctx.plan.setup.image,
-        ctx.target,
-        ctx.retry,
-        &progress,
-    )?;
-    r.log(&format!(
-        "all {} chunks of the image matched the signed index {}",
-        index.count(),
-        ctx.plan.setup.image.chunks
-    ));
-    mount_verified(ctx, made)?;
-    r.event(Phase::Configure, None, "configuring the installed system");
-    configure(ctx, made)?;
-    Ok(())
+    let image = &ctx.plan.setup.image;
+    let engine = ctx.room.and_then(|setup| {
+        let started =
+            room::start(setup, image, ctx.image_url, ctx.fetch, ctx.target, ctx.retry, &progress);
+        match started {
+            Ok(engine) => {
+                r.log(&format!("sharing the image with the room ({})", engine.base));
+                Some(engine)
+            }
+            Err(e) => {
+                r.log(&format!("not sharing the image: {e}; downloading from the server alone"));
+                None
+            }
+        }
+    });
+    let room_fetch = engine.as_ref().map(|e| e.fetch(ctx.fetch, ctx.image_url));
+    let fetch: &dyn Fetch = match &room_fetch {
+        Some(f) => f,
+        None => ctx.fetch,
+    };
+    let streamed = stream::stream(fetch, ctx.image_url, image, ctx.target, ctx.retry, &progress);
+    let configured = streamed.map_err(InstallError::from).and_then(|index| {
+        r.log(&format!(
+            "all {} chunks of the image matched the signed index {}",
+            index.count(),
+            image.chunks
+        ));
+        mount_verified(ctx, made)?;
+        // The engine goes on serving the room while this PC configures.
+        r.event(Phase::Configure, None, "configuring the installed system");
+        Ok(configure(ctx, made)?)
+    });
+    if let Some(engine) = engine {
+        if let Some(s) = engine.stats() {
+            r.log(&room::stats_line(&s, image.size, engine.dropped()));
+        }
+        r.log(&engine.stop());
+    }
+    configured
 }
 
 struct DownloadProgress<'a> {

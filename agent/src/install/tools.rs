@@ -1,4 +1,4 @@
-//! The image's install tools ([`lazare_proto::InstallTools`]): the image's
+//! The image's install tools ([`lazare_proto::ImageRef::tools`]): the image's
 //! own mke2fs with its loader and libraries, fetched beside the image
 //! (`<url>.tools`) before anything is written, checked against the signed
 //! plan, unpacked into RAM and run through its own loader. The CD then
@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lazare_proto::{InstallTools, TOOLS_SUFFIX};
+use lazare_proto::{Pinned, TOOLS_SUFFIX};
 use sha2::{Digest, Sha256};
 
 use super::stream::{fetch_small, Fetch, Progress, Retry};
@@ -90,7 +90,7 @@ impl Mke2fs {
 pub fn prepare(
     fetch: &dyn Fetch,
     image_url: &str,
-    tools: Option<&InstallTools>,
+    tools: Option<&Pinned>,
     dir: &Path,
     retry: Retry,
     progress: &dyn Progress,

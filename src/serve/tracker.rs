@@ -1,0 +1,245 @@
+//! The room's BitTorrent tracker: the PCs installing an image announce
+//! themselves here and learn where the others are (BEP 3 HTTP announce,
+//! BEP 23 compact peer lists, BEP 7 `peers6`). It listens on a port of its
+//! own, in plain HTTP: a peer list is no secret, and nothing a peer sends is
+//! used before the engine checked its SHA-1 and the agent its sha256
+//! against the signed chunk index.
+//!
+//! `lazare serve` is one source among the peers: when it seeds the image
+//! itself, every answer lists it first, at the address the PC reached the
+//! tracker on (so a server behind NAT or on several LANs is named the way
+//! each PC sees it). Only the torrents of the images this server serves are
+//! tracked; a PC that stops announcing is forgotten after [`EXPIRE`].
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+
+use super::listen::ConnAddrs;
+use crate::bencode::Value;
+
+/// How often a PC announces again; 40 PCs make 80 tiny requests a minute.
+pub const INTERVAL: Duration = Duration::from_secs(30);
+/// A PC not heard of for this long is switched off or gone.
+pub const EXPIRE: Duration = Duration::from_secs(3 * 30);
+/// Peers per answer at most (a room is 40 PCs).
+const NUMWANT_MAX: usize = 80;
+/// How often the images folder is read again for a torrent not known yet.
+const RESCAN: Duration = Duration::from_secs(5);
+
+/// One announce, as BEP 3 names its parameters.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Announce {
+    pub info_hash: [u8; 20],
+    pub peer_id: Vec<u8>,
+    pub port: u16,
+    /// Bytes the peer still lacks (0: it has the whole image).
+    pub left: Option<u64>,
+    pub stopped: bool,
+    pub numwant: usize,
+}
+
+/// Why an announce is refused (sent back as BEP 3's `failure reason`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refused {
+    #[error("missing or malformed parameter {0}")]
+    Param(&'static str),
+    #[error("not an image this server serves")]
+    UnknownTorrent,
+}
+
+/// Reads the query string; `info_hash` and `peer_id` are raw bytes,
+/// percent-encoded, so the query is decoded by hand, not as UTF-8.
+pub fn parse(query: &str) -> Result<Announce, Refused> {
+    let mut info_hash = None;
+    let mut peer_id = None;
+    let mut port = None;
+    let mut left = None;
+    let mut stopped = false;
+    let mut numwant = 50;
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(v).collect();
+        let text = || std::str::from_utf8(&bytes).ok();
+        match k {
+            "info_hash" => {
+                info_hash =
+                    Some(bytes.as_slice().try_into().map_err(|_| Refused::Param("info_hash"))?)
+            }
+            "peer_id" if bytes.len() == 20 => peer_id = Some(bytes),
+            "peer_id" => return Err(Refused::Param("peer_id")),
+            "port" => {
+                port = Some(text().and_then(|t| t.parse().ok()).ok_or(Refused::Param("port"))?)
+            }
+            "left" => {
+                left = Some(text().and_then(|t| t.parse().ok()).ok_or(Refused::Param("left"))?)
+            }
+            "event" => stopped = text() == Some("stopped"),
+            "numwant" => {
+                numwant = text().and_then(|t| t.parse().ok()).ok_or(Refused::Param("numwant"))?;
+            }
+            _ => {}
+        }
+    }
+    let port: u16 = port.ok_or(Refused::Param("port"))?;
+    if port == 0 {
+        return Err(Refused::Param("port"));
+    }
+    Ok(Announce {
+        info_hash: info_hash.ok_or(Refused::Param("info_hash"))?,
+        peer_id: peer_id.ok_or(Refused::Param("peer_id"))?,
+        port,
+        left,
+        stopped,
+        numwant: numwant.min(NUMWANT_MAX),
+    })
+}
+
+struct Peer {
+    addr: SocketAddr,
+    left: Option<u64>,
+    seen: Instant,
+}
+
+/// One image's PCs, by peer id.
+type Swarm = HashMap<Vec<u8>, Peer>;
+
+struct Known {
+    hashes: HashSet<[u8; 20]>,
+    read: Option<Instant>,
+}
+
+pub struct Tracker {
+    /// Info hash → peer id → where it is.
+    swarms: Mutex<HashMap<[u8; 20], Swarm>>,
+    known: Mutex<Known>,
+    images: PathBuf,
+    /// The peer port of the server's own seed, when it seeds.
+    seed_port: Option<u16>,
+}
+
+impl Tracker {
+    pub fn new(images: PathBuf, seed_port: Option<u16>) -> Self {
+        Tracker {
+            swarms: Mutex::default(),
+            known: Mutex::new(Known { hashes: HashSet::new(), read: None }),
+            images,
+            seed_port,
+        }
+    }
+
+    /// Whether `hash` is the torrent of an image in the images folder,
+    /// reading the folder again at most every [`RESCAN`].
+    fn serves(&self, hash: &[u8; 20], now: Instant) -> bool {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.hashes.contains(hash) {
+            return true;
+        }
+        if known.read.is_some_and(|t| now.duration_since(t) < RESCAN) {
+            return false;
+        }
+        known.hashes = super::plan::usable_manifests(&self.images)
+            .into_iter()
+            .filter_map(|m| m.torrent.as_deref().and_then(unhex20))
+            .collect();
+        known.read = Some(now);
+        known.hashes.contains(hash)
+    }
+
+    /// Records `a`, sent from `conn`, and answers with the other peers.
+    pub fn announce(&self, a: &Announce, conn: ConnAddrs, now: Instant) -> Result<Value, Refused> {
+        if !self.serves(&a.info_hash, now) {
+            return Err(Refused::UnknownTorrent);
+        }
+        let mut swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
+        let swarm = swarms.entry(a.info_hash).or_default();
+        swarm.retain(|_, p| now.duration_since(p.seen) < EXPIRE);
+        if a.stopped {
+            swarm.remove(&a.peer_id);
+        } else {
+            let addr = SocketAddr::new(conn.remote.ip(), a.port);
+            swarm.insert(a.peer_id.clone(), Peer { addr, left: a.left, seen: now });
+        }
+        // The server's seed first, then the peers that have most.
+        let mut others: Vec<&Peer> =
+            swarm.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
+        others.sort_by_key(|p| p.left.unwrap_or(u64::MAX));
+        let seed = self.seed_port.map(|port| SocketAddr::new(conn.local.ip(), port));
+        let listed = seed.into_iter().chain(others.into_iter().map(|p| p.addr)).take(a.numwant);
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for addr in listed {
+            match canonical(addr.ip()) {
+                IpAddr::V4(ip) => v4.extend_from_slice(&ip.octets()),
+                IpAddr::V6(ip) => v6.extend_from_slice(&ip.octets()),
+            }
+            let port = addr.port().to_be_bytes();
+            match canonical(addr.ip()) {
+                IpAddr::V4(_) => v4.extend_from_slice(&port),
+                IpAddr::V6(_) => v6.extend_from_slice(&port),
+            }
+        }
+        let (complete, incomplete) = swarm.values().fold((0, 0), |(c, i), p| match p.left {
+            Some(0) => (c + 1, i),
+            _ => (c, i + 1),
+        });
+        Ok(Value::dict([
+            ("interval", Value::Int(INTERVAL.as_secs() as i64)),
+            ("min interval", Value::Int(10)),
+            ("complete", Value::Int(complete + i64::from(seed.is_some()))),
+            ("incomplete", Value::Int(incomplete)),
+            ("peers", Value::Bytes(v4)),
+            ("peers6", Value::Bytes(v6)),
+        ]))
+    }
+
+    /// PCs announcing now, all images together (for `/metrics`).
+    pub fn peers_known(&self, now: Instant) -> usize {
+        let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
+        swarms
+            .values()
+            .flat_map(|s| s.values())
+            .filter(|p| now.duration_since(p.seen) < EXPIRE)
+            .count()
+    }
+}
+
+/// An IPv4 peer reached over an IPv6 socket is listed as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn unhex20(hex: &str) -> Option<[u8; 20]> {
+    let bytes = lazare_proto::unhex(hex)?;
+    bytes.try_into().ok()
+}
+
+/// The tracker's own router: `GET /announce`.
+pub fn router(tracker: Arc<Tracker>) -> axum::Router {
+    axum::Router::new().route("/announce", axum::routing::get(announce)).with_state(tracker)
+}
+
+async fn announce(
+    State(tracker): State<Arc<Tracker>>,
+    Extension(conn): Extension<ConnAddrs>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let answer = parse(query.as_deref().unwrap_or(""))
+        .and_then(|a| tracker.announce(&a, conn, Instant::now()))
+        .unwrap_or_else(|e| Value::dict([("failure reason", Value::bytes(e.to_string()))]));
+    ([(header::CONTENT_TYPE, "text/plain")], answer.encode()).into_response()
+}
+
+#[cfg(test)]
+#[path = "tracker_tests.rs"]
+mod tests;
