@@ -24,6 +24,9 @@ pub struct PeerSources {
     /// A peer to connect to from the start (IP:PORT); repeatable.
     #[arg(long = "peer")]
     peers: Vec<SocketAddr>,
+    /// The info hash the torrent must have (hex; the signed plan's).
+    #[arg(long)]
+    info_hash: Option<String>,
 }
 
 pub struct Swarm {
@@ -47,7 +50,7 @@ impl Swarm {
             Some(url) => Some(check_tracker(url)?),
             None => None,
         };
-        let bytes = with_announce(&bytes, tracker.as_deref())?;
+        let bytes = with_announce(&bytes, tracker.as_deref(), peers.info_hash.as_deref())?;
         if !seed {
             std::fs::create_dir_all(store)
                 .with_context(|| format!("creating store {}", store.display()))?;
@@ -141,15 +144,25 @@ fn check_tracker(url: &str) -> anyhow::Result<String> {
     Ok(url.to_string())
 }
 
-/// The torrent with `tracker` as its only announce URL (librqbit adds
-/// custom trackers to the torrent's own, which may name a host this PC
-/// cannot resolve). The info dictionary, so the info hash, is kept byte
-/// for byte.
-fn with_announce(bytes: &[u8], tracker: Option<&str>) -> anyhow::Result<Vec<u8>> {
+/// The torrent, checked against `info_hash`, with `tracker` as its only
+/// announce URL (librqbit adds custom trackers to the torrent's own, which
+/// may name a host this PC cannot resolve). The info dictionary, so the
+/// info hash, is kept byte for byte.
+fn with_announce(
+    bytes: &[u8],
+    tracker: Option<&str>,
+    info_hash: Option<&str>,
+) -> anyhow::Result<Vec<u8>> {
+    let meta = librqbit::torrent_from_bytes(bytes).context("parsing the torrent")?;
+    if let Some(want) = info_hash {
+        let got = meta.info_hash.as_string();
+        if !got.eq_ignore_ascii_case(want.trim()) {
+            bail!("the torrent's info hash is {got}, not {want}");
+        }
+    }
     let Some(tracker) = tracker else {
         return Ok(bytes.to_vec());
     };
-    let meta = librqbit::torrent_from_bytes(bytes).context("parsing the torrent")?;
     let mut meta: librqbit::TorrentMetaV1Owned =
         librqbit::CloneToOwned::clone_to_owned(&meta, None);
     meta.announce = Some(ByteBufOwned::from(tracker.as_bytes()));
