@@ -32,7 +32,7 @@ DEB_PACKAGES += initramfs-tools time python3
 # busybox as /bin/sh: the agent's rescue-shell VM test runs commands in it.
 DEB_PACKAGES += busybox-static
 
-.PHONY: all deps build agent cli test lint fmt e2e e2e-more e2e-desktop bench demo images clean gendocs deb fuzz
+.PHONY: all deps build agent cli share test lint fmt e2e e2e-more e2e-desktop bench demo images clean gendocs deb fuzz
 
 all: build
 
@@ -66,6 +66,14 @@ agent:
 	@# and make build.rs re-embed it, recompiling lazare on every make run.
 	if readelf -S $(AGENT) | grep -q '\.symtab'; then strip --strip-all $(AGENT); fi
 
+# The room's sharing engine (issue 15): static like the agent, which
+# fetches it from the server at install time; `lazare serve` runs it to seed.
+SHARE := target/$(TARGET)/agent/lazare-share
+share:
+	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --locked --profile agent \
+		--target $(TARGET) -p lazare-share
+	if readelf -S $(SHARE) | grep -q '\.symtab'; then strip --strip-all $(SHARE); fi
+
 cli: agent
 	$(CARGO) build --release --locked -p lazare
 
@@ -77,7 +85,8 @@ test: deps build
 # `--all-targets` leaves out the tests marked `test = false` (the VM installs
 # of make e2e, e2e-more and e2e-desktop): they are named here.
 E2E_LINT := -p lazare --test e2e_install --test image_build --test e2e_uefi --test e2e_left_in \
-	--test e2e_offline --test e2e_desktop --test e2e_remote -p lazare-agent --test target_grub
+	--test e2e_offline --test e2e_desktop --test e2e_remote -p lazare-agent --test target_grub \
+	-p lazare-share --test share_lan
 lint: agent
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
