@@ -77,7 +77,7 @@ share:
 cli: agent
 	$(CARGO) build --release --locked -p lazare
 
-build: agent cli
+build: agent share cli
 
 test: deps build
 	$(CARGO) test --workspace --locked --release --no-fail-fast -- --test-threads=2

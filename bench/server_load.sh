@@ -14,7 +14,7 @@ start_server() {
 	mkdir -p "$1"
 	[ -f "$1/lazare.toml" ] || cp "$RULES" "$1/lazare.toml"
 	# Plain HTTP (--http), as the python3 http.server peer it is measured against.
-	"$LAZARE" serve --http --data "$1" --listen "127.0.0.1:$2" >"$3" 2>&1 &
+	"$LAZARE" serve --http --no-tracker --data "$1" --listen "127.0.0.1:$2" >"$3" 2>&1 &
 	SERVER=$!
 	PIDS+=("$SERVER")
 	local i

@@ -77,7 +77,9 @@ mkdir -p "$DATA"
 # read the disk plan on screen.
 sed 's/^countdown_secs = 0$/countdown_secs = 5/' tests/fixtures/rules-test.toml >"$DATA/lazare.toml"
 grep -q '^countdown_secs = 5$' "$DATA/lazare.toml" || fail "tests/fixtures/rules-test.toml has no countdown_secs = 0 line"
-"$LAZARE" serve --data "$DATA" --listen "127.0.0.1:$PORT" >"$SERVER_LOG" 2>&1 &
+# No room (--no-tracker): the demo PC is on qemu's user network, which
+# forwards only the server's port; a room needs a LAN (docs/volunteer.md).
+"$LAZARE" serve --no-tracker --data "$DATA" --listen "127.0.0.1:$PORT" >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 60); do
 	grep -q '^images:' "$SERVER_LOG" 2>/dev/null && break

@@ -73,7 +73,7 @@ impl Lan {
     /// `lazare serve` on the server's LAN address; returns once it listens.
     fn start_server(&mut self, data: &Path) {
         let mut serve = self.exec(&self.server_ns, env!("CARGO_BIN_EXE_lazare"));
-        serve.args(["serve", "--http"]);
+        serve.args(["serve", "--http", "--no-tracker"]);
         let child = e2e::spawn_serve(&mut serve, &format!("{SERVER_IP}:{PORT}"), data);
         self.children.push(child);
     }

@@ -9,7 +9,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use lazare_proto::{ImageFormat, ImageRef};
 
-use crate::install::stream::{stream, Progress, Retry, UreqFetch};
+use std::time::{Duration, Instant};
+
+use lazare_proto::{Pinned, Room, ENGINE_PATH};
+
+use crate::install::room::{self, RoomSetup};
+use crate::install::stream::{stream, Fetch, Progress, Retry, UreqFetch};
 
 #[derive(Args)]
 pub struct FetchArgs {
@@ -26,6 +31,23 @@ pub struct FetchArgs {
     /// Existing empty directory to unpack into.
     #[arg(long)]
     pub into: PathBuf,
+    /// Share the image with the room: the torrent's info hash (the image's
+    /// `.torrent` is fetched from URL.torrent, the engine from the same
+    /// server's /images/lazare-share), as an install with a room does.
+    #[arg(long, requires_all = ["tracker", "engine_sha256", "engine_size"])]
+    pub torrent: Option<String>,
+    /// The tracker's announce URL (an address, not a name).
+    #[arg(long)]
+    pub tracker: Option<String>,
+    /// The engine's sha256 (hex) and size, as a plan pins them.
+    #[arg(long)]
+    pub engine_sha256: Option<String>,
+    #[arg(long)]
+    pub engine_size: Option<u64>,
+    /// Seconds the engine goes on serving the room after the image is in
+    /// (an install's configure step).
+    #[arg(long, default_value_t = 0)]
+    pub hold: u64,
 }
 
 struct Quiet;
@@ -57,10 +79,43 @@ pub fn run(a: &FetchArgs) -> Result<()> {
         format,
         chunks: a.chunks.clone(),
         tools: None,
-        torrent: None,
+        torrent: a.torrent.clone(),
     };
-    let index = stream(&UreqFetch::default(), &a.url, &image, &a.into, Retry::default(), &Quiet)
+    let server = UreqFetch::default();
+    let log = |line: &str| eprintln!("lazare-agent fetch: {line}");
+    let engine = match (&a.tracker, &a.engine_sha256, a.engine_size) {
+        (Some(tracker), Some(sha256), Some(size)) => {
+            let room = Room { tracker_port: 0, engine: Pinned { sha256: sha256.clone(), size } };
+            let origin = a.url.split("/images/").next().unwrap_or_default();
+            let setup = RoomSetup {
+                room: &room,
+                engine_url: format!("{origin}{ENGINE_PATH}"),
+                tracker: tracker.clone(),
+            };
+            let retry = Retry::default();
+            room::start_or_say(&setup, &image, &a.url, &server, &a.into, retry, &Quiet, &log)
+        }
+        _ => None,
+    };
+    let room_fetch = engine.as_ref().map(|e| e.fetch(&server, &a.url));
+    let fetch: &dyn Fetch = match &room_fetch {
+        Some(f) => f,
+        None => &server,
+    };
+    let start = Instant::now();
+    let index = stream(fetch, &a.url, &image, &a.into, Retry::default(), &Quiet)
         .with_context(|| format!("streaming {} into {}", a.url, a.into.display()))?;
+    let secs = start.elapsed().as_secs_f64();
     println!("{} chunks checked against {}", index.count(), a.chunks);
+    if let Some(engine) = engine {
+        std::thread::sleep(Duration::from_secs(a.hold));
+        let dropped = engine.dropped();
+        let s = engine.finish(a.size, &log).unwrap_or_default();
+        // One line for bench/room.
+        println!(
+            "room {{\"secs\":{secs:.2},\"from_peers\":{},\"uploaded\":{},\"dropped\":{dropped}}}",
+            s.from_peers, s.uploaded
+        );
+    }
     Ok(())
 }

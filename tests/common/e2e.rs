@@ -138,7 +138,11 @@ impl Server {
     /// Starts on 127.0.0.1:`port` and waits for its banner.
     pub fn start(data: &Path, port: u16) -> Server {
         // HTTPS with the signing key, the default a volunteer gets.
-        let child = spawn_serve(lazare().arg("serve"), &format!("127.0.0.1:{port}"), data);
+        // No room: a VM on qemu's user network reaches only the server's
+        // port (tests/e2e_room.rs has a room on a LAN of its own).
+        let mut serve = lazare();
+        serve.args(["serve", "--no-tracker"]);
+        let child = spawn_serve(&mut serve, &format!("127.0.0.1:{port}"), data);
         let token = std::fs::read_to_string(data.join("admin-token")).unwrap().trim().to_string();
         let key: lazare_proto::PublicKey =
             run(lazare().args(["key", "show", "--data"]).arg(data)).trim().parse().unwrap();

@@ -154,19 +154,18 @@ fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     r.event(Phase::Download, Some(0), &format!("downloading {}", ctx.plan.setup.image.name));
     let progress = DownloadProgress { r };
     let image = &ctx.plan.setup.image;
+    let log = |line: &str| r.log(line);
     let engine = ctx.room.and_then(|setup| {
-        let started =
-            room::start(setup, image, ctx.image_url, ctx.fetch, ctx.target, ctx.retry, &progress);
-        match started {
-            Ok(engine) => {
-                r.log(&format!("sharing the image with the room ({})", engine.base));
-                Some(engine)
-            }
-            Err(e) => {
-                r.log(&format!("not sharing the image: {e}; downloading from the server alone"));
-                None
-            }
-        }
+        room::start_or_say(
+            setup,
+            image,
+            ctx.image_url,
+            ctx.fetch,
+            ctx.target,
+            ctx.retry,
+            &progress,
+            &log,
+        )
     });
     let room_fetch = engine.as_ref().map(|e| e.fetch(ctx.fetch, ctx.image_url));
     let fetch: &dyn Fetch = match &room_fetch {
@@ -186,10 +185,7 @@ fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
         Ok(configure(ctx, made)?)
     });
     if let Some(engine) = engine {
-        if let Some(s) = engine.stats() {
-            r.log(&room::stats_line(&s, image.size, engine.dropped()));
-        }
-        r.log(&engine.stop());
+        engine.finish(image.size, &log);
     }
     configured
 }

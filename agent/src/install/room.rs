@@ -94,6 +94,31 @@ pub struct Stats {
     pub peers: u64,
 }
 
+/// [`start`], or the line saying why not (the install goes on from the
+/// server alone).
+#[allow(clippy::too_many_arguments)]
+pub fn start_or_say(
+    setup: &RoomSetup,
+    image: &ImageRef,
+    image_url: &str,
+    fetch: &dyn Fetch,
+    target: &Path,
+    retry: Retry,
+    progress: &dyn Progress,
+    log: &dyn Fn(&str),
+) -> Option<Engine> {
+    match start(setup, image, image_url, fetch, target, retry, progress) {
+        Ok(engine) => {
+            log(&format!("sharing the image with the room ({})", engine.base));
+            Some(engine)
+        }
+        Err(e) => {
+            log(&format!("not sharing the image: {e}; downloading from the server alone"));
+            None
+        }
+    }
+}
+
 /// Fetches and starts the engine for `image` in `target`.
 pub fn start(
     setup: &RoomSetup,
@@ -235,6 +260,16 @@ impl Engine {
             Ok(()) => format!("room engine stopped{}", if exited { "" } else { " (killed)" }),
             Err(e) => format!("room engine stopped; removing {}: {e}", self.dir.display()),
         }
+    }
+
+    /// Logs what the room gave and took, then [`Engine::stop`]s it.
+    pub fn finish(self, image_size: u64, log: &dyn Fn(&str)) -> Option<Stats> {
+        let stats = self.stats();
+        if let Some(s) = &stats {
+            log(&stats_line(s, image_size, self.dropped()));
+        }
+        log(&self.stop());
+        stats
     }
 
     /// The fetcher the image stream uses while this engine runs.
