@@ -38,6 +38,10 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 /// Engine failures (a refused connection, a stalled or cut body) before
 /// the PC goes on from the server alone.
 const MAX_STRIKES: u32 = 2;
+/// The engine serves the next piece within this, or it counts as a strike:
+/// a PC that cannot reach the tracker or any peer loses at most
+/// `MAX_STRIKES` times this before it goes on from the server.
+const STALL: Duration = Duration::from_secs(30);
 /// Below this much RAM the PC does not share: the engine's memory would be
 /// taken from the unpacking (see docs/design.md, "The room").
 pub const MIN_MEM_KIB: u64 = 200 * 1024;
@@ -274,12 +278,7 @@ impl Engine {
 
     /// The fetcher the image stream uses while this engine runs.
     pub fn fetch<'a>(&'a self, server: &'a dyn Fetch, image_url: &'a str) -> RoomFetch<'a> {
-        RoomFetch {
-            server,
-            image_url,
-            engine: self,
-            agent: loopback_agent(Duration::from_secs(60)),
-        }
+        RoomFetch { server, image_url, engine: self, agent: loopback_agent(STALL) }
     }
 
     /// Whether the stream has given up on the engine.
