@@ -32,7 +32,7 @@ DEB_PACKAGES += initramfs-tools time python3
 # busybox as /bin/sh: the agent's rescue-shell VM test runs commands in it.
 DEB_PACKAGES += busybox-static
 
-.PHONY: all deps build agent cli share test lint fmt e2e e2e-more e2e-desktop bench demo images clean gendocs deb fuzz
+.PHONY: all deps build agent cli share test lint fmt e2e e2e-more e2e-desktop bench bench-room demo images clean gendocs deb fuzz
 
 all: build
 
@@ -86,7 +86,7 @@ test: deps build
 # of make e2e, e2e-more and e2e-desktop): they are named here.
 E2E_LINT := -p lazare --test e2e_install --test image_build --test e2e_uefi --test e2e_left_in \
 	--test e2e_offline --test e2e_desktop --test e2e_remote -p lazare-agent --test target_grub \
-	-p lazare-share --test share_lan
+	-p lazare-share --test share_lan --test room_bench
 lint: agent
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
@@ -149,6 +149,12 @@ e2e-desktop: deps build
 # measured in the same run on this machine's kernel; printed, never asserted.
 bench: deps build
 	LAZARE=$(CURDIR)/$(CLI) AGENT=$(CURDIR)/$(AGENT) bench/run.sh
+
+# A room of 1, 5, 10 and 40 namespaced PCs running the agent's pipeline,
+# with the room's sharing and without (share/tests/room_bench.rs; ~30 min;
+# ROOM_SIZES="1 5" for fewer).
+bench-room: deps build
+	$(CARGO) test --locked --release -p lazare-share --test room_bench -- --nocapture
 
 # Man page and shell completions, generated from the clap definitions.
 gendocs: cli

@@ -1,0 +1,218 @@
+//! `make bench-room`: a room of N PCs on this machine, with the room's
+//! sharing and without. Each PC is a network namespace on one bridge
+//! running the agent's real pipeline (`lazare-agent fetch`: chunk index,
+//! download, every chunk checked, zstd, untar; with `--torrent` through
+//! the engine exactly as an install does), against the real `lazare serve`
+//! (its tracker, its seed) behind a shaped uplink.
+//!
+//! Scaled to fit 40 PCs on 2 cores: a 16 MiB image (a real tar.zst of
+//! random files), the server's uplink at 8 Mbit/s and each PC's at
+//! 40 Mbit/s (the 20 and 100 Mbit/s, 5 to 1; one PC alone takes
+//! ~17 s, as a 665 MiB image over 20 Mbit/s takes ~4.6 min). PCs are
+//! switched on spread over 2 minutes; each keeps serving the room for
+//! `HOLD` seconds after its image is in (an install's configure step).
+//! Printed: per N, the slowest PC's own time, the mean, and the bytes the
+//! server's link sent (its interface counter: every byte, HTTP and peer
+//! protocol), in image sizes. Goals: time(40)/time(1) <= 1.5 and server
+//! bytes <= 1.5 image sizes with sharing.
+//!
+//! Needs root, iproute2, zstd, tar, and `make build` (LAZARE, LAZARE_AGENT
+//! name other binaries). ROOM_SIZES="1 5" runs fewer rooms.
+
+mod lan;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lan::Lan;
+use sha2::{Digest, Sha256};
+
+const UPLINK: &str = "8mbit";
+const PC_LINK: &str = "40mbit";
+const SERVER: &str = "10.97.0.1";
+const SPREAD: Duration = Duration::from_secs(120);
+const HOLD: u64 = 30;
+const FILES: usize = 16;
+
+fn bin(var: &str, rel: &str) -> PathBuf {
+    let p = std::env::var_os(var)
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel), PathBuf::from);
+    assert!(p.exists(), "{} is missing: make build, or set {var}", p.display());
+    p
+}
+
+/// A tar.zst of random 1 MiB files and the manifest `image add` would
+/// write (the index and torrent are made by `lazare serve` at start).
+fn make_image(images: &Path) -> u64 {
+    let tree = images.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    for i in 0..FILES {
+        let mut data = vec![0u8; 1 << 20];
+        std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut data).unwrap();
+        std::fs::write(tree.join(format!("f{i}")), data).unwrap();
+    }
+    let file = images.join("bench.tar.zst");
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("tar -C '{}' -cf - . | zstd -q -1 -o '{}'", tree.display(), file.display()))
+        .status()
+        .unwrap();
+    assert!(ok.success(), "tar | zstd failed");
+    std::fs::remove_dir_all(&tree).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let manifest = serde_json::json!({
+        "name": "test", "file": "bench.tar.zst", "sha256": format!("{:x}", Sha256::digest(&bytes)),
+        "size": bytes.len(), "format": "tar.zst", "installed_size": FILES << 20,
+        "suite": "bookworm", "locale": "C.UTF-8", "keymap": "us", "timezone": "UTC", "created": 0,
+    });
+    std::fs::write(images.join("bench.tar.zst.json"), manifest.to_string()).unwrap();
+    bytes.len() as u64
+}
+
+/// `lazare serve` in `ns`; returns once its banner is out.
+fn serve(lan: &mut Lan, ns: &str, data: &Path, sharing: bool) {
+    let lazare = bin("LAZARE", "target/release/lazare");
+    let engine = bin("LAZARE_SHARE", "target/x86_64-unknown-linux-gnu/agent/lazare-share");
+    let mut cmd = Lan::exec(ns, lazare.to_str().unwrap());
+    cmd.args(["serve", "--http", "--listen", &format!("{SERVER}:8470")]);
+    if sharing {
+        cmd.args(["--tracker-port", "8471", "--engine", engine.to_str().unwrap()]);
+    } else {
+        cmd.arg("--no-tracker");
+    }
+    let mut child =
+        cmd.arg("--data").arg(data).stdout(Stdio::piped()).spawn().expect("starting lazare serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("images:") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "lazare serve exited during start");
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    lan.children.push(child);
+}
+
+struct Pc {
+    secs: f64,
+    from_peers: u64,
+}
+
+struct Room {
+    pcs: Vec<Pc>,
+    server_bytes: u64,
+}
+
+fn room(n: usize, sharing: bool, work: &Path) -> Room {
+    let data = work.join(format!("data-{n}-{sharing}"));
+    let images = data.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for f in ["bench.tar.zst", "bench.tar.zst.json"] {
+        std::fs::copy(work.join(f), images.join(f)).unwrap();
+    }
+    let mut lan = Lan::new("rb");
+    let server = lan.add(1, Some(UPLINK));
+    serve(&mut lan, &server, &data, sharing);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(images.join("bench.tar.zst.json")).unwrap()).unwrap();
+    let size = m["size"].as_u64().unwrap();
+    let chunks = m["chunks"].as_str().expect("serve made the chunk index").to_string();
+    let engine = std::fs::read(images.join("lazare-share")).ok();
+    let url = format!("http://{SERVER}:8470/images/bench.tar.zst");
+    let before = Lan::tx_bytes(&server);
+    let mut runs = Vec::new();
+    for i in 0..n {
+        let ns = lan.add(11 + i as u8, Some(PC_LINK));
+        let into = work.join(format!("pc-{n}-{sharing}-{i}"));
+        std::fs::create_dir_all(&into).unwrap();
+        let mut cmd = Lan::exec(
+            &ns,
+            bin("LAZARE_AGENT", "target/x86_64-unknown-linux-gnu/agent/lazare-agent")
+                .to_str()
+                .unwrap(),
+        );
+        cmd.args(["fetch", "--url", &url, "--chunks", &chunks, "--size", &size.to_string()]);
+        cmd.arg("--into").arg(&into);
+        if let (true, Some(engine)) = (sharing, &engine) {
+            let torrent = m["torrent"].as_str().expect("serve made the torrent");
+            cmd.args([
+                "--torrent",
+                torrent,
+                "--tracker",
+                &format!("http://{SERVER}:8471/announce"),
+            ]);
+            cmd.args(["--engine-sha256", &format!("{:x}", Sha256::digest(engine))]);
+            cmd.args(["--engine-size", &engine.len().to_string(), "--hold", &HOLD.to_string()]);
+        }
+        let start = Instant::now();
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("lazare-agent");
+        runs.push(std::thread::spawn(move || {
+            let out = child.wait_with_output().unwrap();
+            let secs = start.elapsed().as_secs_f64();
+            assert!(out.status.success(), "a PC failed: {}", String::from_utf8_lossy(&out.stdout));
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let room = text
+                .lines()
+                .find_map(|l| l.strip_prefix("room "))
+                .map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap());
+            match room {
+                // The stream's own time, not the hold after it.
+                Some(r) => Pc {
+                    secs: r["secs"].as_f64().unwrap(),
+                    from_peers: r["from_peers"].as_u64().unwrap(),
+                },
+                None => Pc { secs, from_peers: 0 },
+            }
+        }));
+        if i + 1 < n {
+            std::thread::sleep(SPREAD / (n as u32 - 1));
+        }
+    }
+    let pcs: Vec<Pc> = runs.into_iter().map(|r| r.join().expect("a PC failed")).collect();
+    let server_bytes = Lan::tx_bytes(&server) - before;
+    for i in 0..n {
+        let _ = std::fs::remove_dir_all(work.join(format!("pc-{n}-{sharing}-{i}")));
+    }
+    let _ = std::fs::remove_dir_all(&data);
+    Room { pcs, server_bytes }
+}
+
+#[test]
+fn room_bench() {
+    let sizes: Vec<usize> = std::env::var("ROOM_SIZES")
+        .unwrap_or_else(|_| "1 5 10 40".into())
+        .split_whitespace()
+        .map(|s| s.parse().expect("ROOM_SIZES: numbers"))
+        .collect();
+    let work = tempfile::tempdir().unwrap();
+    let image = make_image(work.path());
+    println!(
+        "room bench: a {:.1} MiB image, server uplink {UPLINK}, PCs {PC_LINK}, starts over {} s, hold {HOLD} s",
+        image as f64 / 1048576.0,
+        SPREAD.as_secs()
+    );
+    println!("| PCs | sharing | slowest PC (s) | mean (s) | server sent (image sizes) | via engine (image sizes) |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let mut slowest_one = [None, None];
+    for &n in &sizes {
+        for sharing in [true, false] {
+            let r = room(n, sharing, work.path());
+            let slowest = r.pcs.iter().map(|p| p.secs).fold(0.0, f64::max);
+            let mean = r.pcs.iter().map(|p| p.secs).sum::<f64>() / n as f64;
+            let via: u64 = r.pcs.iter().map(|p| p.from_peers).sum();
+            let s = usize::from(sharing);
+            if n == 1 {
+                slowest_one[s] = Some(slowest);
+            }
+            let ratio = slowest_one[s]
+                .map_or(String::new(), |one| format!(" ({:.2}x one PC)", slowest / one));
+            println!(
+                "| {n} | {} | {slowest:.1}{ratio} | {mean:.1} | {:.2} | {:.2} |",
+                if sharing { "yes" } else { "no" },
+                r.server_bytes as f64 / image as f64,
+                via as f64 / image as f64,
+            );
+        }
+    }
+}
