@@ -259,10 +259,14 @@ fn a_room_shares_the_image_survives_a_pc_switched_off_and_ignores_a_liar() {
 /// SIGTERM to the engine `lan.children[i]`: it must exit 0 within ~2 s.
 fn stop(lan: &mut Lan, i: usize) {
     let pid = lan.children[i].id().to_string();
+    // Its peak memory, having streamed the image and served the others
+    // (`ip netns exec` execs the engine: same pid).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: ?");
     let t = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = lan.children[i].wait().unwrap();
-    eprintln!("exit after SIGTERM: {:.2} s, {status}", t.elapsed().as_secs_f64());
+    eprintln!("{hwm}; exit after SIGTERM: {:.2} s, {status}", t.elapsed().as_secs_f64());
     assert!(status.success(), "fetch after SIGTERM: {status}");
     assert!(t.elapsed() < Duration::from_millis(2500), "fetch took {:?} to stop", t.elapsed());
 }
