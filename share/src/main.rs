@@ -15,6 +15,7 @@
 //! service discovery, and IP literals only (the agent has no NSS, no DNS).
 
 mod http;
+mod roots;
 mod swarm;
 
 use std::net::SocketAddr;
@@ -83,6 +84,19 @@ const STOP_GRACE: Duration = Duration::from_millis(1200);
 
 fn main() {
     let cli = Cli::parse();
+    // Before any thread exists: it sets an environment variable.
+    let roots = match &cli.cmd {
+        Cmd::Fetch { store, .. } => roots::Roots::install(store),
+        Cmd::Seed { .. } => roots::Roots::install(&std::env::temp_dir()),
+        Cmd::Create { .. } => Ok(roots::Roots::none()),
+    };
+    let roots = match roots {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lazare-share: {e:#}");
+            std::process::exit(1);
+        }
+    };
     let mut rt = if cli.threads == 0 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -97,7 +111,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let res = rt.block_on(run(cli.cmd));
+    let res = rt.block_on(run(cli.cmd, roots));
     if let Err(e) = res {
         eprintln!("lazare-share: {e:#}");
         std::process::exit(1);
@@ -107,13 +121,15 @@ fn main() {
     std::process::exit(0);
 }
 
-async fn run(cmd: Cmd) -> anyhow::Result<()> {
+async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
     match cmd {
         Cmd::Fetch { torrent, store, peer_port, http, peers } => {
             let listener = tokio::net::TcpListener::bind(http)
                 .await
                 .with_context(|| format!("listening on {http}"))?;
-            let swarm = swarm::Swarm::start(&torrent, &store, peer_port, &peers, false).await?;
+            let swarm = swarm::Swarm::start(&torrent, &store, peer_port, &peers, false).await;
+            roots.remove();
+            let swarm = swarm?;
             let addr = listener.local_addr().context("http local address")?;
             let server = tokio::spawn(http::serve(listener, swarm.handle.clone()));
             println!("ready http://{addr}");
@@ -124,7 +140,9 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Seed { torrent, file, peer_port, peers } => {
             let store = file.parent().context("--file has no parent directory")?.to_path_buf();
-            let swarm = swarm::Swarm::start(&torrent, &store, peer_port, &peers, true).await?;
+            let swarm = swarm::Swarm::start(&torrent, &store, peer_port, &peers, true).await;
+            roots.remove();
+            let swarm = swarm?;
             swarm.check_name(&file)?;
             swarm.check_complete().await?;
             println!("ready");

@@ -29,9 +29,20 @@ const UPLINK: &str = "40mbit";
 const SERVER: &str = "10.97.0.1";
 const TRACKER: &str = "http://10.97.0.1:8471/announce";
 
-/// Starts `lazare-share` in `ns` and waits for its `ready` line.
-fn start(lan: &mut Lan, ns: &str, args: &[&str]) -> usize {
-    let mut child = Lan::exec(ns, BIN)
+/// Starts `lazare-share` in `ns` and waits for its `ready` line. The PCs'
+/// engines run with an empty /etc, as under the agent (no CA roots, no NSS):
+/// in a mount namespace of their own, an empty directory over /etc.
+fn start(lan: &mut Lan, ns: &str, args: &[&str], bare_etc: Option<&Path>) -> usize {
+    let mut cmd = match bare_etc {
+        None => Lan::exec(ns, BIN),
+        Some(empty) => {
+            let mut c = Lan::exec(ns, "unshare");
+            c.args(["-m", "--", "sh", "-c", r#"mount --bind "$0" /etc && exec "$@""#]);
+            c.arg(empty).arg(BIN);
+            c
+        }
+    };
+    let mut child = cmd
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -53,15 +64,18 @@ struct Torrent {
 fn seed(lan: &mut Lan, ns: &str, t: &Torrent, file: &Path) -> usize {
     let (p, f) = (t.path.to_str().unwrap(), file.to_str().unwrap());
     let args = ["seed", "--torrent", p, "--info-hash", &t.hash, "--file", f];
-    start(lan, ns, &[&args[..], &["--peer-port", "6881", "--tracker", TRACKER]].concat())
+    start(lan, ns, &[&args[..], &["--peer-port", "6881", "--tracker", TRACKER]].concat(), None)
 }
 
 /// A PC's engine as the agent starts it: the tracker is all it knows.
+/// `store`'s parent holds an empty `etc` for it.
 fn fetch(lan: &mut Lan, ns: &str, t: &Torrent, store: &Path) -> usize {
+    let etc = store.with_file_name("etc");
+    std::fs::create_dir_all(&etc).unwrap();
     let (p, s) = (t.path.to_str().unwrap(), store.to_str().unwrap());
     let args = ["fetch", "--torrent", p, "--info-hash", &t.hash, "--store", s];
     let rest = ["--peer-port", "6881", "--http", HTTP, "--tracker", TRACKER];
-    start(lan, ns, &[&args[..], &rest[..]].concat())
+    start(lan, ns, &[&args[..], &rest[..]].concat(), Some(&etc))
 }
 
 /// `lazare serve` with its tracker in `ns`, serving `data`'s images;
