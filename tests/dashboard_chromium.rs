@@ -42,7 +42,7 @@ fn server_with_machines() -> (tempfile::TempDir, TestServer, Vec<(String, String
     for (n, ram, phase, percent, message) in steps {
         let inv = inventory(n, ram);
         let secret = s.enrol(&inv);
-        let ev = Event { phase, percent, message: message.into() };
+        let ev = Event { phase, percent, message: message.into(), from_peers: None };
         let url = s.url(&format!("/api/v1/machines/{}/events", inv.machine_id));
         assert_eq!(machine_post_json(&url, &secret, &ev).status, 204);
         let log = format!("mke2fs 1.47.0\nwriting image <script>alert({n})</script>\n");

@@ -89,6 +89,7 @@ fn agent(base: &str, key: &PublicKey, n: u32) -> String {
             phase: Phase::Download,
             percent: Some((k * 100 / EVENTS) as u8),
             message: format!("agent {i} event {k}"),
+            from_peers: None,
         };
         assert_eq!(machine_post_json(&events, &secret, &ev).status, 204);
         if k.is_multiple_of(EVENTS / LOG_CHUNKS) {
@@ -101,7 +102,8 @@ fn agent(base: &str, key: &PublicKey, n: u32) -> String {
             assert_eq!(machine_post(&log, &secret, "text/plain", chunk.as_bytes()).status, 204);
         }
     }
-    let done = Event { phase: Phase::Installed, percent: None, message: "done".into() };
+    let done =
+        Event { phase: Phase::Installed, percent: None, message: "done".into(), from_peers: None };
     assert_eq!(machine_post_json(&events, &secret, &done).status, 204);
     id
 }

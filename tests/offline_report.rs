@@ -14,7 +14,7 @@ use std::process::Command;
 fn report(n: u32) -> OfflineReport {
     let ev = |phase, message: &str| RecordedEvent {
         time: 1_700_000_000,
-        event: Event { phase, percent: None, message: message.into() },
+        event: Event { phase, percent: None, message: message.into(), from_peers: None },
     };
     OfflineReport {
         inventory: inventory(n, 1024),

@@ -108,7 +108,12 @@ fn events_logs_status_and_remote_reinstall() {
     let list = || s.admin_get("/api/v1/machines").json();
 
     // Unknown machine: 404 on every agent call.
-    let ev = Event { phase: Phase::Partition, percent: Some(0), message: "sda".into() };
+    let ev = Event {
+        phase: Phase::Partition,
+        percent: Some(0),
+        message: "sda".into(),
+        from_peers: None,
+    };
     let nobody = "0".repeat(64);
     assert_eq!(machine_post_json(&m("/events"), &nobody, &ev).status, 404);
     assert_eq!(machine_post(&m("/log"), &nobody, "text/plain", b"x").status, 404);
@@ -119,9 +124,21 @@ fn events_logs_status_and_remote_reinstall() {
     assert_eq!(list()[0]["status"], "seen");
     assert_eq!(machine_post_json(&m("/events"), &secret, &ev).status, 204);
     assert_eq!(list()[0]["status"], "installing");
+    // What the room gave this PC goes on its row (and the dashboard's).
+    assert!(list()[0]["from_peers"].is_null());
+    let room = Event {
+        phase: Phase::Download,
+        percent: None,
+        message: "room: 3 MiB".into(),
+        from_peers: Some(3 * MIB),
+    };
+    assert_eq!(machine_post_json(&m("/events"), &secret, &room).status, 204);
+    assert_eq!(list()[0]["from_peers"], 3 * MIB);
+    assert!(s.admin_get("/").text().contains("3 MiB from the room"));
     machine_post(&m("/log"), &secret, "text/plain", b"line 1\n");
     machine_post(&m("/log"), &secret, "text/plain", b"line 2 \xff\n");
-    let done = Event { phase: Phase::Installed, percent: None, message: "done".into() };
+    let done =
+        Event { phase: Phase::Installed, percent: None, message: "done".into(), from_peers: None };
     assert_eq!(machine_post_json(&m("/events"), &secret, &done).status, 204);
 
     let list = list();

@@ -25,6 +25,7 @@ fn everything_survives_a_killed_server() {
                 phase: Phase::Download,
                 percent: Some(k as u8 * 10),
                 message: format!("chunk {k}"),
+                from_peers: None,
             };
             let url = s.url(&format!("/api/v1/machines/{id}/events"));
             assert_eq!(machine_post_json(&url, &secret, &ev).status, 204);

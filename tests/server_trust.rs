@@ -37,7 +37,12 @@ fn forged_events_hellos_and_logs_change_nothing() {
     let id = inv.machine_id.clone();
     let secret = s.enrol(&inv);
     let m = |p: &str| s.url(&format!("/api/v1/machines/{id}{p}"));
-    let ev = Event { phase: Phase::Download, percent: Some(40), message: "real".into() };
+    let ev = Event {
+        phase: Phase::Download,
+        percent: Some(40),
+        message: "real".into(),
+        from_peers: None,
+    };
     assert_eq!(machine_post_json(&m("/events"), &secret, &ev).status, 204);
     assert_eq!(machine_post(&m("/log"), &secret, "text/plain", b"real log\n").status, 204);
     assert_eq!(s.admin_post(&format!("/api/v1/machines/{id}/reinstall"), b"").status, 204);
@@ -45,7 +50,12 @@ fn forged_events_hellos_and_logs_change_nothing() {
 
     // Someone else on the LAN knows the id (it is derived from DMI and MACs).
     let wrong = "ab".repeat(32);
-    let forged = Event { phase: Phase::Installed, percent: None, message: "forged".into() };
+    let forged = Event {
+        phase: Phase::Installed,
+        percent: None,
+        message: "forged".into(),
+        from_peers: None,
+    };
     assert_eq!(post_json(&m("/events"), &forged).status, 401);
     assert_eq!(machine_post_json(&m("/events"), &wrong, &forged).status, 403);
     assert_eq!(post(&m("/log"), "text/plain", b"forged log\n").status, 401);
@@ -229,7 +239,8 @@ fn window_rule_and_the_admin_commands() {
     let new_secret = s.enrol(&first);
     assert_ne!(new_secret, secret);
     let events = s.url(&format!("/api/v1/machines/{id}/events"));
-    let ev = Event { phase: Phase::Format, percent: None, message: String::new() };
+    let ev =
+        Event { phase: Phase::Format, percent: None, message: String::new(), from_peers: None };
     assert_eq!(machine_post_json(&events, &secret, &ev).status, 403);
     assert_eq!(machine_post_json(&events, &new_secret, &ev).status, 204);
 

@@ -109,12 +109,12 @@ pub fn run(a: &FetchArgs) -> Result<()> {
     println!("{} chunks checked against {}", index.count(), a.chunks);
     if let Some(engine) = engine {
         std::thread::sleep(Duration::from_secs(a.hold));
-        let dropped = engine.dropped();
-        let s = engine.finish(a.size, &log).unwrap_or_default();
+        let s = engine.finish(&log).unwrap_or_default();
+        log(&room::stats_line(&s, a.size));
         // One line for bench/room.
         println!(
-            "room {{\"secs\":{secs:.2},\"from_peers\":{},\"uploaded\":{},\"dropped\":{dropped}}}",
-            s.from_peers, s.uploaded
+            "room {{\"secs\":{secs:.2},\"from_peers\":{},\"uploaded\":{},\"dropped\":{}}}",
+            s.from_peers, s.uploaded, s.dropped
         );
     }
     Ok(())

@@ -352,7 +352,7 @@ struct Events<'a> {
 
 impl Events<'_> {
     fn send(&self, phase: Phase, message: &str) {
-        let ev = Event { phase, percent: None, message: message.to_string() };
+        let ev = Event { phase, percent: None, message: message.to_string(), from_peers: None };
         if let Err(e) = self.server.event(self.machine_id, &ev) {
             self.screen.note(&format!("event not sent: {e}"));
         }

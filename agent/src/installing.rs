@@ -32,7 +32,7 @@ pub struct ScreenReporter<'a> {
 impl Reporter for ScreenReporter<'_> {
     fn event(&self, phase: Phase, percent: Option<u8>, message: &str) {
         show_event(self.screen, phase, percent, message);
-        let ev = Event { phase, percent, message: message.to_string() };
+        let ev = Event { phase, percent, message: message.to_string(), from_peers: None };
         if let Err(e) = self.server.event(self.machine_id, &ev) {
             self.screen.note(&format!("event not sent: {e}"));
         }
@@ -40,6 +40,16 @@ impl Reporter for ScreenReporter<'_> {
 
     fn log(&self, line: &str) {
         self.screen.note(line);
+    }
+
+    fn room(&self, line: &str, from_peers: u64) {
+        self.screen.note(line);
+        let message = line.to_string();
+        let ev =
+            Event { phase: Phase::Download, percent: None, message, from_peers: Some(from_peers) };
+        if let Err(e) = self.server.event(self.machine_id, &ev) {
+            self.screen.note(&format!("event not sent: {e}"));
+        }
     }
 }
 

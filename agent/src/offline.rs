@@ -114,7 +114,7 @@ impl Recorder<'_> {
     /// Records an event without showing it.
     pub fn record(&self, phase: Phase, percent: Option<u8>, message: &str) {
         let time = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let event = Event { phase, percent, message: message.to_string() };
+        let event = Event { phase, percent, message: message.to_string(), from_peers: None };
         if let Ok(mut events) = self.events.lock() {
             // Progress every percent is noise on the dashboard: keep the
             // start, the end and every tenth.

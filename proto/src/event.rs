@@ -9,6 +9,10 @@ pub struct Event {
     /// 0–100 within the phase, when the phase can measure it.
     pub percent: Option<u8>,
     pub message: String,
+    /// Bytes of the image this PC got through the room's engine (issue 15),
+    /// on the event that ends its download; the dashboard shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_peers: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

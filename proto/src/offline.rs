@@ -193,7 +193,12 @@ mod tests {
     fn a_report_round_trips_with_flat_events() {
         let ev = RecordedEvent {
             time: 5,
-            event: Event { phase: crate::Phase::Installed, percent: None, message: "ok".into() },
+            event: Event {
+                phase: crate::Phase::Installed,
+                percent: None,
+                message: "ok".into(),
+                from_peers: None,
+            },
         };
         let json = serde_json::to_string(&ev).unwrap();
         assert_eq!(json, r#"{"time":5,"phase":"installed","percent":null,"message":"ok"}"#);

@@ -63,6 +63,8 @@ struct Row {
     disks: Vec<String>,
     nics: Vec<String>,
     image: String,
+    /// `120 MiB from the room`, or empty.
+    from_peers: String,
     install: u32,
     last_event: String,
     reinstall_pending: bool,
@@ -89,6 +91,10 @@ fn row(m: &MachineSummary) -> Row {
         disks: h.disks.clone(),
         nics: h.nics.clone(),
         image: m.image.clone().unwrap_or_default(),
+        from_peers: m
+            .from_peers
+            .map(|b| format!("{} from the room", human_bytes(b)))
+            .unwrap_or_default(),
         install: m.install,
         last_event,
         reinstall_pending: m.reinstall_pending,

@@ -148,6 +148,7 @@ fn record(s: &Server, r: &OfflineReport, proof: Option<&str>) -> Result<String, 
             phase: rec.event.phase,
             percent: rec.event.percent.filter(|p| *p <= 100),
             message: format!("offline (PC clock {}): {}", rec.time, rec.event.message),
+            from_peers: None,
         };
         s.store.add_event(id, &ev, now)?;
     }

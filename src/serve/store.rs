@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS machines (
     reinstall INTEGER,
     secret_hash TEXT,
     secret_confirmed INTEGER NOT NULL DEFAULT 0,
-    accepted INTEGER NOT NULL DEFAULT 1
+    accepted INTEGER NOT NULL DEFAULT 1,
+    from_peers INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -62,6 +63,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "secret_confirmed",
         "ALTER TABLE machines ADD COLUMN secret_confirmed INTEGER NOT NULL DEFAULT 0",
     ),
+    ("from_peers", "ALTER TABLE machines ADD COLUMN from_peers INTEGER"),
 ];
 
 pub struct Store {
@@ -88,6 +90,8 @@ pub struct MachineSummary {
     pub accepted: bool,
     /// Holds a machine secret (false after "let it enrol again").
     pub enrolled: bool,
+    /// Bytes of its image it got through the room's engine, last install.
+    pub from_peers: Option<u64>,
     pub last_event: Option<EventRecord>,
     pub hardware: Hardware,
 }
@@ -281,6 +285,10 @@ impl Store {
         if n == 0 {
             return Ok(false);
         }
+        if let Some(bytes) = ev.from_peers {
+            tx.execute("UPDATE machines SET from_peers = ?2 WHERE id = ?1", params![id, bytes])
+                .context("recording the bytes from the room")?;
+        }
         tx.execute(
             "INSERT INTO events (machine, install, time, phase, percent, message)
              SELECT id, install, ?2, ?3, ?4, ?5 FROM machines WHERE id = ?1",
@@ -395,7 +403,7 @@ impl Store {
 }
 
 const SUMMARY_SELECT: &str = "SELECT id, hostname, status, first_seen, last_seen, image, install,
-    reinstall IS NOT NULL, inventory, accepted, secret_hash IS NOT NULL FROM machines";
+    reinstall IS NOT NULL, inventory, accepted, secret_hash IS NOT NULL, from_peers FROM machines";
 
 fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineSummary> {
     let inv_json: String = r.get(8)?;
@@ -414,6 +422,7 @@ fn summary_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MachineSummary> {
         reinstall_pending: r.get(7)?,
         accepted: r.get(9)?,
         enrolled: r.get(10)?,
+        from_peers: r.get::<_, Option<i64>>(11)?.map(|b| b as u64),
         last_event: None,
         hardware: Hardware::of(&inv),
     })
@@ -565,7 +574,7 @@ mod tests {
         let s = Store::open(&dir.path().join("db")).unwrap();
         let id = inv().machine_id;
         s.hello_open(&inv(), 1_700_000_000_000);
-        let ev = |phase| Event { phase, percent: None, message: String::new() };
+        let ev = |phase| Event { phase, percent: None, message: String::new(), from_peers: None };
         s.add_event(&id, &ev(Phase::Format), 2).unwrap();
         assert_eq!(s.machines().unwrap()[0].status, MachineStatus::Installing);
         s.add_event(&id, &ev(Phase::Failed), 3).unwrap();

@@ -39,6 +39,11 @@ pub trait Reporter {
     fn event(&self, phase: Phase, percent: Option<u8>, message: &str);
     /// A line for the log only.
     fn log(&self, line: &str);
+    /// What the room gave: `line` for the log, and the bytes that came
+    /// through the engine for the server's dashboard.
+    fn room(&self, line: &str, _from_peers: u64) {
+        self.log(line);
+    }
 }
 
 /// Everything the pipeline needs.
@@ -185,7 +190,9 @@ fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
         Ok(configure(ctx, made)?)
     });
     if let Some(engine) = engine {
-        engine.finish(image.size, &log);
+        if let Some(s) = engine.finish(&log) {
+            r.room(&room::stats_line(&s, image.size), s.from_peers);
+        }
     }
     configured
 }

@@ -96,6 +96,9 @@ pub struct Stats {
     pub uploaded: u64,
     #[serde(default)]
     pub peers: u64,
+    /// Set by the agent: the stream gave up on the engine.
+    #[serde(skip)]
+    pub dropped: bool,
 }
 
 /// [`start`], or the line saying why not (the install goes on from the
@@ -266,12 +269,10 @@ impl Engine {
         }
     }
 
-    /// Logs what the room gave and took, then [`Engine::stop`]s it.
-    pub fn finish(self, image_size: u64, log: &dyn Fn(&str)) -> Option<Stats> {
-        let stats = self.stats();
-        if let Some(s) = &stats {
-            log(&stats_line(s, image_size, self.dropped()));
-        }
+    /// Stops the engine ([`Engine::stop`], logged) and returns its last
+    /// figures, `dropped` set if the stream gave up on it.
+    pub fn finish(self, log: &dyn Fn(&str)) -> Option<Stats> {
+        let stats = self.stats().map(|s| Stats { dropped: self.dropped(), ..s });
         log(&self.stop());
         stats
     }
@@ -288,7 +289,7 @@ impl Engine {
 }
 
 /// The install log's line on what the room gave and took.
-pub fn stats_line(s: &Stats, image_size: u64, dropped: bool) -> String {
+pub fn stats_line(s: &Stats, image_size: u64) -> String {
     let mib = |b: u64| b >> 20;
     format!(
         "room: {} MiB of the {} MiB image came through the engine (from {} peers, the server's \
@@ -297,7 +298,7 @@ pub fn stats_line(s: &Stats, image_size: u64, dropped: bool) -> String {
         mib(image_size),
         s.peers,
         mib(s.uploaded),
-        if dropped { "; the engine was dropped and the rest came from the server" } else { "" }
+        if s.dropped { "; the engine was dropped and the rest came from the server" } else { "" }
     )
 }
 
