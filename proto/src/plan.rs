@@ -61,16 +61,18 @@ pub struct Setup {
 pub struct Room {
     /// The server's tracker port (plain HTTP, on the server's address).
     pub tracker_port: u16,
-    /// The sharing engine `lazare-share`, a static executable served at
-    /// [`ENGINE_PATH`]; not on the CD (it does not fit) but pinned here.
+    /// The sharing engine `lazare-share`, a static executable served
+    /// zstd-compressed at [`ENGINE_PATH`] (the pin is the compressed
+    /// file's); not on the CD (it does not fit).
     pub engine: Pinned,
 }
 
 /// The room's torrent file name is the image's and this.
 pub const TORRENT_SUFFIX: &str = ".torrent";
 
-/// Where the server serves the room's engine.
-pub const ENGINE_PATH: &str = "/images/lazare-share";
+/// Where the server serves the room's engine, zstd-compressed: 8 MB as
+/// it is, ~3 MB so, fetched by every PC of the room.
+pub const ENGINE_PATH: &str = "/images/lazare-share.zst";
 
 fn yes() -> bool {
     true

@@ -102,6 +102,8 @@ struct Pc {
 struct Room {
     pcs: Vec<Pc>,
     server_bytes: u64,
+    /// What of it was the engine each sharing PC fetched.
+    engine_bytes: u64,
 }
 
 fn room(n: usize, sharing: bool, work: &Path) -> Room {
@@ -118,7 +120,7 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
         serde_json::from_slice(&std::fs::read(images.join("bench.tar.zst.json")).unwrap()).unwrap();
     let size = m["size"].as_u64().unwrap();
     let chunks = m["chunks"].as_str().expect("serve made the chunk index").to_string();
-    let engine = std::fs::read(images.join("lazare-share")).ok();
+    let engine = std::fs::read(images.join("lazare-share.zst")).ok();
     let url = format!("http://{SERVER}:8470/images/bench.tar.zst");
     let before = Lan::tx_bytes(&server);
     let mut runs = Vec::new();
@@ -175,7 +177,8 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
         let _ = std::fs::remove_dir_all(work.join(format!("pc-{n}-{sharing}-{i}")));
     }
     let _ = std::fs::remove_dir_all(&data);
-    Room { pcs, server_bytes }
+    let engine_bytes = if sharing { engine.map_or(0, |e| e.len() as u64 * n as u64) } else { 0 };
+    Room { pcs, server_bytes, engine_bytes }
 }
 
 #[test]
@@ -192,8 +195,10 @@ fn room_bench() {
         image as f64 / 1048576.0,
         SPREAD.as_secs()
     );
-    println!("| PCs | sharing | slowest PC (s) | mean (s) | server sent (image sizes) | via engine (image sizes) |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| PCs | sharing | slowest PC (s) | mean (s) | server link sent (image sizes) | of it the engines | through the engine |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut slowest_one = [None, None];
     for &n in &sizes {
         for sharing in [true, false] {
@@ -208,9 +213,10 @@ fn room_bench() {
             let ratio = slowest_one[s]
                 .map_or(String::new(), |one| format!(" ({:.2}x one PC)", slowest / one));
             println!(
-                "| {n} | {} | {slowest:.1}{ratio} | {mean:.1} | {:.2} | {:.2} |",
+                "| {n} | {} | {slowest:.1}{ratio} | {mean:.1} | {:.2} | {:.2} | {:.2} |",
                 if sharing { "yes" } else { "no" },
                 r.server_bytes as f64 / image as f64,
+                r.engine_bytes as f64 / image as f64,
                 via as f64 / image as f64,
             );
         }

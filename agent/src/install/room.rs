@@ -153,8 +153,10 @@ pub fn start(
         return Err(RoomError::EngineMismatch { got, size: bytes.len() as u64 });
     }
     let exe = dir.join("lazare-share");
-    write_executable(&exe, &bytes)?;
+    let plain = zstd::decode_all(&bytes[..]).map_err(io_err("decompressing the engine"))?;
     drop(bytes);
+    write_executable(&exe, &plain)?;
+    drop(plain);
     // The torrent is checked by the engine (its info hash against the
     // plan's); its pieces by the index after that.
     let torrent_url = format!("{image_url}{}", lazare_proto::TORRENT_SUFFIX);
