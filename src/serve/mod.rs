@@ -121,33 +121,9 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let public = key.public();
     // Made before the key moves into the server state; the key is the TLS key.
     let tls = if args.http { None } else { Some(tls::acceptor(&key)?) };
-    let (tracker, room, seeds) = match args.tracker_addr() {
-        None => (None, None, None),
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-                format!("listening on {addr} for the room's tracker (--tracker-port, --no-tracker)")
-            })?;
-            let addr = listener.local_addr().context("reading the tracker's address")?;
-            let engine = room::find_engine(args.engine.as_deref())
-                .and_then(|e| Ok((room::publish_engine(&e, &data.images())?, e)));
-            let (room, seeds) = match engine {
-                Ok((pin, path)) => {
-                    println!("room: engine {} (sha256 {})", path.display(), &pin.sha256[..16]);
-                    let seeds = room::start_seeds(&path, &data.images()).await;
-                    (Some(room::room(addr, pin)), Some(seeds))
-                }
-                Err(e) => {
-                    eprintln!("lazare: warning: room: {e:#}: each PC downloads the image from this server alone");
-                    (None, None)
-                }
-            };
-            let ports = seeds.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
-            (
-                Some((Arc::new(tracker::Tracker::new(data.images(), ports)), listener, addr)),
-                room,
-                seeds,
-            )
-        }
+    let running = match args.tracker_addr() {
+        None => None,
+        Some(addr) => Some(room::start(addr, args.engine.as_deref(), &data.images()).await?),
     };
     let server = Arc::new(Server {
         store,
@@ -157,8 +133,8 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         data: data.clone(),
         listen: args.listen,
         metrics: metrics::Metrics::default(),
-        tracker: tracker.as_ref().map(|(t, _, _)| t.clone()),
-        room,
+        tracker: running.as_ref().map(|r| r.tracker.clone()),
+        room: running.as_ref().and_then(|r| r.room.clone()),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -166,16 +142,17 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let addr = listener.local_addr().context("reading the listening address")?;
     println!("{enroll}");
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let banner = Banner { scheme, addr, tracker: tracker.as_ref().map(|(_, _, a)| *a), new_key };
+    let banner = Banner { scheme, addr, tracker: running.as_ref().map(|r| r.addr), new_key };
     print_banner(&data, &banner, &public, new_token.then_some(token.as_str()));
     let stop = tokio::sync::watch::channel(()).0;
-    if let Some((t, listener, _)) = tracker {
+    let seeds = running.map(|r| {
         let mut stopped = stop.subscribe();
         let done = async move {
             let _ = stopped.changed().await;
         };
-        tokio::spawn(listen::run(listener, tracker::router(t), None, done));
-    }
+        tokio::spawn(listen::run(r.listener, tracker::router(r.tracker), None, done));
+        r.seeds
+    });
     listen::run(listener, app(server), tls, shutdown_signal()).await;
     drop(stop);
     // The seeds end with the server (kill_on_drop).

@@ -12,11 +12,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use lazare_proto::{hex, unhex, Pinned, Room, ENGINE_PATH};
 use sha2::{Digest, Sha256};
 
+use super::tracker::Tracker;
 use crate::build::agent::{check_agent, disk_candidates};
 use crate::image::torrent::torrent_path;
 
@@ -67,18 +69,29 @@ pub struct Seeds {
     _children: Vec<tokio::process::Child>,
 }
 
-/// Starts a seed for every image in `images` that has a torrent, each on a
-/// free port. An image whose seed does not start is only warned about: PCs
-/// then share it among themselves and get the rest over HTTP.
-pub async fn start_seeds(engine: &Path, images: &Path) -> Seeds {
+/// Starts a seed for every image in `images` that has a torrent, on the
+/// ports from `first_port` up (the tracker's port + 1, so a firewall in
+/// front of the server opens one range), or each on a free port when
+/// `first_port` is 0 (tests). An image whose seed does not start is only
+/// warned about: PCs then share it among themselves and get the rest over
+/// HTTP.
+pub async fn start_seeds(engine: &Path, images: &Path, first_port: u16) -> Seeds {
     let mut seeds = Seeds { ports: HashMap::new(), _children: Vec::new() };
+    let mut next = first_port;
     for m in super::plan::usable_manifests(images) {
         let Some(hash) = m.torrent.as_deref().and_then(unhex).and_then(|h| h.try_into().ok())
         else {
             continue;
         };
         let file = images.join(&m.file);
-        match seed(engine, &file).await {
+        let port = match next {
+            0 => 0,
+            p => {
+                next = p.saturating_add(1);
+                p
+            }
+        };
+        match seed(engine, &file, port).await {
             Ok((child, port)) => {
                 println!("room: seeding {} on peer port {port}", m.file);
                 seeds.ports.insert(hash, port);
@@ -91,13 +104,16 @@ pub async fn start_seeds(engine: &Path, images: &Path) -> Seeds {
 }
 
 /// One seed, once it said `ready` (it checked the whole file first).
-async fn seed(engine: &Path, file: &Path) -> Result<(tokio::process::Child, u16)> {
+async fn seed(engine: &Path, file: &Path, port: u16) -> Result<(tokio::process::Child, u16)> {
     use tokio::io::AsyncBufReadExt;
-    // A free port now; the engine binds it a moment later.
-    let port = std::net::TcpListener::bind("0.0.0.0:0")
-        .and_then(|l| l.local_addr())
-        .context("finding a free peer port")?
-        .port();
+    let port = match port {
+        // A free port now; the engine binds it a moment later.
+        0 => std::net::TcpListener::bind("0.0.0.0:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free peer port")?
+            .port(),
+        p => p,
+    };
     let mut child = tokio::process::Command::new(engine)
         .arg("seed")
         .arg("--torrent")
@@ -128,7 +144,46 @@ async fn seed(engine: &Path, file: &Path) -> Result<(tokio::process::Child, u16)
 
 const SEED_READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// What every plan carries while this server runs its room.
-pub fn room(tracker: SocketAddr, engine: Pinned) -> Room {
-    Room { tracker_port: tracker.port(), engine }
+/// The room as `lazare serve` runs it.
+pub struct Running {
+    pub tracker: Arc<Tracker>,
+    pub listener: tokio::net::TcpListener,
+    /// Where the tracker listens.
+    pub addr: SocketAddr,
+    /// What every plan carries; `None` without an engine.
+    pub room: Option<Room>,
+    /// The server's seeds; `None` without an engine.
+    pub seeds: Option<Seeds>,
+}
+
+/// Binds the tracker at `requested`, publishes the engine and starts the
+/// seeds. Without an engine (a warning) the tracker still runs but plans
+/// carry no room.
+pub async fn start(requested: SocketAddr, engine: Option<&Path>, images: &Path) -> Result<Running> {
+    let listener = tokio::net::TcpListener::bind(requested).await.with_context(|| {
+        format!("listening on {requested} for the room's tracker (--tracker-port, --no-tracker)")
+    })?;
+    let addr = listener.local_addr().context("reading the tracker's address")?;
+    let engine = find_engine(engine).and_then(|e| Ok((publish_engine(&e, images)?, e)));
+    let (room, seeds) = match engine {
+        Ok((pin, path)) => {
+            println!("room: engine {} (sha256 {})", path.display(), &pin.sha256[..16]);
+            // Seeds on the ports after the tracker's, or free ones in tests.
+            let first = match requested.port() {
+                0 => 0,
+                p => p.saturating_add(1),
+            };
+            let seeds = start_seeds(&path, images, first).await;
+            (Some(Room { tracker_port: addr.port(), engine: pin }), Some(seeds))
+        }
+        Err(e) => {
+            eprintln!(
+                "lazare: warning: room: {e:#}: each PC downloads the image from this server alone"
+            );
+            (None, None)
+        }
+    };
+    let ports = seeds.as_ref().map(|s| s.ports.clone()).unwrap_or_default();
+    let tracker = Arc::new(Tracker::new(images.to_path_buf(), ports));
+    Ok(Running { tracker, listener, addr, room, seeds })
 }
