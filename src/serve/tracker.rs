@@ -107,6 +107,15 @@ struct Peer {
     addr: SocketAddr,
     left: Option<u64>,
     seen: Instant,
+    /// Its first announce: the older of two PCs as far along leads.
+    first: Instant,
+}
+
+impl Peer {
+    /// Sorts the PCs that have most first, the older first among equals.
+    fn rank(&self) -> (u64, Instant) {
+        (self.left.unwrap_or(u64::MAX), self.first)
+    }
 }
 
 /// One image's PCs, by peer id.
@@ -166,13 +175,15 @@ impl Tracker {
             swarm.remove(&a.peer_id);
         } else {
             let addr = SocketAddr::new(conn.remote.ip(), a.port);
-            swarm.insert(a.peer_id.clone(), Peer { addr, left: a.left, seen: now });
+            let first = swarm.get(&a.peer_id).map_or(now, |p| p.first);
+            swarm.insert(a.peer_id.clone(), Peer { addr, left: a.left, seen: now, first });
         }
-        // The server's seed first, then the peers that have most.
+        let me = swarm.get(&a.peer_id).map(Peer::rank);
         let mut others: Vec<&Peer> =
             swarm.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
-        others.sort_by_key(|p| p.left.unwrap_or(u64::MAX));
+        others.sort_by_key(|p| p.rank());
         let seed = self.seeds.get(&a.info_hash).map(|&port| SocketAddr::new(conn.local.ip(), port));
+        let seed = seed.filter(|_| needs_server(me, &others));
         let listed = seed.into_iter().chain(others.into_iter().map(|p| p.addr)).take(a.numwant);
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for addr in listed {
@@ -209,6 +220,21 @@ impl Tracker {
             .filter(|p| now.duration_since(p.seen) < EXPIRE)
             .count()
     }
+}
+
+/// Whether a PC (ranked `me`, `None` once it stopped) is given the
+/// server's seed: when it is alone, or leads the room (no PC has the whole
+/// image, none is further along or as far and older). The others get the
+/// image from the PCs ahead of them, which go no slower than the server's
+/// link feeds the leader: the server sends each piece about once. A PC left
+/// with nobody to give it a piece (the leader switched off, peers that
+/// cannot reach each other) stalls and goes on over HTTP (the agent's
+/// RoomFetch), and the next announce names a new leader.
+fn needs_server(me: Option<(u64, Instant)>, others: &[&Peer]) -> bool {
+    // Stopped, or it has the whole image: it needs nobody.
+    let Some(me) = me.filter(|m| m.0 != 0) else { return false };
+    let complete = others.iter().any(|p| p.left == Some(0));
+    others.is_empty() || (!complete && others.iter().all(|p| p.rank() > me))
 }
 
 /// An IPv4 peer reached over an IPv6 socket is listed as IPv4.

@@ -1,5 +1,6 @@
 use super::*;
 use lazare_proto::{hex, ImageFormat, ImageManifest};
+use std::time::Duration;
 
 const HASH: [u8; 20] = [0xab; 20];
 
@@ -62,31 +63,45 @@ fn parses_raw_bytes_and_refuses_what_is_missing() {
 }
 
 #[test]
-fn a_room_learns_of_each_other_and_of_the_server_seed() {
+fn a_room_learns_of_each_other_and_only_its_leader_of_the_server_seed() {
     let dir = images();
     let t = Tracker::new(dir.path().to_path_buf(), HashMap::from([(HASH, 6999)]));
-    let now = Instant::now();
-    let first = parse(&query(1, 6881, "&left=3")).unwrap();
-    // Alone: only the server's seed, at the address the PC reached it on.
-    let v = t.announce(&first, conn("10.0.0.11:40000"), now).unwrap();
-    assert_eq!(peers(&v, "peers"), [10, 0, 0, 1, 0x1b, 0x57]);
-    // A second PC gets the seed, then the first PC at its own port.
-    let second = parse(&query(2, 6882, "&left=3")).unwrap();
-    let v = t.announce(&second, conn("10.0.0.12:40001"), now).unwrap();
-    assert_eq!(peers(&v, "peers"), [10, 0, 0, 1, 0x1b, 0x57, 10, 0, 0, 11, 0x1a, 0xe1]);
-    assert_eq!(t.peers_known(now), 2);
-    // Stopped: forgotten at once. Silent: forgotten after EXPIRE.
-    t.announce(&parse(&query(1, 6881, "&event=stopped")).unwrap(), conn("10.0.0.11:1"), now)
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    const SEED: [u8; 6] = [10, 0, 0, 1, 0x1b, 0x57];
+    const PC1: [u8; 6] = [10, 0, 0, 11, 0x1a, 0xe1];
+    const PC2: [u8; 6] = [10, 0, 0, 12, 0x1a, 0xe2];
+    const PC3: [u8; 6] = [10, 0, 0, 13, 0x1a, 0xe3];
+    let ann = |id: u8, left: u64, at: Instant| {
+        let q = query(id, 6880 + u16::from(id), &format!("&left={left}"));
+        let v = t.announce(&parse(&q).unwrap(), conn(&format!("10.0.0.1{id}:40000")), at).unwrap();
+        peers(&v, "peers")
+    };
+    // Alone: the server's seed, at the address the PC reached it on.
+    assert_eq!(ann(1, 3, t0), SEED);
+    // A second PC, no further along and younger, gets the first PC only.
+    assert_eq!(ann(2, 3, t0 + s), PC1);
+    // The leader (most along, then oldest) gets the seed, then the others.
+    assert_eq!(ann(1, 2, t0 + 2 * s), [SEED, PC2].concat());
+    assert_eq!(ann(2, 1, t0 + 3 * s), [SEED, PC1].concat());
+    assert_eq!(ann(1, 2, t0 + 4 * s), PC2);
+    // Once a PC has the whole image, nobody is given the server's seed.
+    assert_eq!(ann(3, 0, t0 + 5 * s), [PC2, PC1].concat());
+    assert_eq!(ann(2, 1, t0 + 6 * s), [PC3, PC1].concat());
+    assert_eq!(t.peers_known(t0 + 6 * s), 3);
+    // Stopped: forgotten at once (PC 1 leads again). Silent: after EXPIRE.
+    t.announce(&parse(&query(3, 6883, "&event=stopped")).unwrap(), conn("10.0.0.13:1"), t0)
         .unwrap();
-    assert_eq!(t.peers_known(now), 1);
-    assert_eq!(t.peers_known(now + EXPIRE), 0);
+    assert_eq!(ann(2, 1, t0 + 7 * s), [SEED, PC1].concat());
+    assert_eq!(t.peers_known(t0 + 7 * s + EXPIRE), 0);
     // An IPv6 peer goes in peers6; an IPv4-mapped one in peers.
-    let v6 = parse(&query(3, 7000, "")).unwrap();
-    let v = t.announce(&v6, conn("[fd00::3]:5"), now).unwrap();
-    assert_eq!(peers(&v, "peers").len(), 12);
-    let v = t.announce(&second, conn("[::ffff:10.0.0.12]:5"), now).unwrap();
+    let v6 = parse(&query(4, 7000, "&left=3")).unwrap();
+    let v = t.announce(&v6, conn("[fd00::3]:5"), t0 + 8 * s).unwrap();
+    assert_eq!(peers(&v, "peers"), [PC2, PC1].concat());
+    let mapped = parse(&query(2, 6882, "&left=1")).unwrap();
+    let v = t.announce(&mapped, conn("[::ffff:10.0.0.12]:5"), t0 + 9 * s).unwrap();
     assert_eq!(peers(&v, "peers6").len(), 18);
-    assert_eq!(peers(&v, "peers"), [10, 0, 0, 1, 0x1b, 0x57]);
+    assert_eq!(peers(&v, "peers"), [SEED, PC1].concat());
 }
 
 #[test]
