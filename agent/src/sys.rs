@@ -148,13 +148,21 @@ fn ioctl_ifreq(fd: &impl AsFd, request: libc::c_ulong, req: &mut libc::ifreq) ->
     Ok(())
 }
 
-/// Sets IFF_UP on an interface (carrier detection starts then).
+/// Sets IFF_UP on an interface (carrier detection starts then); nothing
+/// when it is up already. Every SIOCSIFFLAGS makes the kernel reprogram the
+/// NIC's receive filter (dev_set_rx_mode), and qemu's e1000 then holds
+/// every frame it receives for 1 s (its RCTL flush timer): a second "up"
+/// after the DHCP lease held the server's ARP reply for 0.7 s (issue 17).
 pub fn link_up(name: &str) -> io::Result<()> {
     let s = ioctl_socket()?;
     let mut req = ifreq(name)?;
     ioctl_ifreq(&s, libc::SIOCGIFFLAGS, &mut req)?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     ioctl_ifreq(&s, libc::SIOCSIFFLAGS, &mut req)
 }
 
