@@ -232,6 +232,41 @@ pub fn permanent_mac(name: &str) -> Option<[u8; 6]> {
     (pa.size == 6 && mac != [0; 6]).then_some(mac)
 }
 
+/// The link speed in Mb/s the driver reports (ETHTOOL_GSET), None when it
+/// reports none (no link) or cannot answer. Some drivers (e1000) read it
+/// from the MAC even while the interface is down.
+pub fn link_speed(name: &str) -> Option<u32> {
+    // struct ethtool_cmd: the fields up to speed_hi; the rest is padding.
+    #[repr(C)]
+    struct EthtoolCmd {
+        cmd: u32,
+        supported: u32,
+        advertising: u32,
+        speed: u16,
+        duplex: u8,
+        port: u8,
+        phy_address: u8,
+        transceiver: u8,
+        autoneg: u8,
+        mdio_support: u8,
+        maxtxpkt: u32,
+        maxrxpkt: u32,
+        speed_hi: u16,
+        rest: [u8; 14],
+    }
+    const ETHTOOL_GSET: u32 = 0x1;
+    let s = ioctl_socket().ok()?;
+    // SAFETY: EthtoolCmd is plain old data; all-zero is a valid value.
+    let mut cmd: EthtoolCmd = unsafe { std::mem::zeroed() };
+    cmd.cmd = ETHTOOL_GSET;
+    let mut req = ifreq(name).ok()?;
+    req.ifr_ifru.ifru_data = &mut cmd as *mut EthtoolCmd as *mut libc::c_char;
+    ioctl_ifreq(&s, libc::SIOCETHTOOL, &mut req).ok()?;
+    let speed = u32::from(cmd.speed) | u32::from(cmd.speed_hi) << 16;
+    // SPEED_UNKNOWN is all ones.
+    (speed != 0 && speed != u32::MAX).then_some(speed)
+}
+
 /// A UDP socket on port 68 bound to one interface (SO_BINDTODEVICE) with
 /// broadcasts allowed: what a DHCP client needs before it has an address.
 /// SO_REUSEADDR comes before bind so every NIC can have its own.
