@@ -143,7 +143,9 @@ fn cpu_model(root: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn nics(root: &Path) -> Vec<Nic> {
+/// The Ethernet NICs: name, MAC (the burnt-in one when the driver has it),
+/// driver and whether a cable is in.
+pub fn nics(root: &Path) -> Vec<Nic> {
     crate::net::physical_nics(root)
         .into_iter()
         .filter_map(|name| {
