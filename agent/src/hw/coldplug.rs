@@ -271,8 +271,9 @@ const LATE_BUSES: &[&str] = &[
 /// same when one of those buses has a device: a stick shows up about 1 s
 /// after its USB device does.
 const LATE_QUIET: Duration = Duration::from_millis(1500);
-/// The same without any: nothing is on its way, a short margin only.
-const QUIET_NO_LATE: Duration = Duration::from_millis(300);
+/// The same without any: nothing is on its way (coldplug ended after 150 ms
+/// without a device event), one more look only.
+const QUIET_NO_LATE: Duration = Duration::from_millis(100);
 
 fn late_devices(root: &Path) -> BTreeSet<PathBuf> {
     LATE_BUSES.iter().flat_map(|b| entries(&root.join(b))).collect()
