@@ -83,14 +83,6 @@ pub const STEPS: &[InitStep] = &[
     // the agent's sentences on the PC's screen: the console shows only
     // errors and worse (OOM kills, I/O errors); the rest stays in dmesg.
     InitStep::Write { path: "/proc/sys/kernel/printk", contents: "4\n" },
-    // The agent speaks IPv4 only. With IPv6 on, every NIC coldplug brings
-    // up joins multicast groups when its link comes (all-nodes, then the
-    // solicited-node group of its link-local address), each a rewrite of
-    // the NIC's receive filter right when DHCP runs; qemu's e1000 holds the
-    // frames it receives for 1 s after each one, so the DHCP offer came 1 s
-    // late (issue 17). `default` covers the NICs made after this; lo keeps
-    // its ::1.
-    InitStep::Write { path: "/proc/sys/net/ipv6/conf/default/disable_ipv6", contents: "1\n" },
 ];
 
 impl fmt::Display for InitStep {
