@@ -96,8 +96,10 @@ fn opens_at_link(root: &Path, nic: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Brings NICs up and waits (at most `limit`) until at least one has a
-/// carrier and a short grace period passed for the others.
+/// Brings NICs up (an [`OPEN_AT_LINK`] one once its MAC sees the link) and
+/// waits (at most `limit`) until at least one has a carrier and a short
+/// grace period passed for the others. An [`OPEN_AT_LINK`] NIC without a
+/// link by then may stay down: it has no cable.
 pub fn up_and_wait(nics: &[String], limit: Duration) -> Vec<String> {
     let _ = crate::sys::link_up("lo");
     let root = Path::new("/");
