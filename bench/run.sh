@@ -146,11 +146,13 @@ else
 	LZ_BOOT="no request in ${BOOT_TIMEOUT}s"
 fi
 kill "$VM" 2>/dev/null || true; wait "$VM" 2>/dev/null || true
-# The same boot with a virtio NIC. qemu's e1000 model brings its link up
-# only at the driver's next 2 s watchdog round when the interface opens
-# less than ~0.5 s after the probe (measured, issue 17): with coldplug this
-# fast, that wait lands on the boot. virtio-net has no link negotiation:
-# this row is the agent's own time to its first request.
+# The same boot with a virtio NIC. qemu's e1000 model negotiates its link
+# for 0.5 s after the driver's probe (the agent opens it only then: opened
+# earlier, the driver sees the link at its next 2 s watchdog round), then
+# holds every frame it receives for 1 s after the open (its receive-control
+# flush timer), so the DHCP offer waits that long (measured, issue 17).
+# virtio-net has neither: this row is the agent's own time to its first
+# request.
 rm -f "$W/first-request"
 python3 "$HERE/first_request.py" "$((PORT + 5))" "$W/first-request" &
 PIDS+=($!)

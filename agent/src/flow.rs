@@ -46,7 +46,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
     find_hardware(screen)?;
-    let disks = Disks(RefCell::new(Some(coldplug::DiskWatch::start(Path::new("/")))));
+    let disks = Disks::start(screen);
     // An offline bundle on the boot medium takes over when neither the
     // network nor the server answers after a few tries. Looked for only
     // then: it needs the disks settled, which the DHCP exchange covers
@@ -58,8 +58,7 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
                 if cfg.action != BootAction::Install {
                     return None;
                 }
-                disks.settle();
-                let boot = inventory::collect(Path::new("/")).boot_device;
+                let boot = disks.looked().0.boot_device.clone();
                 offline::Bundle::find(boot.as_deref(), screen)
             })
             .as_ref()
@@ -175,28 +174,58 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
     }
 }
 
-/// The disk watch, settled once by whoever looks at the disks first (the
-/// search for an offline bundle, or the inventory).
-struct Disks(RefCell<Option<coldplug::DiskWatch>>);
+type Looked = (Inventory, Option<Installed>);
+
+/// The disks settled, then the inventory and the installed system found on
+/// them (if any), taken by a thread that starts when coldplug ends: the
+/// wait for late disks, the disk probes and the mount of an installed
+/// system overlap the network bring-up instead of following it (issue 17).
+/// Joined by whoever needs the disks first (the search for an offline
+/// bundle, or the inventory).
+struct Disks {
+    running: RefCell<Option<std::thread::JoinHandle<Looked>>>,
+    looked: OnceCell<Looked>,
+}
 
 impl Disks {
-    fn settle(&self) {
-        if let Some(watch) = self.0.borrow_mut().take() {
+    fn start(screen: &Screen) -> Disks {
+        let watch = coldplug::DiskWatch::start(Path::new("/"));
+        let screen = screen.clone();
+        let running = std::thread::spawn(move || {
             watch.settle(Duration::from_secs(8));
-        }
+            let inv = inventory::collect(Path::new("/"));
+            let installed =
+                inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
+            (inv, installed)
+        });
+        Disks { running: RefCell::new(Some(running)), looked: OnceCell::new() }
+    }
+
+    fn looked(&self) -> &Looked {
+        self.looked.get_or_init(|| {
+            let running = self.running.borrow_mut().take();
+            // The thread only reads sysfs and disks; should it panic, the
+            // same look is taken here.
+            running.and_then(|h| h.join().ok()).unwrap_or_else(|| {
+                let inv = inventory::collect(Path::new("/"));
+                let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|_| {});
+                (inv, installed)
+            })
+        })
     }
 }
 
-/// Settles the disks, then the inventory (with the installed system found
-/// on them, if any) and the machine secret kept on this PC.
+/// The look at this computer [`Disks`] took, with the network cards read
+/// again (their carriers changed since), and the machine secret kept on
+/// this PC.
 fn look(screen: &Screen, disks: &Disks) -> (Inventory, Option<(String, &'static str)>) {
     let step = screen.step(&t("step-looking"));
-    disks.settle();
-    let mut inv = inventory::collect(Path::new("/"));
-    let installed = inventory::installed(Path::new("/dev"), &inv.disks, &|l| screen.note(l));
+    let (inv, installed) = disks.looked();
+    let mut inv = inv.clone();
+    inv.nics = inventory::nics(Path::new("/"));
     let kept =
         kept_secret(Path::new(installed::MACHINE_SECRET), installed.as_ref(), &inv.machine_id);
-    inv.installed_id = installed.map(|i| i.id);
+    inv.installed_id = installed.as_ref().map(|i| i.id.clone());
     step.done(&t("step-done"));
     (inv, kept)
 }

@@ -24,7 +24,7 @@ pub fn collect(root: &Path) -> Inventory {
     let dmi = dmi(root);
     let nics = nics(root);
     let macs: Vec<String> = nics.iter().map(|n| n.mac.clone()).collect();
-    let disks = disks(root);
+    let (disks, whole): (Vec<Disk>, Vec<Option<blkid::FsInfo>>) = disks(root).into_iter().unzip();
     Inventory {
         machine_id: Inventory::compute_machine_id(&dmi, &macs),
         memory_bytes: memory_bytes(root),
@@ -36,7 +36,7 @@ pub fn collect(root: &Path) -> Inventory {
             Firmware::Bios
         },
         dmi,
-        boot_device: boot_device(root, &disks),
+        boot_device: boot_device(&disks, &whole),
         disks: disks.into_iter().filter(|d| !d.name.starts_with("sr")).collect(),
         nics,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -143,7 +143,9 @@ fn cpu_model(root: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn nics(root: &Path) -> Vec<Nic> {
+/// The Ethernet NICs: name, MAC (the burnt-in one when the driver has it),
+/// driver and whether a cable is in.
+pub fn nics(root: &Path) -> Vec<Nic> {
     crate::net::physical_nics(root)
         .into_iter()
         .filter_map(|name| {
@@ -169,19 +171,23 @@ fn nics(root: &Path) -> Vec<Nic> {
 }
 
 /// Block devices with hardware behind them (no loop, ram or zram).
-fn disks(root: &Path) -> Vec<Disk> {
-    let mut out: Vec<Disk> = std::fs::read_dir(root.join("sys/block"))
+/// The disks, each with the filesystem on its whole device (an ISO on a
+/// CD or on a stick written with dd): one open per disk, as opening a CD
+/// drive makes it check its medium (0.1 s for an empty one under qemu,
+/// issue 17).
+fn disks(root: &Path) -> Vec<(Disk, Option<blkid::FsInfo>)> {
+    let mut out: Vec<(Disk, Option<blkid::FsInfo>)> = std::fs::read_dir(root.join("sys/block"))
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.path().join("device").exists())
         .filter_map(|e| disk(root, &e.file_name().to_string_lossy()))
         .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     out
 }
 
-fn disk(root: &Path, name: &str) -> Option<Disk> {
+fn disk(root: &Path, name: &str) -> Option<(Disk, Option<blkid::FsInfo>)> {
     let dir = root.join("sys/block").join(name);
     let sector =
         read(&dir.join("queue/logical_block_size")).and_then(|s| s.parse().ok()).unwrap_or(512u32);
@@ -200,10 +206,11 @@ fn disk(root: &Path, name: &str) -> Option<Disk> {
         .filter_map(|e| partition(root, &e.path(), &e.file_name().to_string_lossy()))
         .collect();
     partitions.sort_by_key(|p| p.number);
-    let table = File::open(root.join("dev").join(name))
-        .ok()
-        .and_then(|mut f| blkid::table(&mut f, sector as u64));
-    Some(Disk {
+    let (table, whole) = match File::open(root.join("dev").join(name)) {
+        Ok(mut f) => (blkid::table(&mut f, sector as u64), blkid::probe(&mut f)),
+        Err(_) => (None, None),
+    };
+    let disk = Disk {
         name: name.to_string(),
         size_bytes,
         model: read(&dir.join("device/model")),
@@ -213,7 +220,8 @@ fn disk(root: &Path, name: &str) -> Option<Disk> {
         sector_size: sector,
         partitions,
         table,
-    })
+    };
+    Some((disk, whole))
 }
 
 /// SCSI/ATA unit serial number (VPD page 0x80): 4 header bytes, then text.
@@ -239,13 +247,13 @@ fn partition(root: &Path, dir: &Path, name: &str) -> Option<Partition> {
 
 /// The CD or USB stick we booted from: a whole device holding an iso9660
 /// filesystem, preferring one labelled like ours.
-fn boot_device(root: &Path, disks: &[Disk]) -> Option<String> {
+fn boot_device(disks: &[Disk], whole: &[Option<blkid::FsInfo>]) -> Option<String> {
     let mut isos: Vec<(String, Option<String>)> = disks
         .iter()
-        .filter_map(|d| {
-            let mut f = File::open(root.join("dev").join(&d.name)).ok()?;
-            let fs = blkid::probe(&mut f)?;
-            (fs.fs_type == "iso9660").then(|| (d.name.clone(), fs.label))
+        .zip(whole)
+        .filter_map(|(d, fs)| {
+            let fs = fs.as_ref()?;
+            (fs.fs_type == "iso9660").then(|| (d.name.clone(), fs.label.clone()))
         })
         .collect();
     isos.sort_by_key(|(_, label)| {

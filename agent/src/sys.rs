@@ -148,13 +148,21 @@ fn ioctl_ifreq(fd: &impl AsFd, request: libc::c_ulong, req: &mut libc::ifreq) ->
     Ok(())
 }
 
-/// Sets IFF_UP on an interface (carrier detection starts then).
+/// Sets IFF_UP on an interface (carrier detection starts then); nothing
+/// when it is up already. Every SIOCSIFFLAGS makes the kernel reprogram the
+/// NIC's receive filter (dev_set_rx_mode), and qemu's e1000 then holds
+/// every frame it receives for 1 s (its RCTL flush timer): a second "up"
+/// after the DHCP lease held the server's ARP reply for 0.7 s (issue 17).
 pub fn link_up(name: &str) -> io::Result<()> {
     let s = ioctl_socket()?;
     let mut req = ifreq(name)?;
     ioctl_ifreq(&s, libc::SIOCGIFFLAGS, &mut req)?;
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
-    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     ioctl_ifreq(&s, libc::SIOCSIFFLAGS, &mut req)
 }
 
@@ -222,6 +230,41 @@ pub fn permanent_mac(name: &str) -> Option<[u8; 6]> {
     ioctl_ifreq(&s, libc::SIOCETHTOOL, &mut req).ok()?;
     let mac: [u8; 6] = pa.data[..6].try_into().ok()?;
     (pa.size == 6 && mac != [0; 6]).then_some(mac)
+}
+
+/// The link speed in Mb/s the driver reports (ETHTOOL_GSET), None when it
+/// reports none (no link) or cannot answer. Some drivers (e1000) read it
+/// from the MAC even while the interface is down.
+pub fn link_speed(name: &str) -> Option<u32> {
+    // struct ethtool_cmd: the fields up to speed_hi; the rest is padding.
+    #[repr(C)]
+    struct EthtoolCmd {
+        cmd: u32,
+        supported: u32,
+        advertising: u32,
+        speed: u16,
+        duplex: u8,
+        port: u8,
+        phy_address: u8,
+        transceiver: u8,
+        autoneg: u8,
+        mdio_support: u8,
+        maxtxpkt: u32,
+        maxrxpkt: u32,
+        speed_hi: u16,
+        rest: [u8; 14],
+    }
+    const ETHTOOL_GSET: u32 = 0x1;
+    let s = ioctl_socket().ok()?;
+    // SAFETY: EthtoolCmd is plain old data; all-zero is a valid value.
+    let mut cmd: EthtoolCmd = unsafe { std::mem::zeroed() };
+    cmd.cmd = ETHTOOL_GSET;
+    let mut req = ifreq(name).ok()?;
+    req.ifr_ifru.ifru_data = &mut cmd as *mut EthtoolCmd as *mut libc::c_char;
+    ioctl_ifreq(&s, libc::SIOCETHTOOL, &mut req).ok()?;
+    let speed = u32::from(cmd.speed) | u32::from(cmd.speed_hi) << 16;
+    // SPEED_UNKNOWN is all ones.
+    (speed != 0 && speed != u32::MAX).then_some(speed)
 }
 
 /// A UDP socket on port 68 bound to one interface (SO_BINDTODEVICE) with

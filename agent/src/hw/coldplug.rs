@@ -244,23 +244,50 @@ pub fn drop_unneeded(opts: &ProbeOpts) -> Result<u64, ModuleError> {
 }
 
 fn block_devices(root: &Path) -> BTreeSet<PathBuf> {
-    std::fs::read_dir(root.join("sys/block"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .collect()
+    entries(&root.join("sys/block"))
 }
 
-/// The block devices since coldplug ended. Disks on slow controllers and
-/// USB sticks appear late; rather than wait for them before the network
+fn entries(dir: &Path) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect()
+}
+
+/// Where the devices of the buses that find their disks after their
+/// driver loaded are listed: USB (the hub enumerates its ports in a work
+/// queue, then usb-storage waits 1 s before it scans a stick), NVMe
+/// (namespaces are scanned in a work queue after the controller reset),
+/// MMC/SD readers (card detection in a work queue), PC Cards (the socket
+/// thread finds them) and FireWire. A disk on any other controller (ATA,
+/// SCSI, virtio) is there when coldplug ends: finit_module returns only
+/// once the asynchronous probes and scans are done (the kernel's
+/// async_synchronize_full after a module's init).
+const LATE_BUSES: &[&str] = &[
+    "sys/bus/usb/devices",
+    "sys/class/nvme",
+    "sys/class/mmc_host",
+    "sys/class/pcmcia_socket",
+    "sys/bus/firewire/devices",
+];
+/// How long the disks (and the devices of [`LATE_BUSES`]) must stay the
+/// same when one of those buses has a device: a stick shows up about 1 s
+/// after its USB device does.
+const LATE_QUIET: Duration = Duration::from_millis(1500);
+/// The same without any: nothing is on its way (coldplug ended after 150 ms
+/// without a device event), one more look only.
+const QUIET_NO_LATE: Duration = Duration::from_millis(100);
+
+fn late_devices(root: &Path) -> BTreeSet<PathBuf> {
+    LATE_BUSES.iter().flat_map(|b| entries(&root.join(b))).collect()
+}
+
+/// The block devices since coldplug ended. Disks on USB and the other
+/// [`LATE_BUSES`] appear late; rather than wait for them before the network
 /// (a fixed 1.5 s or more at every boot), the agent starts this watch after
 /// coldplug and [`DiskWatch::settle`]s it before it looks at the disks: the
 /// DHCP exchange has usually covered the wait by then.
 pub struct DiskWatch {
     root: PathBuf,
     started: Instant,
-    last: BTreeSet<PathBuf>,
+    last: (BTreeSet<PathBuf>, BTreeSet<PathBuf>),
     stable_since: Instant,
 }
 
@@ -270,28 +297,31 @@ impl DiskWatch {
         DiskWatch {
             root: root.to_path_buf(),
             started: now,
-            last: block_devices(root),
+            last: (block_devices(root), late_devices(root)),
             stable_since: now,
         }
     }
 
-    /// Waits until the block devices have not changed for 1.5 s (counted
-    /// from the last change seen since [`DiskWatch::start`]), at most
-    /// `limit` after the start. Changes in between are caught by the
-    /// first look: a set that differs restarts the 1.5 s.
+    /// Waits until the block devices and the devices of [`LATE_BUSES`] have
+    /// not changed for [`LATE_QUIET`] ([`QUIET_NO_LATE`] when the PC has no
+    /// such device), counted from the last change seen since
+    /// [`DiskWatch::start`], at most `limit` after the start. Changes in
+    /// between are caught by the first look: a set that differs restarts
+    /// the count.
     pub fn settle(mut self, limit: Duration) {
         loop {
-            let now = block_devices(&self.root);
+            let now = (block_devices(&self.root), late_devices(&self.root));
+            let quiet = if now.1.is_empty() { QUIET_NO_LATE } else { LATE_QUIET };
             if now != self.last {
                 self.last = now;
                 self.stable_since = Instant::now();
-            } else if self.stable_since.elapsed() >= Duration::from_millis(1500) {
+            } else if self.stable_since.elapsed() >= quiet {
                 return;
             }
             if self.started.elapsed() >= limit {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -341,4 +371,32 @@ pub fn modprobe_main(args: &[String]) -> i32 {
         }
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settle_time(root: &Path) -> Duration {
+        let t = Instant::now();
+        DiskWatch::start(root).settle(Duration::from_secs(8));
+        t.elapsed()
+    }
+
+    #[test]
+    fn disks_settle_after_a_short_margin_when_no_bus_finds_disks_late() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("sys/block/sda")).unwrap();
+        let took = settle_time(root.path());
+        assert!(took >= QUIET_NO_LATE && took < LATE_QUIET, "{took:?}");
+    }
+
+    #[test]
+    fn a_usb_bus_makes_the_disks_settle_for_the_long_quiet() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("sys/block/sda")).unwrap();
+        std::fs::create_dir_all(root.path().join("sys/bus/usb/devices/usb1")).unwrap();
+        let took = settle_time(root.path());
+        assert!(took >= LATE_QUIET && took < Duration::from_secs(8), "{took:?}");
+    }
 }

@@ -74,17 +74,50 @@ pub fn carrier(root: &Path, name: &str) -> bool {
         .is_ok_and(|s| s.trim() == "1")
 }
 
-/// Brings NICs up and waits (at most `limit`) until at least one has a
-/// carrier and a short grace period passed for the others.
+/// Drivers that check the link only at their watchdog round, every 2 s
+/// once the interface is open: e1000 arms that round at open and drops the
+/// PHY's link interrupt while it is armed (schedule_delayed_work on a
+/// pending work is a no-op), so a NIC opened while its PHY still
+/// negotiates (qemu's e1000: 0.5 s after the reset at the end of the
+/// probe) gets its carrier up to 2 s late (issue 17). Its MAC reports the
+/// link while the interface is down (ETHTOOL_GSET reads STATUS.LU): such
+/// a NIC is opened once that shows, and its carrier comes at once.
+const OPEN_AT_LINK: &[&str] = &["e1000"];
+/// How long such a NIC stays down waiting for its link: past one watchdog
+/// round, opening it later gains nothing.
+const OPEN_AT_LINK_LIMIT: Duration = Duration::from_secs(2);
+/// How often the carriers are read while waiting.
+const POLL: Duration = Duration::from_millis(20);
+
+fn opens_at_link(root: &Path, nic: &str) -> bool {
+    std::fs::read_link(root.join("sys/class/net").join(nic).join("device/driver"))
+        .ok()
+        .and_then(|p| p.file_name().map(|d| OPEN_AT_LINK.iter().any(|o| d == *o)))
+        .unwrap_or(false)
+}
+
+/// Brings NICs up (an [`OPEN_AT_LINK`] one once its MAC sees the link) and
+/// waits (at most `limit`) until at least one has a carrier and a short
+/// grace period passed for the others. An [`OPEN_AT_LINK`] NIC without a
+/// link by then may stay down: it has no cable.
 pub fn up_and_wait(nics: &[String], limit: Duration) -> Vec<String> {
     let _ = crate::sys::link_up("lo");
-    for n in nics {
+    let root = Path::new("/");
+    let (mut later, now): (Vec<String>, Vec<String>) =
+        nics.iter().cloned().partition(|n| opens_at_link(root, n));
+    for n in &now {
         let _ = crate::sys::link_up(n);
     }
-    let root = Path::new("/");
     let start = Instant::now();
     let mut first_seen: Option<Instant> = None;
     loop {
+        later.retain(|n| {
+            let open = crate::sys::link_speed(n).is_some() || start.elapsed() > OPEN_AT_LINK_LIMIT;
+            if open {
+                let _ = crate::sys::link_up(n);
+            }
+            !open
+        });
         let with: Vec<String> = nics.iter().filter(|n| carrier(root, n)).cloned().collect();
         if with.len() == nics.len() {
             return with;
@@ -97,7 +130,7 @@ pub fn up_and_wait(nics: &[String], limit: Duration) -> Vec<String> {
         if start.elapsed() > limit {
             return with;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(POLL);
     }
 }
 
