@@ -154,13 +154,23 @@ async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
     }
 }
 
+/// Until SIGTERM or SIGINT, or until the process that started this one
+/// (the agent, `lazare serve`) is gone: a server killed with SIGKILL must
+/// not leave its seeds running for ever.
 async fn wait_for_signal() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let parent = std::os::unix::process::parent_id();
+    let orphaned = async move {
+        while std::os::unix::process::parent_id() == parent {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+        _ = orphaned => {}
     }
     Ok(())
 }
