@@ -105,6 +105,8 @@ fn serve(lan: &mut Lan, ns: &str, data: &Path, sharing: bool) {
 struct Pc {
     secs: f64,
     from_peers: u64,
+    /// It gave up on the engine (stalls) and went on over HTTP.
+    dropped: bool,
 }
 
 struct Room {
@@ -156,7 +158,9 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
             cmd.args(["--engine-size", &engine.len().to_string(), "--hold", &HOLD.to_string()]);
         }
         let start = Instant::now();
-        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("lazare-agent");
+        // Its warnings (stalls, retries) stay in the work dir for a look.
+        let err = std::fs::File::create(work.join(format!("pc-{n}-{sharing}-{i}.log"))).unwrap();
+        let child = cmd.stdout(Stdio::piped()).stderr(err).spawn().expect("lazare-agent");
         runs.push(std::thread::spawn(move || {
             let out = child.wait_with_output().unwrap();
             let secs = start.elapsed().as_secs_f64();
@@ -171,8 +175,9 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
                 Some(r) => Pc {
                     secs: r["secs"].as_f64().unwrap(),
                     from_peers: r["from_peers"].as_u64().unwrap(),
+                    dropped: r["dropped"].as_bool().unwrap(),
                 },
-                None => Pc { secs, from_peers: 0 },
+                None => Pc { secs, from_peers: 0, dropped: false },
             }
         }));
         if i + 1 < n {
@@ -183,6 +188,11 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
     let server_bytes = Lan::tx_bytes(&server) - before;
     for i in 0..n {
         let _ = std::fs::remove_dir_all(work.join(format!("pc-{n}-{sharing}-{i}")));
+        // The first trouble a PC met, for the reader of the table.
+        let log = std::fs::read_to_string(work.join(format!("pc-{n}-{sharing}-{i}.log")));
+        if let Some(line) = log.unwrap_or_default().lines().find(|l| l.contains("problem")) {
+            eprintln!("  PC {i} of {n}: {}", &line[..line.len().min(200)]);
+        }
     }
     let _ = std::fs::remove_dir_all(&data);
     let engine_bytes = if sharing { engine.map_or(0, |e| e.len() as u64 * n as u64) } else { 0 };
@@ -205,9 +215,9 @@ fn room_bench() {
         SPREAD.as_secs_f64()
     );
     println!(
-        "| PCs | sharing | slowest PC (s) | mean (s) | server link sent (image sizes) | of it the engines | through the engine |"
+        "| PCs | sharing | slowest PC (s) | mean (s) | server link sent (image sizes) | of it the engines | through the engine | PCs that dropped the engine |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut slowest_one = [None, None];
     for &n in &sizes {
         for sharing in [true, false] {
@@ -222,11 +232,12 @@ fn room_bench() {
             let ratio = slowest_one[s]
                 .map_or(String::new(), |one| format!(" ({:.2}x one PC)", slowest / one));
             println!(
-                "| {n} | {} | {slowest:.1}{ratio} | {mean:.1} | {:.2} | {:.2} | {:.2} |",
+                "| {n} | {} | {slowest:.1}{ratio} | {mean:.1} | {:.2} | {:.2} | {:.2} | {} |",
                 if sharing { "yes" } else { "no" },
                 r.server_bytes as f64 / image as f64,
                 r.engine_bytes as f64 / image as f64,
                 via as f64 / image as f64,
+                r.pcs.iter().filter(|p| p.dropped).count(),
             );
         }
     }
