@@ -153,7 +153,8 @@ fn events_logs_status_and_remote_reinstall() {
     assert!(row["first_seen"].as_str().unwrap().ends_with('Z'));
 
     let detail = s.admin_get(&format!("/api/v1/machines/{id}")).json();
-    assert_eq!(detail["events"].as_array().unwrap().len(), 2);
+    // Partition, the room's, installed.
+    assert_eq!(detail["events"].as_array().unwrap().len(), 3);
     assert_eq!(detail["logs"][0]["install"], 1);
     assert_eq!(detail["logs"][0]["text"], "line 1\nline 2 \u{fffd}\n");
     assert_eq!(detail["inventory"]["cpu_model"], inv.cpu_model.as_str());
