@@ -92,8 +92,15 @@ pub fn run(a: &FetchArgs) -> Result<()> {
                 engine_url: format!("{origin}{ENGINE_PATH}"),
                 tracker: tracker.clone(),
             };
-            let retry = Retry::default();
-            room::start_or_say(&setup, &image, &a.url, &server, &a.into, retry, &Quiet, &log)
+            let download = room::Download {
+                image: &image,
+                image_url: &a.url,
+                fetch: &server,
+                target: &a.into,
+                retry: Retry::default(),
+                progress: &Quiet,
+            };
+            room::start_or_say(&setup, &download, &log)
         }
         _ => None,
     };

@@ -23,12 +23,12 @@
 
 mod lan;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lan::Lan;
+use lan::{checkout_bin, Lan};
 use sha2::{Digest, Sha256};
 
 const UPLINK: &str = "8mbit";
@@ -41,13 +41,6 @@ const SPREAD: Duration = Duration::from_millis((120_000.0 / TIME_SCALE) as u64);
 /// About 100 s of configure, scaled (whole seconds: `--hold`).
 const HOLD: u64 = 6;
 const FILES: usize = 16;
-
-fn bin(var: &str, rel: &str) -> PathBuf {
-    let p = std::env::var_os(var)
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel), PathBuf::from);
-    assert!(p.exists(), "{} is missing: make build, or set {var}", p.display());
-    p
-}
 
 /// A tar.zst of random 1 MiB files and the manifest `image add` would
 /// write (the index and torrent are made by `lazare serve` at start).
@@ -77,29 +70,16 @@ fn make_image(images: &Path) -> u64 {
     bytes.len() as u64
 }
 
-/// `lazare serve` in `ns`; returns once its banner is out.
+/// `lazare serve` in `ns`, with its room (the checkout's engine) or not.
 fn serve(lan: &mut Lan, ns: &str, data: &Path, sharing: bool) {
-    let lazare = bin("LAZARE", "target/release/lazare");
-    let engine = bin("LAZARE_SHARE", "target/x86_64-unknown-linux-gnu/agent/lazare-share");
-    let mut cmd = Lan::exec(ns, lazare.to_str().unwrap());
-    cmd.args(["serve", "--http", "--listen", &format!("{SERVER}:8470")]);
-    if sharing {
-        cmd.args(["--tracker-port", "8471", "--engine", engine.to_str().unwrap()]);
-    } else {
-        cmd.arg("--no-tracker");
-    }
+    let engine = checkout_bin("LAZARE_SHARE", "target/x86_64-unknown-linux-gnu/agent/lazare-share");
+    let args = match sharing {
+        true => vec!["--tracker-port", "8471", "--engine", engine.to_str().unwrap()],
+        false => vec!["--no-tracker"],
+    };
     // Its stderr says the bench image has no install tools (no mke2fs
     // inside): true, and not needed here.
-    cmd.arg("--data").arg(data).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child = cmd.spawn().expect("starting lazare serve");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("images:") {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "lazare serve exited during start");
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    lan.children.push(child);
+    lan.serve(ns, SERVER, &args, data, Stdio::null());
 }
 
 struct Pc {
@@ -140,7 +120,7 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
         std::fs::create_dir_all(&into).unwrap();
         let mut cmd = Lan::exec(
             &ns,
-            bin("LAZARE_AGENT", "target/x86_64-unknown-linux-gnu/agent/lazare-agent")
+            checkout_bin("LAZARE_AGENT", "target/x86_64-unknown-linux-gnu/agent/lazare-agent")
                 .to_str()
                 .unwrap(),
         );

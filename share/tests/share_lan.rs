@@ -78,32 +78,11 @@ fn fetch(lan: &mut Lan, ns: &str, t: &Torrent, store: &Path) -> usize {
     start(lan, ns, &[&args[..], &rest[..]].concat(), Some(&etc))
 }
 
-/// `lazare serve` with its tracker in `ns`, serving `data`'s images;
-/// returns once its banner is out. At start it makes the torrent of an image
-/// that has none and names its info hash in the manifest.
+/// `lazare serve` with its tracker in `ns`, serving `data`'s images. At
+/// start it makes the torrent of an image that has none and names its info
+/// hash in the manifest.
 fn serve(lan: &mut Lan, ns: &str, data: &Path) {
-    let lazare = std::env::var_os("LAZARE").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/lazare"),
-        PathBuf::from,
-    );
-    assert!(lazare.exists(), "{} is missing: make cli, or set LAZARE", lazare.display());
-    let mut child = Lan::exec(ns, lazare.to_str().unwrap())
-        .args(["serve", "--http", "--listen", &format!("{SERVER}:8470"), "--tracker-port", "8471"])
-        .arg("--data")
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting lazare serve");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("images:") {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "lazare serve exited during start");
-    }
-    // Drained, so the server never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    lan.children.push(child);
+    lan.serve(ns, SERVER, &["--tracker-port", "8471"], data, Stdio::inherit());
 }
 
 /// An image of random bytes in `images`, with the manifest `lazare image

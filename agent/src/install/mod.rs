@@ -160,18 +160,15 @@ fn fill(ctx: &InstallCtx, made: &[Made]) -> Result<(), InstallError> {
     let progress = DownloadProgress { r };
     let image = &ctx.plan.setup.image;
     let log = |line: &str| r.log(line);
-    let engine = ctx.room.and_then(|setup| {
-        room::start_or_say(
-            setup,
-            image,
-            ctx.image_url,
-            ctx.fetch,
-            ctx.target,
-            ctx.retry,
-            &progress,
-            &log,
-        )
-    });
+    let download = room::Download {
+        image,
+        image_url: ctx.image_url,
+        fetch: ctx.fetch,
+        target: ctx.target,
+        retry: ctx.retry,
+        progress: &progress,
+    };
+    let engine = ctx.room.and_then(|setup| room::start_or_say(setup, &download, &log));
     let room_fetch = engine.as_ref().map(|e| e.fetch(ctx.fetch, ctx.image_url));
     let fetch: &dyn Fetch = match &room_fetch {
         Some(f) => f,

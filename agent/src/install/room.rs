@@ -101,20 +101,23 @@ pub struct Stats {
     pub dropped: bool,
 }
 
+/// What the engine is started for: the image, where it comes from, and
+/// where the pieces go.
+pub struct Download<'a> {
+    pub image: &'a ImageRef,
+    pub image_url: &'a str,
+    /// The server's fetcher (the engine and the torrent come from it).
+    pub fetch: &'a dyn Fetch,
+    /// The mounted target: the engine and its pieces live there.
+    pub target: &'a Path,
+    pub retry: Retry,
+    pub progress: &'a dyn Progress,
+}
+
 /// [`start`], or the line saying why not (the install goes on from the
 /// server alone).
-#[allow(clippy::too_many_arguments)]
-pub fn start_or_say(
-    setup: &RoomSetup,
-    image: &ImageRef,
-    image_url: &str,
-    fetch: &dyn Fetch,
-    target: &Path,
-    retry: Retry,
-    progress: &dyn Progress,
-    log: &dyn Fn(&str),
-) -> Option<Engine> {
-    match start(setup, image, image_url, fetch, target, retry, progress) {
+pub fn start_or_say(setup: &RoomSetup, d: &Download, log: &dyn Fn(&str)) -> Option<Engine> {
+    match start(setup, d) {
         Ok(engine) => {
             log(&format!("sharing the image with the room ({})", engine.base));
             Some(engine)
@@ -126,16 +129,9 @@ pub fn start_or_say(
     }
 }
 
-/// Fetches and starts the engine for `image` in `target`.
-pub fn start(
-    setup: &RoomSetup,
-    image: &ImageRef,
-    image_url: &str,
-    fetch: &dyn Fetch,
-    target: &Path,
-    retry: Retry,
-    progress: &dyn Progress,
-) -> Result<Engine, RoomError> {
+/// Fetches and starts the engine for the image in the target.
+fn start(setup: &RoomSetup, d: &Download) -> Result<Engine, RoomError> {
+    let Download { image, image_url, fetch, target, retry, progress } = *d;
     let info_hash = image.torrent.as_deref().ok_or(RoomError::NoTorrent)?;
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let have = crate::procfs::kib(&meminfo, "MemTotal").unwrap_or(0);

@@ -2,11 +2,21 @@
 //! switch), and each PC is a namespace cabled to it by a veth pair. Nothing
 //! leaves the namespaces. Removed on drop. Needs root and iproute2 (ip, tc).
 
-use std::process::{Child, Command};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("running ip (iproute2)");
     assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The binary `$var` names, else the checkout's `rel`.
+pub fn checkout_bin(var: &str, rel: &str) -> PathBuf {
+    let p = std::env::var_os(var)
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel), PathBuf::from);
+    assert!(p.exists(), "{} is missing: make build, or set {var}", p.display());
+    p
 }
 
 pub struct Lan {
@@ -68,6 +78,31 @@ impl Lan {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns, program]);
         c
+    }
+
+    /// `lazare serve --http --listen IP:8470` with `args` in `ns`, serving
+    /// `data`; returns once its banner is out (its stdout is drained after,
+    /// so it never blocks on a full pipe). `LAZARE` names the CLI, else the
+    /// checkout's release build.
+    pub fn serve(&mut self, ns: &str, ip: &str, args: &[&str], data: &Path, stderr: Stdio) {
+        let lazare = checkout_bin("LAZARE", "target/release/lazare");
+        let mut child = Lan::exec(ns, lazare.to_str().unwrap())
+            .args(["serve", "--http", "--listen", &format!("{ip}:8470")])
+            .args(args)
+            .arg("--data")
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting lazare serve");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.starts_with("images:") {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "lazare serve exited during start");
+        }
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        self.children.push(child);
     }
 
     /// Bytes a PC sent on its cable (its upload, framing included).
