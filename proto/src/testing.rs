@@ -2,9 +2,32 @@
 //! `testing`), so each fixture is written once.
 
 use crate::{
-    DiskPolicy, ImageFormat, ImageRef, PlanTemplate, Setup, DEFAULT_ORDERS_EVERY_SECS,
-    TEMPLATE_KIND,
+    hex, DiskPolicy, ImageFormat, ImageManifest, ImageRef, PlanTemplate, Setup,
+    DEFAULT_ORDERS_EVERY_SECS, TEMPLATE_KIND,
 };
+use sha2::{Digest, Sha256};
+
+/// The manifest of a tar.zst `file` holding `bytes`, profile `name`, as
+/// `lazare image build` writes it before `image add` (no chunk index, no
+/// tools, no torrent), with C.UTF-8 defaults.
+pub fn manifest(name: &str, file: &str, bytes: &[u8]) -> ImageManifest {
+    ImageManifest {
+        name: name.into(),
+        file: file.into(),
+        sha256: hex(&Sha256::digest(bytes)),
+        size: bytes.len() as u64,
+        format: ImageFormat::TarZst,
+        installed_size: 0,
+        suite: "bookworm".into(),
+        locale: "C.UTF-8".into(),
+        keymap: "us".into(),
+        timezone: "UTC".into(),
+        created: 0,
+        chunks: None,
+        tools: None,
+        torrent: None,
+    }
+}
 
 /// A plan template for an image `url` of `size` bytes: French desktop
 /// defaults, no users, no countdown.

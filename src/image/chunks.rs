@@ -115,27 +115,9 @@ pub fn ensure_all(images: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lazare_proto::{hex, ImageFormat};
-    use sha2::{Digest, Sha256};
-
     fn put(dir: &Path, bytes: &[u8]) -> PathBuf {
         std::fs::write(dir.join("t.tar.zst"), bytes).unwrap();
-        let m = ImageManifest {
-            name: "t".into(),
-            file: "t.tar.zst".into(),
-            sha256: hex(&Sha256::digest(bytes)),
-            size: bytes.len() as u64,
-            format: ImageFormat::TarZst,
-            installed_size: 0,
-            suite: "bookworm".into(),
-            locale: "C.UTF-8".into(),
-            keymap: "us".into(),
-            timezone: "UTC".into(),
-            created: 0,
-            chunks: None,
-            tools: None,
-            torrent: None,
-        };
+        let m = lazare_proto::testing::manifest("t", "t.tar.zst", bytes);
         let path = dir.join("t.tar.zst.json");
         write_manifest(&m, &path).unwrap();
         path

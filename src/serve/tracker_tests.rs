@@ -1,5 +1,5 @@
 use super::*;
-use lazare_proto::{hex, ImageFormat, ImageManifest};
+use lazare_proto::{hex, ImageManifest};
 use std::time::Duration;
 
 const HASH: [u8; 20] = [0xab; 20];
@@ -12,20 +12,8 @@ fn conn(remote: &str) -> ConnAddrs {
 fn images() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let m = ImageManifest {
-        name: "test".into(),
-        file: "t.tar.zst".into(),
-        sha256: "0".repeat(64),
-        size: 3,
-        format: ImageFormat::TarZst,
-        installed_size: 0,
-        suite: "bookworm".into(),
-        locale: "C.UTF-8".into(),
-        keymap: "us".into(),
-        timezone: "UTC".into(),
-        created: 0,
-        chunks: None,
-        tools: None,
         torrent: Some(hex(&HASH)),
+        ..lazare_proto::testing::manifest("test", "t.tar.zst", b"abc")
     };
     std::fs::write(dir.path().join("t.tar.zst"), b"abc").unwrap();
     std::fs::write(dir.path().join("t.tar.zst.json"), serde_json::to_vec(&m).unwrap()).unwrap();
