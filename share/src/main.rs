@@ -83,6 +83,13 @@ const STOP_GRACE: Duration = Duration::from_millis(1200);
 
 fn main() {
     let cli = Cli::parse();
+    if let Cmd::Fetch { store, .. } = &cli.cmd {
+        // Before the runtime: no other thread reads the environment yet.
+        if let Err(e) = trust_no_tls_server(store) {
+            eprintln!("lazare-share: {e:#}");
+            std::process::exit(1);
+        }
+    }
     let mut rt = if cli.threads == 0 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -105,6 +112,25 @@ fn main() {
     // Not dropping the runtime: librqbit's tasks and blocking reads would
     // hold its shutdown; the kernel closes the sockets and files.
     std::process::exit(0);
+}
+
+/// A root whose private key was thrown away when it was made: no server
+/// can show a chain to it.
+const TRUST_NOTHING: &str = include_str!("trust-nothing.pem");
+
+/// librqbit builds a reqwest client (rustls and the platform verifier) for
+/// trackers, and that build fails when the system has no CA certificate,
+/// as on the PC's CD: the engine then never starts. It announces only to
+/// http:// trackers (swarm.rs `check_tracker`), so its TLS client is
+/// given [`TRUST_NOTHING`] as the system's only root (`SSL_CERT_FILE`,
+/// written in the store).
+fn trust_no_tls_server(store: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
+    let pem = store.join(".trust-nothing.pem");
+    std::fs::write(&pem, TRUST_NOTHING).with_context(|| format!("writing {}", pem.display()))?;
+    std::env::set_var("SSL_CERT_FILE", &pem);
+    std::env::remove_var("SSL_CERT_DIR");
+    Ok(())
 }
 
 async fn run(cmd: Cmd) -> anyhow::Result<()> {
