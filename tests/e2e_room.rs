@@ -40,13 +40,19 @@ struct Room {
     switch: String,
     server: String,
     children: Vec<Child>,
+    /// `lazare serve`: stopped with SIGTERM, so that it ends its seeds
+    /// (killed, it would leave them running).
+    serve: Option<Child>,
 }
 
 impl Room {
     fn new() -> Room {
         let id = std::process::id();
-        let room =
-            Room { switch: format!("lzroom-{id}"), server: format!("lzroom-{id}-s"), children: vec![] };
+        let room = Room {
+            switch: format!("lzroom-{id}"),
+            server: format!("lzroom-{id}-s"),
+            children: vec![],
+        };
         for ns in [&room.switch, &room.server] {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
@@ -98,8 +104,7 @@ impl Room {
         assert!(engine.is_file(), "{} missing: run `make share`", engine.display());
         let mut serve = Room::exec(&self.server, env!("CARGO_BIN_EXE_lazare"));
         serve.arg("serve").arg("--engine").arg(&engine);
-        let child = spawn_serve(&mut serve, &format!("{SERVER_IP}:{PORT}"), data);
-        self.children.push(child);
+        self.serve = Some(spawn_serve(&mut serve, &format!("{SERVER_IP}:{PORT}"), data));
     }
 
     /// Bytes the server's cable sent (framing included).
@@ -123,6 +128,16 @@ impl Room {
 
 impl Drop for Room {
     fn drop(&mut self) {
+        if let Some(mut serve) = self.serve.take() {
+            // `ip netns exec` exec'd lazare: the pid is the server's.
+            let _ = Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(serve.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = serve.kill();
+            let _ = serve.wait();
+        }
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
@@ -176,7 +191,8 @@ fn three_pcs_share_the_image_and_the_server_sends_it_about_once() {
     let mut room = Room::new();
     room.dhcp(work);
     room.serve(&data);
-    let disks: Vec<PathBuf> = (0..PCS).map(|i| disk(work, &format!("pc{i}.qcow2"), 8 * GIB)).collect();
+    let disks: Vec<PathBuf> =
+        (0..PCS).map(|i| disk(work, &format!("pc{i}.qcow2"), 8 * GIB)).collect();
 
     let tx_before = room.server_tx();
     let start = Instant::now();
@@ -231,13 +247,18 @@ fn three_pcs_share_the_image_and_the_server_sends_it_about_once() {
             .filter_map(|l| l["text"].as_str())
             .collect();
         let text = logs.join("\n");
-        assert!(logs.last().is_some_and(|l| l.contains(DONE)), "{}", tail(&text, 20));
         let host = detail["hostname"].as_str().unwrap_or("?").to_string();
-        let engine: Vec<&str> = text.lines().filter(|l| l.contains("came through the engine")).collect();
-        for l in &engine {
+        // Kept in the fixture's dir (it outlives this test's work dir).
+        std::fs::write(f.dir.join(format!("{host}.log")), &text).unwrap();
+        for l in text.lines().filter(|l| l.contains("room") || l.contains("sharing")) {
             eprintln!("room: {host} log: {}", l.trim());
         }
-        assert!(!engine.is_empty(), "{host} did not share: {}", tail(&text, 30));
+        assert!(logs.last().is_some_and(|l| l.contains(DONE)), "{}", tail(&text, 20));
+        assert!(
+            text.contains("came through the engine"),
+            "{host} did not share: {}",
+            tail(&text, 30)
+        );
         hostnames.push(host);
     }
     assert!(
