@@ -52,6 +52,7 @@ impl Room {
             switch: format!("lzroom-{id}"),
             server: format!("lzroom-{id}-s"),
             children: vec![],
+            serve: None,
         };
         for ns in [&room.switch, &room.server] {
             ip(&["netns", "add", ns]);
