@@ -276,12 +276,6 @@ fn three_pcs_share_the_image_and_the_server_sends_it_about_once() {
         );
         hostnames.push(host);
     }
-    assert!(
-        ratio < BAR,
-        "the server sent {ratio:.2} image sizes ({sent} bytes for a {image_size}-byte image), \
-         not fewer than {BAR}"
-    );
-
     // Each PC boots its own disk alone, the three at once.
     drop(room);
     let boots: Vec<String> = std::thread::scope(|s| {
@@ -305,4 +299,11 @@ fn three_pcs_share_the_image_and_the_server_sends_it_about_once() {
             "no PC booted as {host}"
         );
     }
+    // Last, so that a room that shares too little still shows whether the
+    // PCs installed and boot.
+    assert!(
+        ratio < BAR,
+        "the server sent {ratio:.2} image sizes ({sent} bytes for a {image_size}-byte image), \
+         not fewer than {BAR}"
+    );
 }
