@@ -104,6 +104,9 @@ pub struct VmSpec {
     /// Hard limit after which `timeout` kills qemu even if our process died.
     pub max_runtime: Duration,
     pub extra_args: Vec<String>,
+    /// Run qemu inside this network namespace (`ip netns exec`), where the
+    /// tap devices of `extra_args` live (tests/e2e_room.rs: a room's LAN).
+    pub netns: Option<String>,
 }
 
 impl VmSpec {
@@ -122,6 +125,7 @@ impl VmSpec {
             no_reboot: true,
             max_runtime: Duration::from_secs(900),
             extra_args: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -236,8 +240,12 @@ impl Vm {
         let mut cmd = Command::new("timeout");
         // --foreground: qemu stays in our process group so Ctrl-C in `lazare vm` reaches it.
         cmd.args(["--foreground", "--kill-after=5"])
-            .arg(format!("{}s", spec.max_runtime.as_secs().max(1)))
-            .arg("qemu-system-x86_64")
+            .arg(format!("{}s", spec.max_runtime.as_secs().max(1)));
+        if let Some(ns) = &spec.netns {
+            // `ip netns exec` execs qemu: the pid stays qemu's.
+            cmd.args(["ip", "netns", "exec", ns]);
+        }
+        cmd.arg("qemu-system-x86_64")
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
