@@ -94,6 +94,8 @@ pub struct Stats {
     pub from_peers: u64,
     #[serde(default)]
     pub uploaded: u64,
+    /// Connections open now (finished peers have left: not a count of
+    /// the PCs it got pieces from).
     #[serde(default)]
     pub peers: u64,
     /// Set by the agent: the stream gave up on the engine.
@@ -290,11 +292,10 @@ impl Engine {
 pub fn stats_line(s: &Stats, image_size: u64) -> String {
     let mib = |b: u64| b >> 20;
     format!(
-        "room: {} MiB of the {} MiB image came through the engine (from {} peers, the server's \
-         seed among them), {} MiB sent to the others{}",
+        "room: {} MiB of the {} MiB image came through the engine (from the other PCs and the \
+         server's seed), {} MiB sent to the others{}",
         mib(s.from_peers),
         mib(image_size),
-        s.peers,
         mib(s.uploaded),
         if s.dropped { "; the engine was dropped and the rest came from the server" } else { "" }
     )
