@@ -283,6 +283,19 @@ pub fn write_manifest(m: &ImageManifest, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` atomically (a synced temp file beside it,
+/// renamed), readable by all; `what` names it in errors.
+pub fn write_readable(path: &Path, bytes: &[u8], what: &str) -> Result<()> {
+    let dir = path.parent().with_context(|| format!("{what}: {} has no parent", path.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating {what}"))?;
+    tmp.write_all(bytes).with_context(|| format!("writing {what}"))?;
+    tmp.as_file().sync_all().with_context(|| format!("syncing {what}"))?;
+    set_readable(tmp.as_file())?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 /// 0644: temp files are 0600, but a server running as another user reads these.
 pub fn set_readable(f: &File) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -5,13 +5,13 @@
 //! the hash the plan signs describes the image that was built.
 
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE, INDEX_SUFFIX};
 
-use super::build::{set_readable, write_manifest};
+use super::build::{write_manifest, write_readable};
 use super::torrent::{self, torrent_path, PieceHasher};
 
 /// `<tarball>.chunks`.
@@ -47,13 +47,7 @@ fn index_and_pieces(tarball: &Path, m: &ImageManifest) -> Result<(ChunkIndex, Ve
 
 /// Writes the index's canonical bytes to `path` atomically, readable by all.
 pub fn write_index(index: &ChunkIndex, path: &Path) -> Result<()> {
-    let dir = path.parent().context("index path has no parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).context("creating the chunk index")?;
-    tmp.write_all(&index.to_bytes()).context("writing the chunk index")?;
-    tmp.as_file().sync_all().context("syncing the chunk index")?;
-    set_readable(tmp.as_file())?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    write_readable(path, &index.to_bytes(), "the chunk index")
 }
 
 /// Makes sure the image of `manifest_path` has its chunk index and its

@@ -13,10 +13,10 @@
 //! The file is exactly `d4:info<info>e`, written only here; [`check`]
 //! relies on that layout instead of parsing bencode.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use lazare_proto::{hex, CHUNK_SIZE, TORRENT_SUFFIX};
 use sha1::{Digest, Sha1};
 
@@ -88,12 +88,7 @@ pub fn write(path: &Path, name: &str, length: u64, pieces: Vec<u8>) -> Result<St
     let mut bytes = b"d4:info".to_vec();
     bytes.extend_from_slice(&info);
     bytes.push(b'e');
-    let dir = path.parent().context("torrent path has no parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).context("creating the torrent")?;
-    tmp.write_all(&bytes).context("writing the torrent")?;
-    tmp.as_file().sync_all().context("syncing the torrent")?;
-    super::build::set_readable(tmp.as_file())?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    super::build::write_readable(path, &bytes, "the torrent")?;
     Ok(hex(&Sha1::digest(&info)))
 }
 

@@ -9,13 +9,12 @@
 //! still runs: plans carry no room and every PC downloads over HTTP.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use lazare_proto::{hex, unhex, Pinned, Room, ENGINE_PATH};
+use lazare_proto::{hex, Pinned, Room, ENGINE_PATH};
 use sha2::{Digest, Sha256};
 
 use super::tracker::Tracker;
@@ -53,11 +52,7 @@ pub fn publish_engine(engine: &Path, images: &Path) -> Result<Pinned> {
     debug_assert_eq!(format!("/images/{ENGINE}.zst"), ENGINE_PATH);
     // Level 12: ~1 s at each start for 8 MB; -19 saves a few % more.
     let bytes = zstd::encode_all(&bytes[..], 12).context("compressing the engine")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(images).context("creating the engine's copy")?;
-    tmp.write_all(&bytes).context("writing the engine's copy")?;
-    tmp.as_file().sync_all().context("syncing the engine's copy")?;
-    crate::image::build::set_readable(tmp.as_file())?;
-    tmp.persist(&dst).with_context(|| format!("writing {}", dst.display()))?;
+    crate::image::build::write_readable(&dst, &bytes, "the engine's copy")?;
     Ok(Pinned { sha256: hex(&Sha256::digest(&bytes)), size: bytes.len() as u64 })
 }
 
@@ -79,8 +74,7 @@ pub async fn start_seeds(engine: &Path, images: &Path, first_port: u16) -> Seeds
     let mut seeds = Seeds { ports: HashMap::new(), _children: Vec::new() };
     let mut next = first_port;
     for m in super::plan::usable_manifests(images) {
-        let Some(hash) = m.torrent.as_deref().and_then(unhex).and_then(|h| h.try_into().ok())
-        else {
+        let Some(hash) = m.torrent.as_deref().and_then(super::tracker::unhex20) else {
             continue;
         };
         let file = images.join(&m.file);

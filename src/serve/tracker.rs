@@ -6,9 +6,9 @@
 //! against the signed chunk index.
 //!
 //! `lazare serve` is one source among the peers: when it seeds the image
-//! itself, every answer lists it first, at the address the PC reached the
-//! tracker on (so a server behind NAT or on several LANs is named the way
-//! each PC sees it). Only the torrents of the images this server serves are
+//! itself, its seed is listed (first) to the PC that needs it (see
+//! [`needs_server`]), at the address the PC reached the tracker on (so a
+//! server behind NAT or on several LANs is named the way each PC sees it). Only the torrents of the images this server serves are
 //! tracked; a PC that stops announcing is forgotten after [`EXPIRE`].
 
 use std::collections::{HashMap, HashSet};
@@ -187,15 +187,12 @@ impl Tracker {
         let listed = seed.into_iter().chain(others.into_iter().map(|p| p.addr)).take(a.numwant);
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for addr in listed {
-            match canonical(addr.ip()) {
-                IpAddr::V4(ip) => v4.extend_from_slice(&ip.octets()),
-                IpAddr::V6(ip) => v6.extend_from_slice(&ip.octets()),
-            }
-            let port = addr.port().to_be_bytes();
-            match canonical(addr.ip()) {
-                IpAddr::V4(_) => v4.extend_from_slice(&port),
-                IpAddr::V6(_) => v6.extend_from_slice(&port),
-            }
+            let (list, ip) = match canonical(addr.ip()) {
+                IpAddr::V4(ip) => (&mut v4, ip.octets().to_vec()),
+                IpAddr::V6(ip) => (&mut v6, ip.octets().to_vec()),
+            };
+            list.extend_from_slice(&ip);
+            list.extend_from_slice(&addr.port().to_be_bytes());
         }
         let (complete, incomplete) = swarm.values().fold((0, 0), |(c, i), p| match p.left {
             Some(0) => (c + 1, i),
@@ -245,7 +242,8 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn unhex20(hex: &str) -> Option<[u8; 20]> {
+/// An info hash from its hex form.
+pub fn unhex20(hex: &str) -> Option<[u8; 20]> {
     let bytes = lazare_proto::unhex(hex)?;
     bytes.try_into().ok()
 }

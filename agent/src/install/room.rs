@@ -94,10 +94,6 @@ pub struct Stats {
     pub from_peers: u64,
     #[serde(default)]
     pub uploaded: u64,
-    /// Connections open now (finished peers have left: not a count of
-    /// the PCs it got pieces from).
-    #[serde(default)]
-    pub peers: u64,
     /// Set by the agent: the stream gave up on the engine.
     #[serde(skip)]
     pub dropped: bool,
