@@ -6,10 +6,11 @@
 //! against the signed chunk index.
 //!
 //! `lazare serve` is one source among the peers: when it seeds the image
-//! itself, its seed is listed (first) to the PC that needs it (see
-//! [`needs_server`]), at the address the PC reached the tracker on (so a
-//! server behind NAT or on several LANs is named the way each PC sees it). Only the torrents of the images this server serves are
-//! tracked; a PC that stops announcing is forgotten after [`EXPIRE`].
+//! itself, its seed is listed (first) to one PC at a time, the room's
+//! leader (see [`Swarm::seed_to`]), at the address the PC reached the
+//! tracker on (so a server behind NAT or on several LANs is named the way
+//! each PC sees it). Only the torrents of the images this server serves
+//! are tracked; a PC that stops announcing is forgotten after [`EXPIRE`].
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -118,8 +119,46 @@ impl Peer {
     }
 }
 
-/// One image's PCs, by peer id.
-type Swarm = HashMap<Vec<u8>, Peer>;
+/// One image's PCs, by peer id, and the one the server's seed is listed to.
+#[derive(Default)]
+struct Swarm {
+    peers: HashMap<Vec<u8>, Peer>,
+    leader: Option<Vec<u8>>,
+}
+
+impl Swarm {
+    /// Whether the PC `id` is given the server's seed. One PC at a time is:
+    /// the first that needs it becomes the room's leader and stays so until
+    /// it has the whole image, stops or goes silent. The others get the
+    /// image from the PCs ahead of them, which go no slower than the
+    /// server's link feeds the leader: the server sends each piece about
+    /// once. The leader is kept, not chosen again at each announce: a PC
+    /// once told of the seed stays connected to it, and announces come
+    /// every [`INTERVAL`], so "furthest along" read from them is stale and
+    /// named a new PC at nearly every announce (the room then pulled each
+    /// piece from the server several times). Once a PC has the whole image
+    /// nobody is given the seed; a PC left with nobody to give it a piece
+    /// (peers that cannot reach each other) stalls and goes on over HTTP
+    /// (the agent's RoomFetch).
+    fn seed_to(&mut self, id: &[u8]) -> bool {
+        let done = |p: &Peer| p.left == Some(0);
+        let gone = |leader: &Vec<u8>| self.peers.get(leader).is_none_or(done);
+        if self.leader.as_ref().is_some_and(gone) {
+            self.leader = None;
+        }
+        if self.peers.get(id).is_none_or(done) {
+            return false;
+        }
+        match &self.leader {
+            Some(leader) => leader == id,
+            None if self.peers.values().any(done) => false,
+            None => {
+                self.leader = Some(id.to_vec());
+                true
+            }
+        }
+    }
+}
 
 struct Known {
     hashes: HashSet<[u8; 20]>,
@@ -170,20 +209,20 @@ impl Tracker {
         }
         let mut swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
         let swarm = swarms.entry(a.info_hash).or_default();
-        swarm.retain(|_, p| now.duration_since(p.seen) < EXPIRE);
+        swarm.peers.retain(|_, p| now.duration_since(p.seen) < EXPIRE);
         if a.stopped {
-            swarm.remove(&a.peer_id);
+            swarm.peers.remove(&a.peer_id);
         } else {
             let addr = SocketAddr::new(conn.remote.ip(), a.port);
-            let first = swarm.get(&a.peer_id).map_or(now, |p| p.first);
-            swarm.insert(a.peer_id.clone(), Peer { addr, left: a.left, seen: now, first });
+            let first = swarm.peers.get(&a.peer_id).map_or(now, |p| p.first);
+            swarm.peers.insert(a.peer_id.clone(), Peer { addr, left: a.left, seen: now, first });
         }
-        let me = swarm.get(&a.peer_id).map(Peer::rank);
-        let mut others: Vec<&Peer> =
-            swarm.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
-        others.sort_by_key(|p| p.rank());
         let seed = self.seeds.get(&a.info_hash).map(|&port| SocketAddr::new(conn.local.ip(), port));
-        let seed = seed.filter(|_| needs_server(me, &others));
+        let seed = seed.filter(|_| swarm.seed_to(&a.peer_id));
+        // The PCs furthest along first: with numwant short, those have pieces.
+        let mut others: Vec<&Peer> =
+            swarm.peers.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
+        others.sort_by_key(|p| p.rank());
         let listed = seed.into_iter().chain(others.into_iter().map(|p| p.addr)).take(a.numwant);
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for addr in listed {
@@ -194,7 +233,7 @@ impl Tracker {
             list.extend_from_slice(&ip);
             list.extend_from_slice(&addr.port().to_be_bytes());
         }
-        let (complete, incomplete) = swarm.values().fold((0, 0), |(c, i), p| match p.left {
+        let (complete, incomplete) = swarm.peers.values().fold((0, 0), |(c, i), p| match p.left {
             Some(0) => (c + 1, i),
             _ => (c, i + 1),
         });
@@ -213,25 +252,10 @@ impl Tracker {
         let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
         swarms
             .values()
-            .flat_map(|s| s.values())
+            .flat_map(|s| s.peers.values())
             .filter(|p| now.duration_since(p.seen) < EXPIRE)
             .count()
     }
-}
-
-/// Whether a PC (ranked `me`, `None` once it stopped) is given the
-/// server's seed: when it is alone, or leads the room (no PC has the whole
-/// image, none is further along or as far and older). The others get the
-/// image from the PCs ahead of them, which go no slower than the server's
-/// link feeds the leader: the server sends each piece about once. A PC left
-/// with nobody to give it a piece (the leader switched off, peers that
-/// cannot reach each other) stalls and goes on over HTTP (the agent's
-/// RoomFetch), and the next announce names a new leader.
-fn needs_server(me: Option<(u64, Instant)>, others: &[&Peer]) -> bool {
-    // Stopped, or it has the whole image: it needs nobody.
-    let Some(me) = me.filter(|m| m.0 != 0) else { return false };
-    let complete = others.iter().any(|p| p.left == Some(0));
-    others.is_empty() || (!complete && others.iter().all(|p| p.rank() > me))
 }
 
 /// An IPv4 peer reached over an IPv6 socket is listed as IPv4.

@@ -51,7 +51,7 @@ fn parses_raw_bytes_and_refuses_what_is_missing() {
 }
 
 #[test]
-fn a_room_learns_of_each_other_and_only_its_leader_of_the_server_seed() {
+fn a_room_learns_of_each_other_and_one_leader_at_a_time_of_the_server_seed() {
     let dir = images();
     let t = Tracker::new(dir.path().to_path_buf(), HashMap::from([(HASH, 6999)]));
     let t0 = Instant::now();
@@ -67,29 +67,34 @@ fn a_room_learns_of_each_other_and_only_its_leader_of_the_server_seed() {
     };
     // Alone: the server's seed, at the address the PC reached it on.
     assert_eq!(ann(1, 3, t0), SEED);
-    // A second PC, no further along and younger, gets the first PC only.
+    // A second PC gets the first PC only.
     assert_eq!(ann(2, 3, t0 + s), PC1);
-    // The leader (most along, then oldest) gets the seed, then the others.
-    assert_eq!(ann(1, 2, t0 + 2 * s), [SEED, PC2].concat());
-    assert_eq!(ann(2, 1, t0 + 3 * s), [SEED, PC1].concat());
-    assert_eq!(ann(1, 2, t0 + 4 * s), PC2);
+    // The leader keeps the seed; a PC that overtakes it on paper (PC 1's
+    // figure is an announce old) is not given it: one PC holds the seed.
+    assert_eq!(ann(2, 1, t0 + 2 * s), PC1);
+    assert_eq!(ann(1, 2, t0 + 3 * s), [SEED, PC2].concat());
     // Once a PC has the whole image, nobody is given the server's seed.
-    assert_eq!(ann(3, 0, t0 + 5 * s), [PC2, PC1].concat());
-    assert_eq!(ann(2, 1, t0 + 6 * s), [PC3, PC1].concat());
+    assert_eq!(ann(3, 3, t0 + 4 * s), [PC2, PC1].concat());
+    assert_eq!(ann(1, 0, t0 + 5 * s), [PC2, PC3].concat());
+    assert_eq!(ann(2, 1, t0 + 6 * s), [PC1, PC3].concat());
     assert_eq!(t.peers_known(t0 + 6 * s), 3);
-    // Stopped: forgotten at once (PC 1 leads again). Silent: after EXPIRE.
-    t.announce(&parse(&query(3, 6883, "&event=stopped")).unwrap(), conn("10.0.0.13:1"), t0)
+    // The complete leader stops (it reboots): the next PC that announces
+    // leads. Stopped: forgotten at once. Silent: after EXPIRE.
+    t.announce(&parse(&query(1, 6881, "&event=stopped")).unwrap(), conn("10.0.0.11:1"), t0)
         .unwrap();
-    assert_eq!(ann(2, 1, t0 + 7 * s), [SEED, PC1].concat());
+    assert_eq!(ann(3, 2, t0 + 7 * s), [SEED, PC2].concat());
+    assert_eq!(ann(2, 1, t0 + 7 * s), PC3);
     assert_eq!(t.peers_known(t0 + 7 * s + EXPIRE), 0);
+    // The leader went silent: PC 2 leads when it announces again.
+    assert_eq!(ann(2, 1, t0 + 8 * s + EXPIRE), SEED);
     // An IPv6 peer goes in peers6; an IPv4-mapped one in peers.
     let v6 = parse(&query(4, 7000, "&left=3")).unwrap();
-    let v = t.announce(&v6, conn("[fd00::3]:5"), t0 + 8 * s).unwrap();
-    assert_eq!(peers(&v, "peers"), [PC2, PC1].concat());
+    let v = t.announce(&v6, conn("[fd00::3]:5"), t0 + 9 * s + EXPIRE).unwrap();
+    assert_eq!(peers(&v, "peers"), PC2);
     let mapped = parse(&query(2, 6882, "&left=1")).unwrap();
-    let v = t.announce(&mapped, conn("[::ffff:10.0.0.12]:5"), t0 + 9 * s).unwrap();
+    let v = t.announce(&mapped, conn("[::ffff:10.0.0.12]:5"), t0 + 10 * s + EXPIRE).unwrap();
     assert_eq!(peers(&v, "peers6").len(), 18);
-    assert_eq!(peers(&v, "peers"), [SEED, PC1].concat());
+    assert_eq!(peers(&v, "peers"), SEED);
 }
 
 #[test]
