@@ -8,6 +8,7 @@ mod event;
 mod inventory;
 mod offline;
 mod plan;
+mod room;
 mod sign;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -33,6 +34,7 @@ pub use plan::{
     Action, DiskPolicy, HomePolicy, ImageFormat, ImageManifest, ImageRef, Pinned, Plan, PlanError,
     Room, Setup, SwapPolicy, TablePreference, User, ENGINE_PATH, TOOLS_SUFFIX, TORRENT_SUFFIX,
 };
+pub use room::{engine_port, EngineSource, ENGINE_FILE, ENGINE_SOURCE_PATH};
 pub use sign::{PublicKey, SignError, SigningKey, SIGNATURE_HEADER};
 
 /// Size of one mebibyte; disk layouts align to it.

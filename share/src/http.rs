@@ -1,7 +1,10 @@
-//! The loopback HTTP side of `fetch`: `GET /image` streams the torrent's
-//! file in order from a byte offset (librqbit's file stream asks the swarm
-//! for the pieces under the reader first and waits for them), `GET /stats`
-//! says where the bytes came from.
+//! The HTTP side of `fetch`. On loopback, for the agent: `GET /image`
+//! streams the torrent's file in order from a byte offset (librqbit's file
+//! stream asks the swarm for the pieces under the reader first and waits
+//! for them), `GET /stats` says where the bytes came from. On the LAN, for
+//! the room's other PCs: `GET /lazare-share.zst`, this engine as the agent
+//! fetched it ([`serve_file`]), so the server sends it to a few PCs and
+//! not to each.
 
 use std::convert::Infallible;
 use std::io::SeekFrom;
@@ -120,7 +123,7 @@ async fn image(
         eprintln!("lazare-share: seeking the file stream to {start}: {e}");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n");
     }
-    let body = ImageBody {
+    let body = ReadBody {
         stream: Box::pin(stream),
         left: end - start,
         buf: vec![0; FRAME],
@@ -139,15 +142,75 @@ async fn image(
     r
 }
 
-/// The file from the stream's position, `left` bytes, frame by frame.
-struct ImageBody {
+/// Uploads of the engine at once; the tracker sends a PC at most 3.
+const MAX_FILE_UPLOADS: usize = 4;
+
+/// Serves `file` at `GET /<its name>` to whoever asks: the room's PCs take
+/// the engine from each other (the tracker's `/engine` says from whom).
+/// Nothing is trusted: the PC checks it against the sha256 its signed plan
+/// pins before running it.
+pub async fn serve_file(listener: TcpListener, file: std::path::PathBuf) {
+    let name = file.file_name().map(|n| format!("/{}", n.to_string_lossy())).unwrap_or_default();
+    let uploads = Arc::new(Semaphore::new(MAX_FILE_UPLOADS));
+    let file = Arc::new(file);
+    loop {
+        let Ok((conn, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        };
+        let (file, name, uploads) = (file.clone(), name.clone(), uploads.clone());
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let (file, name, uploads) = (file.clone(), name.clone(), uploads.clone());
+                async move {
+                    Ok::<_, Infallible>(
+                        if req.method() != Method::GET || req.uri().path() != name {
+                            text(StatusCode::NOT_FOUND, "no such path\n")
+                        } else {
+                            whole_file(&file, &uploads).await
+                        },
+                    )
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(conn), svc)
+                .await;
+        });
+    }
+}
+
+async fn whole_file(file: &std::path::Path, uploads: &Arc<Semaphore>) -> Resp {
+    let Ok(permit) = uploads.clone().try_acquire_owned() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "too many uploads\n");
+    };
+    let opened = match tokio::fs::File::open(file).await {
+        Ok(f) => f.metadata().await.map(|m| (f, m.len())),
+        Err(e) => Err(e),
+    };
+    let (f, len) = match opened {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("lazare-share: opening {}: {e}", file.display());
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
+        }
+    };
+    let body = ReadBody { stream: Box::pin(f), left: len, buf: vec![0; FRAME], _permit: permit };
+    let mut r = Response::new(body.boxed());
+    let h = r.headers_mut();
+    h.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    r
+}
+
+/// A file from the reader's position, `left` bytes, frame by frame.
+struct ReadBody {
     stream: Pin<Box<dyn AsyncRead + Send + Sync>>,
     left: u64,
     buf: Vec<u8>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-impl Body for ImageBody {
+impl Body for ReadBody {
     type Data = Bytes;
     type Error = std::io::Error;
 

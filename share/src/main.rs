@@ -6,7 +6,8 @@
 //! - `fetch`: joins the swarm, stores pieces on disk (`--store`, the target
 //!   disk on a PC: the image never sits in RAM) and serves the torrent's one
 //!   file in order on loopback HTTP (`GET /image`, `GET /stats`), then seeds
-//!   until SIGTERM.
+//!   until SIGTERM; with `--engine-file` it also gives the room's other PCs
+//!   the engine itself.
 //! - `seed`: checks a file against its torrent, then seeds until SIGTERM.
 //! - `create`: writes a torrent for one file (1 MiB pieces, as the chunk
 //!   index); the tests use it, `lazare image add` writes its own.
@@ -51,6 +52,13 @@ enum Cmd {
         /// Loopback address of the in-order HTTP stream (e.g. 127.0.0.1:8471).
         #[arg(long)]
         http: SocketAddr,
+        /// A file to give the room's other PCs at GET /<its name> (the
+        /// agent passes this engine's own compressed binary).
+        #[arg(long, requires = "engine_listen")]
+        engine_file: Option<PathBuf>,
+        /// Where --engine-file is served (e.g. 0.0.0.0:6882).
+        #[arg(long, requires = "engine_file")]
+        engine_listen: Option<SocketAddr>,
         #[command(flatten)]
         peers: swarm::PeerSources,
     },
@@ -123,10 +131,18 @@ fn main() {
 
 async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Fetch { torrent, store, peer_port, http, peers } => {
+        Cmd::Fetch { torrent, store, peer_port, http, engine_file, engine_listen, peers } => {
             let listener = tokio::net::TcpListener::bind(http)
                 .await
                 .with_context(|| format!("listening on {http}"))?;
+            // Before the swarm's first announce: a PC the tracker names as
+            // the engine's source must answer.
+            if let (Some(file), Some(addr)) = (engine_file, engine_listen) {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listening on {addr}"))?;
+                tokio::spawn(http::serve_file(l, file));
+            }
             let swarm = swarm::Swarm::start(&torrent, &store, peer_port, &peers, false).await;
             roots.remove();
             let swarm = swarm?;

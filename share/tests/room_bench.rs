@@ -12,7 +12,8 @@
 //! 20 Mbit/s takes ~280 s: time runs 16.6 times faster, so the issue's
 //! 2 minutes of switching on become [`SPREAD`] and an install's configure
 //! step (about 100 s on an old PC, during which it goes on serving the
-//! room) becomes [`HOLD`]. Printed: per N, the slowest PC's own time, the
+//! room) becomes [`HOLD`]. Printed: per N, the slowest PC's own time (from
+//! its start: the engine's fetch, then the image to its last chunk), the
 //! mean, and the bytes the server's link sent (its interface counter:
 //! every byte, HTTP, peer protocol and the engines the PCs fetched), in
 //! image sizes. Goals: time(40)/time(1) <= 1.5 and server bytes <= 1.5
@@ -87,12 +88,15 @@ struct Pc {
     from_peers: u64,
     /// It gave up on the engine (stalls) and went on over HTTP.
     dropped: bool,
+    /// It took the engine from the server, not from another PC.
+    engine_from_server: bool,
 }
 
 struct Room {
     pcs: Vec<Pc>,
     server_bytes: u64,
-    /// What of it was the engine each sharing PC fetched.
+    /// What of it was the engine, sent to the PCs that took it from the
+    /// server (the others took it from a PC of the room).
     engine_bytes: u64,
 }
 
@@ -156,8 +160,9 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
                     secs: r["secs"].as_f64().unwrap(),
                     from_peers: r["from_peers"].as_u64().unwrap(),
                     dropped: r["dropped"].as_bool().unwrap(),
+                    engine_from_server: !r["engine_from_peer"].as_bool().unwrap(),
                 },
-                None => Pc { secs, from_peers: 0, dropped: false },
+                None => Pc { secs, from_peers: 0, dropped: false, engine_from_server: false },
             }
         }));
         if i + 1 < n {
@@ -175,7 +180,8 @@ fn room(n: usize, sharing: bool, work: &Path) -> Room {
         }
     }
     let _ = std::fs::remove_dir_all(&data);
-    let engine_bytes = if sharing { engine.map_or(0, |e| e.len() as u64 * n as u64) } else { 0 };
+    let from_server = pcs.iter().filter(|p| p.engine_from_server).count() as u64;
+    let engine_bytes = engine.map_or(0, |e| e.len() as u64 * from_server);
     Room { pcs, server_bytes, engine_bytes }
 }
 

@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 pub mod datadir;
 mod enroll;
+mod handout;
 pub mod listen;
 mod metrics;
 pub mod offline;

@@ -11,6 +11,12 @@
 //! tracker on (so a server behind NAT or on several LANs is named the way
 //! each PC sees it). Only the torrents of the images this server serves
 //! are tracked; a PC that stops announcing is forgotten after [`EXPIRE`].
+//!
+//! It also says where a PC gets the sharing engine itself (`GET /engine`,
+//! [`super::handout`]): from a PC announcing now, so the server's link
+//! carries the engine about once for the room. A rogue host can announce
+//! and be named a source; what it sends fails the sha256 the plan pins and
+//! the PC takes the engine from the server.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +29,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
+use lazare_proto::{EngineSource, ENGINE_SOURCE_PATH};
+
+use super::handout::Handouts;
 use super::listen::ConnAddrs;
 use crate::bencode::Value;
 
@@ -172,6 +181,8 @@ pub struct Tracker {
     images: PathBuf,
     /// The peer port of the server's own seed of each image it seeds.
     seeds: HashMap<[u8; 20], u16>,
+    /// Who gives each PC the engine (`GET /engine`).
+    handouts: Mutex<Handouts>,
 }
 
 impl Tracker {
@@ -181,6 +192,7 @@ impl Tracker {
             known: Mutex::new(Known { hashes: HashSet::new(), read: None }),
             images,
             seeds,
+            handouts: Mutex::default(),
         }
     }
 
@@ -247,6 +259,30 @@ impl Tracker {
         ]))
     }
 
+    /// Where the PC at `to` gets the engine: from a PC announcing now (any
+    /// image: each runs the same engine and serves it, see
+    /// [`lazare_proto::engine_port`]), the server, or in a moment.
+    pub fn engine_source(&self, to: IpAddr, now: Instant) -> EngineSource {
+        let sources: Vec<(IpAddr, SocketAddr)> = {
+            let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
+            let mut by_age: Vec<&Peer> = swarms
+                .values()
+                .flat_map(|s| s.peers.values())
+                .filter(|p| now.duration_since(p.seen) < EXPIRE)
+                .collect();
+            by_age.sort_by_key(|p| p.first);
+            by_age
+                .into_iter()
+                .map(|p| {
+                    let ip = canonical(p.addr.ip());
+                    (ip, SocketAddr::new(ip, lazare_proto::engine_port(p.addr.port())))
+                })
+                .collect()
+        };
+        let mut handouts = self.handouts.lock().unwrap_or_else(|e| e.into_inner());
+        handouts.answer(canonical(to), &sources, now)
+    }
+
     /// PCs announcing now, all images together (for `/metrics`).
     pub fn peers_known(&self, now: Instant) -> usize {
         let swarms = self.swarms.lock().unwrap_or_else(|e| e.into_inner());
@@ -272,9 +308,21 @@ pub fn unhex20(hex: &str) -> Option<[u8; 20]> {
     bytes.try_into().ok()
 }
 
-/// The tracker's own router: `GET /announce`.
+/// The tracker's own router: `GET /announce`, and `GET /engine` (one
+/// line, [`EngineSource`]).
 pub fn router(tracker: Arc<Tracker>) -> axum::Router {
-    axum::Router::new().route("/announce", axum::routing::get(announce)).with_state(tracker)
+    axum::Router::new()
+        .route("/announce", axum::routing::get(announce))
+        .route(ENGINE_SOURCE_PATH, axum::routing::get(engine))
+        .with_state(tracker)
+}
+
+async fn engine(
+    State(tracker): State<Arc<Tracker>>,
+    Extension(conn): Extension<ConnAddrs>,
+) -> Response {
+    let answer = tracker.engine_source(conn.remote.ip(), Instant::now());
+    ([(header::CONTENT_TYPE, "text/plain")], answer.line()).into_response()
 }
 
 async fn announce(

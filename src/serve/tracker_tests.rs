@@ -116,3 +116,20 @@ fn only_the_images_served_are_tracked_and_the_answer_is_bencode() {
         b"d8:completei0e10:incompletei1e8:intervali30e12:min intervali10e5:peers0:6:peers60:e"
     );
 }
+
+#[test]
+fn the_engine_comes_from_a_pc_announcing_now_at_its_engine_port() {
+    let dir = images();
+    let t = Tracker::new(dir.path().to_path_buf(), HashMap::new());
+    let t0 = Instant::now();
+    let pc1: IpAddr = "10.0.0.11".parse().unwrap();
+    let pc2: IpAddr = "10.0.0.12".parse().unwrap();
+    assert_eq!(t.engine_source(pc1, t0), EngineSource::Server);
+    assert_eq!(t.engine_source(pc2, t0), EngineSource::Wait);
+    t.announce(&parse(&query(1, 6881, "&left=3")).unwrap(), conn("10.0.0.11:40000"), t0).unwrap();
+    let from = SocketAddr::new(pc1, lazare_proto::engine_port(6881));
+    assert_eq!(t.engine_source(pc2, t0), EngineSource::Peer(from));
+    // Reached over IPv6 as an IPv4-mapped address: still the same PC.
+    let mapped: IpAddr = "::ffff:10.0.0.11".parse().unwrap();
+    assert_ne!(t.engine_source(mapped, t0), EngineSource::Peer(from));
+}

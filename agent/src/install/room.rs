@@ -2,8 +2,10 @@
 //! image with BitTorrent instead of each pulling it whole from the server.
 //!
 //! The engine, `lazare-share` (librqbit), is not on the CD: it does not fit
-//! in its 20 MB. It is fetched from the server once the target is mounted,
-//! checked against the sha256 the signed plan pins, and run from the target
+//! in its 20 MB. It is fetched once the target is mounted, from a PC of the
+//! room that runs it (the tracker names one, so the server's link carries
+//! it about once) or from the server, checked against the sha256 the
+//! signed plan pins, and run from the target
 //! disk, where it also keeps the pieces (nothing of the image sits in RAM).
 //! It serves the image in order on loopback HTTP, so the agent's pipeline
 //! is unchanged: [`RoomFetch`] hands the stream the engine's body instead of
@@ -23,7 +25,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lazare_proto::{hex, ImageRef, Room};
+use std::net::SocketAddr;
+
+use lazare_proto::{
+    engine_port, hex, EngineSource, ImageRef, Room, ENGINE_FILE, ENGINE_SOURCE_PATH,
+};
 use sha2::{Digest, Sha256};
 
 use super::stream::{fetch_small, Fetch, Progress, Retry};
@@ -42,6 +48,11 @@ const MAX_STRIKES: u32 = 2;
 /// a PC that cannot reach the tracker or any peer loses at most
 /// `MAX_STRIKES` times this before it goes on from the server.
 const STALL: Duration = Duration::from_secs(30);
+/// How long a PC waits for another PC of the room to have the engine
+/// before it takes it from the server anyway.
+const ENGINE_WAIT: Duration = Duration::from_secs(60);
+/// Between two questions to the tracker while it says to wait.
+const ENGINE_POLL: Duration = Duration::from_millis(500);
 /// Below this much RAM the PC does not share: the engine's memory would be
 /// taken from the unpacking (see docs/design.md, "The room").
 pub const MIN_MEM_KIB: u64 = 200 * 1024;
@@ -85,6 +96,8 @@ pub struct Engine {
     pub base: String,
     dir: PathBuf,
     strikes: Arc<AtomicU32>,
+    /// The PC of the room the engine came from (`None`: the server).
+    pub from_peer: Option<SocketAddr>,
 }
 
 /// What the engine says of the sharing (its `GET /stats`).
@@ -138,14 +151,10 @@ fn start(setup: &RoomSetup, d: &Download) -> Result<Engine, RoomError> {
     }
     let dir = target.join(ROOM_DIR);
     std::fs::create_dir_all(dir.join("store")).map_err(io_err(dir.display()))?;
-    let engine = setup.room.engine.clone();
-    let bytes =
-        fetch_small(fetch, &setup.engine_url, engine.size, "the room's engine", retry, progress)
-            .map_err(|(tries, last)| RoomError::Fetch { what: "the room's engine", tries, last })?;
-    let got = hex(&Sha256::digest(&bytes));
-    if got != engine.sha256 || bytes.len() as u64 != engine.size {
-        return Err(RoomError::EngineMismatch { got, size: bytes.len() as u64 });
-    }
+    let (bytes, from_peer) = fetch_engine(setup, fetch, retry, progress)?;
+    // Kept for the room's other PCs: this engine gives it to them.
+    let served = dir.join(ENGINE_FILE);
+    std::fs::write(&served, &bytes).map_err(io_err(served.display()))?;
     let exe = dir.join("lazare-share");
     let plain = zstd::decode_all(&bytes[..]).map_err(io_err("decompressing the engine"))?;
     drop(bytes);
@@ -169,6 +178,9 @@ fn start(setup: &RoomSetup, d: &Download) -> Result<Engine, RoomError> {
         .arg("--store")
         .arg(dir.join("store"))
         .args(["--peer-port", &PEER_PORT.to_string(), "--http", "127.0.0.1:0"])
+        .arg("--engine-file")
+        .arg(&served)
+        .args(["--engine-listen", &format!("0.0.0.0:{}", engine_port(PEER_PORT))])
         .args(["--tracker", &setup.tracker])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -176,7 +188,7 @@ fn start(setup: &RoomSetup, d: &Download) -> Result<Engine, RoomError> {
         .spawn()
         .map_err(io_err(exe.display()))?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut engine = Engine { child, base: String::new(), dir, strikes: Arc::default() };
+    let mut engine = Engine { child, base: String::new(), dir, strikes: Arc::default(), from_peer };
     match ready_line(stdout) {
         Ok(base) => engine.base = base,
         Err(why) => {
@@ -186,6 +198,61 @@ fn start(setup: &RoomSetup, d: &Download) -> Result<Engine, RoomError> {
         }
     }
     Ok(engine)
+}
+
+/// The engine as the plan pins it: from the PC of the room the tracker
+/// names ([`EngineSource`]), or from the server when the tracker says so,
+/// when that PC fails or sends something else, or after [`ENGINE_WAIT`].
+fn fetch_engine(
+    setup: &RoomSetup,
+    fetch: &dyn Fetch,
+    retry: Retry,
+    progress: &dyn Progress,
+) -> Result<(Vec<u8>, Option<SocketAddr>), RoomError> {
+    const WHAT: &str = "the room's engine";
+    let pin = &setup.room.engine;
+    let check = |bytes: &[u8]| {
+        let got = hex(&Sha256::digest(bytes));
+        match got == pin.sha256 && bytes.len() as u64 == pin.size {
+            true => Ok(()),
+            false => Err(RoomError::EngineMismatch { got, size: bytes.len() as u64 }),
+        }
+    };
+    let ask = setup.tracker.strip_suffix("/announce").map(|b| format!("{b}{ENGINE_SOURCE_PATH}"));
+    let asked = Instant::now();
+    while let Some(url) = &ask {
+        let answer = fetch.get(url, 0).ok().and_then(|(_, body)| {
+            let mut text = String::new();
+            body.take(256).read_to_string(&mut text).ok()?;
+            EngineSource::parse(&text)
+        });
+        match answer {
+            Some(EngineSource::Peer(addr)) => {
+                let once = Retry { tries: 1, ..retry };
+                let url = EngineSource::peer_url(addr);
+                let got = fetch_small(fetch, &url, pin.size, WHAT, once, progress)
+                    .map_err(|(_, last)| last)
+                    .and_then(|b| check(&b).map(|()| b).map_err(|e| e.to_string()));
+                match got {
+                    Ok(bytes) => return Ok((bytes, Some(addr))),
+                    Err(e) => {
+                        progress.warn(&format!(
+                            "the room's engine from {addr}: {e}; taking it from the server"
+                        ));
+                        break;
+                    }
+                }
+            }
+            Some(EngineSource::Wait) if asked.elapsed() < ENGINE_WAIT => {
+                std::thread::sleep(ENGINE_POLL)
+            }
+            _ => break,
+        }
+    }
+    let bytes = fetch_small(fetch, &setup.engine_url, pin.size, WHAT, retry, progress)
+        .map_err(|(tries, last)| RoomError::Fetch { what: WHAT, tries, last })?;
+    check(&bytes)?;
+    Ok((bytes, None))
 }
 
 fn write_executable(path: &Path, bytes: &[u8]) -> Result<(), RoomError> {
