@@ -153,10 +153,14 @@ e2e-desktop: deps build
 # namespaces (a bridge, taps, dnsmasq as the room's DHCP server, lazare serve
 # with its tracker and the engine's seed) install at once, sharing the image;
 # the server's link sends fewer than 1.7 image sizes; each PC then boots its
-# own disk. Three TCG VMs at once: ~20 min on 2 shared cores.
+# own disk. Three TCG VMs at once: ~20 min on 2 shared cores. Then three
+# namespaced PCs that cannot reach each other (client isolation) get the
+# image from the server alone (share/tests/room_bench.rs, ~2 min).
 e2e-room: deps build
 	$(CARGO) test --locked --release --no-fail-fast -p lazare --test e2e_room \
 		-- --test-threads=1 --nocapture
+	$(CARGO) test --locked --release -p lazare-share --test room_bench \
+		-- --exact isolated_pcs_install_from_the_server_alone --nocapture
 
 # Figures against the peers (mkinitramfs + xorriso, Debian's initrd, curl|tar),
 # measured in the same run on this machine's kernel; printed, never asserted.
@@ -167,7 +171,7 @@ bench: deps build
 # with the room's sharing and without (share/tests/room_bench.rs; ~30 min;
 # ROOM_SIZES="1 5" for fewer).
 bench-room: deps build
-	$(CARGO) test --locked --release -p lazare-share --test room_bench -- --nocapture
+	$(CARGO) test --locked --release -p lazare-share --test room_bench -- --exact room_bench --nocapture
 
 # Man page and shell completions, generated from the clap definitions.
 gendocs: cli

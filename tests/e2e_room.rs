@@ -170,11 +170,12 @@ impl Drop for Room {
     }
 }
 
-/// PC `i`: 512 MB and its own disk, booting it alone (qemu's user
-/// network, restricted: the installed system needs no server).
+/// PC `i`: 256 MB (the smallest PC that shares: the engine runs beside the
+/// install) and its own disk, booting it alone (qemu's user network,
+/// restricted: the installed system needs no server).
 fn pc(i: usize, disk: &Path, work: &Path, what: &str) -> VmSpec {
     let mut spec = VmSpec::new(None, work.join(format!("pc{i}-{what}.log")));
-    spec.memory_mb = 512;
+    spec.memory_mb = 256;
     spec.disks.push(DiskSpec::new(disk, DiskInterface::Ide));
     spec.max_runtime = 45 * MIN;
     spec

@@ -8,7 +8,8 @@
 //!   file in order on loopback HTTP (`GET /image`, `GET /stats`), then seeds
 //!   until SIGTERM; with `--engine-file` it also gives the room's other PCs
 //!   the engine itself.
-//! - `seed`: checks a file against its torrent, then seeds until SIGTERM.
+//! - `seed`: checks a file against its torrent, then seeds until SIGTERM,
+//!   printing `uploaded BYTES` when that grows (at most every second).
 //! - `create`: writes a torrent for one file (1 MiB pieces, as the chunk
 //!   index); the tests use it, `lazare image add` writes its own.
 //!
@@ -162,6 +163,19 @@ async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
             swarm.check_name(&file)?;
             swarm.check_complete().await?;
             println!("ready");
+            // What peers took from this seed, for the server's /metrics.
+            let handle = swarm.handle.clone();
+            tokio::spawn(async move {
+                let mut told = 0;
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let now = handle.stats().uploaded_bytes;
+                    if now != told {
+                        println!("uploaded {now}");
+                        told = now;
+                    }
+                }
+            });
             wait_for_signal().await?;
             swarm.stop(STOP_GRACE).await;
             Ok(())

@@ -1,5 +1,6 @@
 //! `GET /metrics`: Prometheus text for the admin (the same token as the
-//! machine API): image bytes sent over HTTP(S), hellos, machines by status,
+//! machine API): image bytes sent over HTTP(S) and by the room's seeds over
+//! BitTorrent, hellos, machines by status,
 //! the PCs announcing to the room's tracker, and request latencies by kind.
 //! Counters live in atomics, so counting costs a request nothing
 //! measurable; the machine counts are read from SQLite at scrape.
@@ -55,6 +56,15 @@ pub struct Metrics {
     image_bytes: AtomicU64,
     hellos: AtomicU64,
     latency: [Histogram; 3],
+    /// What the room's seeds sent the PCs over BitTorrent, one per seed.
+    seeds_sent: Vec<Arc<AtomicU64>>,
+}
+
+impl Metrics {
+    /// Counters that also count what the server's seeds send.
+    pub fn with_seeds(seeds_sent: Vec<Arc<AtomicU64>>) -> Metrics {
+        Metrics { seeds_sent, ..Metrics::default() }
+    }
 }
 
 fn kind_of(path: &str) -> Kind {
@@ -120,6 +130,10 @@ fn render(
     let _ = writeln!(o, "# TYPE lazare_image_bytes_sent_total counter");
     let _ =
         writeln!(o, "lazare_image_bytes_sent_total{{protocol=\"http\"}} {}", load(&m.image_bytes));
+    if peers.is_some() {
+        let seeds: u64 = m.seeds_sent.iter().map(|a| load(a)).sum();
+        let _ = writeln!(o, "lazare_image_bytes_sent_total{{protocol=\"bittorrent\"}} {seeds}");
+    }
     if let Some(n) = peers {
         let _ = writeln!(o, "# HELP lazare_room_peers PCs announcing to the room's tracker now.");
         let _ = writeln!(o, "# TYPE lazare_room_peers gauge");
@@ -166,7 +180,7 @@ mod tests {
 
     #[test]
     fn buckets_are_cumulative_and_statuses_counted() {
-        let m = Metrics::default();
+        let m = Metrics::with_seeds(vec![Arc::new(AtomicU64::new(5)), Arc::new(AtomicU64::new(7))]);
         m.latency[Kind::Api as usize].observe(0.003);
         m.latency[Kind::Api as usize].observe(0.2);
         m.hellos.fetch_add(2, Ordering::Relaxed);
@@ -180,5 +194,6 @@ mod tests {
         assert!(text.contains("lazare_machines{status=\"failed\"} 0\n"));
         assert!(text.contains("lazare_hellos_total 2\n"));
         assert!(text.contains("lazare_room_peers 3\n"));
+        assert!(text.contains("lazare_image_bytes_sent_total{protocol=\"bittorrent\"} 12\n"));
     }
 }

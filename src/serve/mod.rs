@@ -133,7 +133,13 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         templates,
         data: data.clone(),
         listen: args.listen,
-        metrics: metrics::Metrics::default(),
+        metrics: metrics::Metrics::with_seeds(
+            running
+                .as_ref()
+                .and_then(|r| r.seeds.as_ref())
+                .map(|s| s.sent.clone())
+                .unwrap_or_default(),
+        ),
         tracker: running.as_ref().map(|r| r.tracker.clone()),
         room: running.as_ref().and_then(|r| r.room.clone()),
     });

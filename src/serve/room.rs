@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -60,6 +61,8 @@ pub fn publish_engine(engine: &Path, images: &Path) -> Result<Pinned> {
 pub struct Seeds {
     /// Info hash → the seed's peer port (the tracker lists it).
     pub ports: HashMap<[u8; 20], u16>,
+    /// Bytes each seed sent to the PCs (its `uploaded` lines).
+    pub sent: Vec<Arc<AtomicU64>>,
     /// Killed when the server stops (kill_on_drop).
     _children: Vec<tokio::process::Child>,
 }
@@ -71,7 +74,7 @@ pub struct Seeds {
 /// warned about: PCs then share it among themselves and get the rest over
 /// HTTP.
 pub async fn start_seeds(engine: &Path, images: &Path, first_port: u16) -> Seeds {
-    let mut seeds = Seeds { ports: HashMap::new(), _children: Vec::new() };
+    let mut seeds = Seeds { ports: HashMap::new(), sent: Vec::new(), _children: Vec::new() };
     let mut next = first_port;
     for m in super::plan::usable_manifests(images) {
         let Some(hash) = m.torrent.as_deref().and_then(super::tracker::unhex20) else {
@@ -86,9 +89,10 @@ pub async fn start_seeds(engine: &Path, images: &Path, first_port: u16) -> Seeds
             }
         };
         match seed(engine, &file, port).await {
-            Ok((child, port)) => {
+            Ok((child, port, sent)) => {
                 println!("room: seeding {} on peer port {port}", m.file);
                 seeds.ports.insert(hash, port);
+                seeds.sent.push(sent);
                 seeds._children.push(child);
             }
             Err(e) => eprintln!("lazare: warning: room: not seeding {}: {e:#}", m.file),
@@ -98,7 +102,11 @@ pub async fn start_seeds(engine: &Path, images: &Path, first_port: u16) -> Seeds
 }
 
 /// One seed, once it said `ready` (it checked the whole file first).
-async fn seed(engine: &Path, file: &Path, port: u16) -> Result<(tokio::process::Child, u16)> {
+async fn seed(
+    engine: &Path,
+    file: &Path,
+    port: u16,
+) -> Result<(tokio::process::Child, u16, Arc<AtomicU64>)> {
     use tokio::io::AsyncBufReadExt;
     let port = match port {
         // A free port now; the engine binds it a moment later.
@@ -126,9 +134,17 @@ async fn seed(engine: &Path, file: &Path, port: u16) -> Result<(tokio::process::
     let first = tokio::time::timeout(SEED_READY_WITHIN, lines.next_line()).await;
     match first {
         Ok(Ok(Some(l))) if l.trim() == "ready" => {
-            // Keep draining its stdout so it never blocks.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            Ok((child, port))
+            // Keep draining its stdout so it never blocks, keeping its count.
+            let sent = Arc::new(AtomicU64::new(0));
+            let count = sent.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(n) = line.strip_prefix("uploaded ").and_then(|n| n.parse().ok()) {
+                        count.store(n, Ordering::Relaxed);
+                    }
+                }
+            });
+            Ok((child, port, sent))
         }
         Ok(Ok(other)) => bail!("the engine said {other:?} instead of ready"),
         Ok(Err(e)) => bail!("reading the engine's output: {e}"),

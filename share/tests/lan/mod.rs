@@ -73,6 +73,26 @@ impl Lan {
         ns
     }
 
+    /// Client isolation on the switch (as on a Wi-Fi or a managed switch):
+    /// the PC `host` can reach the ports that are not isolated (the
+    /// server's) but no other isolated one.
+    #[allow(dead_code, reason = "share_lan's PCs all reach each other")]
+    pub fn isolate(&self, host: u8) {
+        let port = format!("p{host}");
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            "dev",
+            &port,
+            "type",
+            "bridge_slave",
+            "isolated",
+            "on",
+        ]);
+    }
+
     /// `program` run inside `ns`.
     pub fn exec(ns: &str, program: &str) -> Command {
         let mut c = Command::new("ip");
