@@ -128,10 +128,11 @@ row "  lazare initramfs unpacked (in RAM)" "$(mb "$(zstd -dc "$W/lazare-initrd.i
 # virtio-net) and the busybox floor are run BENCH_BOOT_RUNS times (3)
 # interleaved, and the medians compared.
 BOOT_RUNS=${BENCH_BOOT_RUNS:-3}
-boot_vm() { # $1 initrd, $2 append, $3 serial log, $4 NIC model (default e1000), $5 port
+# $5: the host port the guest's 10.0.2.100:$PORT (the CD's server) reaches.
+boot_vm() { # $1 initrd, $2 append, $3 serial log, $4 NIC model (default e1000), $5 host port
 	qemu-system-x86_64 -machine accel=tcg -m 512 -nographic -no-reboot \
 		-kernel "$KERNEL" -initrd "$1" -append "$2" \
-		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:${5:-$PORT}-cmd:$W/fwd-${5:-$PORT}.sh" \
+		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:$PORT-cmd:$W/fwd-${5:-$PORT}.sh" \
 		-device "${4:-e1000},netdev=n0" -serial "file:$3" -monitor none -display none &
 	VM=$!
 	PIDS+=($VM)
@@ -173,8 +174,10 @@ lz_boot() {
 # seconds from qemu's start to that line.
 boot_to_line() {
 	local t0 secs_
-	t0=$(now)
+	# A log left by the previous run holds the line already.
+	rm -f "$2"
 	touch "$2"
+	t0=$(now)
 	# qemu writes to stdout: kept out of the captured figure.
 	boot_vm "$1" "console=ttyS0,115200 panic=-1" "$2" >&2
 	if wait_for "grep -qaE '$3' '$2'"; then

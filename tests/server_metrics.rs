@@ -85,6 +85,14 @@ fn the_tracker_introduces_the_pcs_of_a_room_and_metrics_count_them() {
     // A torrent this server does not serve is refused in BitTorrent's way.
     let other = announce(&[0x55; 20], 3, 6883);
     assert_eq!(other, b"d14:failure reason31:not an image this server servese");
+    // Where a PC gets the engine: the two PCs announced from the asking
+    // PC's own address, so nobody else runs it: from the server (asking
+    // again is a retry, answered the same).
+    let engine = tracker.replace("/announce", lazare_proto::ENGINE_SOURCE_PATH);
+    assert_eq!(get(&engine).body, b"server\n");
+    assert_eq!(get(&engine).body, b"server\n");
     let text = s.admin_get("/metrics").text();
     assert_eq!(sample(&text, "lazare_room_peers"), 2.0);
+    // No seed here (no engine): nothing sent over BitTorrent, and said so.
+    assert_eq!(sample(&text, "lazare_image_bytes_sent_total{protocol=\"bittorrent\"}"), 0.0);
 }
