@@ -45,8 +45,8 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
         i18n::set(lang);
     }
     screen.note(&format!("config: {}", serde_json::to_string(&cfg).unwrap_or_default()));
-    find_hardware(screen)?;
-    let disks = Disks::start(screen);
+    let rest = find_hardware(screen)?;
+    let disks = Disks::start(screen, rest);
     // An offline bundle on the boot medium takes over when neither the
     // network nor the server answers after a few tries. Looked for only
     // then: it needs the disks settled, which the DHCP exchange covers
@@ -176,10 +176,10 @@ fn work(screen: &Screen, reached: &mut Option<(http::Client, String)>) -> Result
 
 type Looked = (Inventory, Option<Installed>);
 
-/// The disks settled, then the inventory and the installed system found on
-/// them (if any), taken by a thread that starts when coldplug ends: the
-/// wait for late disks, the disk probes and the mount of an installed
-/// system overlap the network bring-up instead of following it (issue 17).
+/// The rest of coldplug, the disks settled, then the inventory and the
+/// installed system found on them (if any), on a thread: the disk drivers'
+/// probes, the wait for late disks and the mount of an installed system
+/// overlap the network bring-up instead of preceding it (issue 17).
 /// Joined by whoever needs the disks first (the search for an offline
 /// bundle, or the inventory).
 struct Disks {
@@ -188,10 +188,11 @@ struct Disks {
 }
 
 impl Disks {
-    fn start(screen: &Screen) -> Disks {
-        let watch = coldplug::DiskWatch::start(Path::new("/"));
+    fn start(screen: &Screen, coldplug: coldplug::Rest) -> Disks {
         let screen = screen.clone();
         let running = std::thread::spawn(move || {
+            note_modules(&screen, &coldplug.wait());
+            let watch = coldplug::DiskWatch::start(Path::new("/"));
             watch.settle(Duration::from_secs(8));
             let inv = inventory::collect(Path::new("/"));
             let installed =
@@ -288,19 +289,37 @@ fn kept_secret(
     [from_entry, from_disk].into_iter().flatten().find(|(s, _)| valid_token_hex(s))
 }
 
-fn find_hardware(screen: &Screen) -> Result<(), Failure> {
+/// The network drivers, then the rest of coldplug on its own (see
+/// [`coldplug::start`]); a PC without a PCI network driver waits for all
+/// of it, since its NIC may sit behind a driver of the rest (USB).
+fn find_hardware(screen: &Screen) -> Result<coldplug::Rest, Failure> {
     let step = screen.step(&t("step-hardware"));
     let opts = ProbeOpts { root: "/".into(), kver: crate::sys::kernel_release() };
-    let report = coldplug::coldplug(&opts).map_err(|e| Failure::new(&t("fail-kernel"), e))?;
-    step.done(&t_with("step-drivers", &[("count", report.loaded.len().into())]));
-    screen.note(&format!("modules loaded: {}", report.loaded.join(" ")));
+    let (nics, rest) = coldplug::start(&opts).map_err(|e| Failure::new(&t("fail-kernel"), e))?;
+    let (rest, count) = match nics.loaded.is_empty() {
+        true => {
+            let report = rest.wait();
+            let count = report.loaded.len();
+            note_modules(screen, &report);
+            (coldplug::Rest::done(), count)
+        }
+        false => (rest, nics.loaded.len()),
+    };
+    step.done(&t_with("step-drivers", &[("count", count.into())]));
+    note_modules(screen, &nics);
+    for id in &nics.unsupported_nics {
+        screen.warn(&t_with("no-nic-driver", &[("id", id.as_str().into())]));
+    }
+    Ok(rest)
+}
+
+fn note_modules(screen: &Screen, report: &coldplug::Report) {
+    if !report.loaded.is_empty() {
+        screen.note(&format!("modules loaded: {}", report.loaded.join(" ")));
+    }
     for (m, e) in &report.failed {
         screen.note(&format!("module {m} failed: {e}"));
     }
-    for id in &report.unsupported_nics {
-        screen.warn(&t_with("no-nic-driver", &[("id", id.as_str().into())]));
-    }
-    Ok(())
 }
 
 /// Runs `f` until it works, waiting longer after each failure (2 s … 60 s),
