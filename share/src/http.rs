@@ -7,6 +7,7 @@
 //! not to each.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::SeekFrom;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -28,10 +29,17 @@ type Resp = Response<http_body_util::combinators::BoxBody<Bytes, std::io::Error>
 /// Open `/image` streams at once. Each librqbit file stream holds one of the
 /// session's 8 blocking permits, which piece writes to disk also take: more
 /// streams than permits would stall the download for good. The agent reads
-/// one stream (two while it reconnects).
+/// one stream (two while it reconnects); the engine's own prefetch reader
+/// (prefetch.rs) holds one more.
 const MAX_STREAMS: usize = 4;
 /// Bytes read from the file stream per body frame.
 const FRAME: usize = 256 * 1024;
+/// A stream waiting for a piece looks again this often. librqbit wakes a
+/// waiting stream when its piece completes, and at 40 PCs that wake-up was
+/// missed: streams sat on a piece the engine had (14 of 17 pieces on disk,
+/// the stream at the 6th) until the agent gave up after 30 s and asked
+/// again, which read on at once (`make bench-room`, issue 15).
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn serve(listener: TcpListener, torrent: Arc<ManagedTorrent>) {
     let streams = Arc::new(Semaphore::new(MAX_STREAMS));
@@ -123,12 +131,7 @@ async fn image(
         eprintln!("lazare-share: seeking the file stream to {start}: {e}");
         return text(StatusCode::INTERNAL_SERVER_ERROR, "seek failed\n");
     }
-    let body = ReadBody {
-        stream: Box::pin(stream),
-        left: end - start,
-        buf: vec![0; FRAME],
-        _permit: permit,
-    };
+    let body = ReadBody::new(Box::pin(stream), end - start, permit);
     let mut r = Response::new(body.boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -194,7 +197,7 @@ async fn whole_file(file: &std::path::Path, uploads: &Arc<Semaphore>) -> Resp {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file\n");
         }
     };
-    let body = ReadBody { stream: Box::pin(f), left: len, buf: vec![0; FRAME], _permit: permit };
+    let body = ReadBody::new(Box::pin(f), len, permit);
     let mut r = Response::new(body.boxed());
     let h = r.headers_mut();
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
@@ -207,7 +210,20 @@ struct ReadBody {
     stream: Pin<Box<dyn AsyncRead + Send + Sync>>,
     left: u64,
     buf: Vec<u8>,
+    /// While the reader waits: polls it again every [`RECHECK`].
+    recheck: Pin<Box<tokio::time::Sleep>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ReadBody {
+    fn new(
+        stream: Pin<Box<dyn AsyncRead + Send + Sync>>,
+        left: u64,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> ReadBody {
+        let recheck = Box::pin(tokio::time::sleep(RECHECK));
+        ReadBody { stream, left, buf: vec![0; FRAME], recheck, _permit: permit }
+    }
 }
 
 impl Body for ReadBody {
@@ -225,7 +241,13 @@ impl Body for ReadBody {
         let want = this.buf.len().min(usize::try_from(this.left).unwrap_or(usize::MAX));
         let mut rb = ReadBuf::new(&mut this.buf[..want]);
         match this.stream.as_mut().poll_read(cx, &mut rb) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if this.recheck.as_mut().poll(cx).is_ready() {
+                    this.recheck.as_mut().reset(tokio::time::Instant::now() + RECHECK);
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
             Poll::Ready(Ok(())) => {
                 let n = rb.filled().len();

@@ -17,6 +17,7 @@
 //! service discovery, and IP literals only (the agent has no NSS, no DNS).
 
 mod http;
+mod prefetch;
 mod roots;
 mod swarm;
 
@@ -149,6 +150,8 @@ async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
             let swarm = swarm?;
             let addr = listener.local_addr().context("http local address")?;
             let server = tokio::spawn(http::serve(listener, swarm.handle.clone()));
+            tokio::spawn(prefetch::run(swarm.handle.clone()));
+            tokio::spawn(prefetch::reconnect(swarm.handle.clone()));
             println!("ready http://{addr}");
             wait_for_signal().await?;
             server.abort();

@@ -113,7 +113,7 @@ fn only_the_images_served_are_tracked_and_the_answer_is_bencode() {
     // No seed of its own and nobody else yet: an empty list.
     assert_eq!(
         v.encode(),
-        b"d8:completei0e10:incompletei1e8:intervali30e12:min intervali10e5:peers0:6:peers60:e"
+        b"d8:completei0e10:incompletei1e8:intervali10e12:min intervali5e5:peers0:6:peers60:e"
     );
 }
 
