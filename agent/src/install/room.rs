@@ -21,7 +21,7 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,10 +44,13 @@ const READY_WITHIN: Duration = Duration::from_secs(30);
 /// Engine failures (a refused connection, a stalled or cut body) before
 /// the PC goes on from the server alone.
 const MAX_STRIKES: u32 = 2;
-/// The engine serves the next piece within this, or it counts as a strike:
-/// a PC that cannot reach the tracker or any peer loses at most
-/// `MAX_STRIKES` times this before it goes on from the server.
-const STALL: Duration = Duration::from_secs(30);
+/// The engine serves the next piece within this, or the stream asks again;
+/// it counts as a strike only if the engine got no piece at all meanwhile
+/// (a room of 40 waits on the leader for a piece now and then; an engine
+/// that reaches nobody gets nothing): a PC that cannot reach the tracker or
+/// any peer loses about `MAX_STRIKES` times this before it goes on from the
+/// server.
+const STALL: Duration = Duration::from_secs(10);
 /// How long a PC waits for another PC of the room to have the engine
 /// before it takes it from the server anyway.
 const ENGINE_WAIT: Duration = Duration::from_secs(60);
@@ -98,6 +101,8 @@ pub struct Engine {
     pub base: String,
     dir: PathBuf,
     strikes: Arc<AtomicU32>,
+    /// The engine's `have` when a stream last stalled.
+    have: Arc<AtomicU64>,
     /// The PC of the room the engine came from (`None`: the server).
     pub from_peer: Option<SocketAddr>,
 }
@@ -109,6 +114,9 @@ pub struct Stats {
     pub from_peers: u64,
     #[serde(default)]
     pub uploaded: u64,
+    /// Bytes in good pieces on disk.
+    #[serde(default)]
+    pub have: u64,
     /// Set by the agent: the stream gave up on the engine.
     #[serde(skip)]
     pub dropped: bool,
@@ -190,7 +198,8 @@ fn start(setup: &RoomSetup, d: &Download) -> Result<Engine, RoomError> {
         .spawn()
         .map_err(io_err(exe.display()))?;
     let stdout = child.stdout.take().expect("stdout is piped");
-    let mut engine = Engine { child, base: String::new(), dir, strikes: Arc::default(), from_peer };
+    let (strikes, have) = (Arc::default(), Arc::default());
+    let mut engine = Engine { child, base: String::new(), dir, strikes, have, from_peer };
     match ready_line(stdout) {
         Ok(base) => engine.base = base,
         Err(why) => {
@@ -302,13 +311,7 @@ impl Engine {
 
     /// The engine's figures now (`None` if it does not answer).
     pub fn stats(&self) -> Option<Stats> {
-        let agent = loopback_agent(Duration::from_secs(5));
-        let resp = agent.get(&format!("{}/stats", self.base)).call().ok()?;
-        let mut body = Vec::new();
-        resp.into_reader().take(64 * 1024).read_to_end(&mut body).ok()?;
-        // from_slice: the agent's one serde_json reader (from_reader would
-        // add a second copy of the parser to the CD).
-        serde_json::from_slice(&body).ok()
+        engine_stats(&self.base)
     }
 
     /// Ends the engine (SIGTERM, then SIGKILL after 3 s) and removes it and
@@ -357,6 +360,17 @@ impl Engine {
     }
 }
 
+/// The figures of the engine at `base` (`None` if it does not answer).
+fn engine_stats(base: &str) -> Option<Stats> {
+    let agent = loopback_agent(Duration::from_secs(5));
+    let resp = agent.get(&format!("{base}/stats")).call().ok()?;
+    let mut body = Vec::new();
+    resp.into_reader().take(64 * 1024).read_to_end(&mut body).ok()?;
+    // from_slice: the agent's one serde_json reader (from_reader would
+    // add a second copy of the parser to the CD).
+    serde_json::from_slice(&body).ok()
+}
+
 /// The install log's line on what the room gave and took.
 pub fn stats_line(s: &Stats, image_size: u64) -> String {
     let mib = |b: u64| b >> 20;
@@ -395,7 +409,9 @@ impl Fetch for RoomFetch<'_> {
                 Ok(resp) => {
                     let start = if resp.status() == 206 { offset } else { 0 };
                     let strikes = self.engine.strikes.clone();
-                    return Ok((start, Box::new(Striking { inner: resp.into_reader(), strikes })));
+                    let (base, have) = (self.engine.base.clone(), self.engine.have.clone());
+                    let body = resp.into_reader();
+                    return Ok((start, Box::new(Striking { inner: body, strikes, base, have })));
                 }
                 Err(_) => {
                     self.engine.strikes.fetch_add(1, Ordering::Relaxed);
@@ -414,16 +430,22 @@ impl Fetch for RoomFetch<'_> {
 }
 
 /// The engine's body: a read error (a stall past the read timeout, the
-/// engine gone) is a strike against it.
+/// engine gone) is a strike against it, unless the engine got pieces since
+/// the last look (its `have` grew): then it only waits on this one.
 struct Striking<R> {
     inner: R,
     strikes: Arc<AtomicU32>,
+    base: String,
+    have: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Striking<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).inspect_err(|_| {
-            self.strikes.fetch_add(1, Ordering::Relaxed);
+            let now = engine_stats(&self.base).map_or(0, |s| s.have);
+            if now <= self.have.fetch_max(now, Ordering::Relaxed) {
+                self.strikes.fetch_add(1, Ordering::Relaxed);
+            }
         })
     }
 }

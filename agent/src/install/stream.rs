@@ -312,6 +312,10 @@ fn download(
     let mut have = 0u64;
     let mut failures = 0u32;
     let mut wait = retry.first_wait;
+    // Failures in a row count, not all of them: a long install over a
+    // link cut now and then (or a room's engine waiting on a piece) that
+    // moves on between cuts is not given up.
+    let mut at_failure = 0u64;
     loop {
         let err = match fetch.get(url, have) {
             Ok((start, body)) => match copy_body(body, start, &mut have, index, tx) {
@@ -327,6 +331,9 @@ fn download(
             },
             Err(e) => e.to_string(),
         };
+        if have > at_failure {
+            (failures, wait, at_failure) = (0, retry.first_wait, have);
+        }
         failures += 1;
         if failures >= retry.tries {
             return Err(StreamError::Download { tries: failures, last: err });
