@@ -64,8 +64,10 @@ fn random_below(n: u64) -> u64 {
     (x ^ (x >> 31)) % n
 }
 
-/// How often the peers dropped as "not needed" are called back.
-const RECONNECT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often the peers dropped as "not needed" are called back: each
+/// time every such connection is made again, so not too often in a room of
+/// 40.
+const RECONNECT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Until the file is whole: opens (and closes) a stream every
 /// [`RECONNECT`], which makes librqbit call back the peers it dropped as
