@@ -82,9 +82,17 @@ pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
     let events = Uevents::open();
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut nics = Report::default();
-    let pci_nics: BTreeSet<String> =
-        modaliases(&opts.root).into_iter().filter(|a| is_pci_nic(a)).collect();
-    load_aliases(&db, &opts.root, pci_nics, &mut done, &mut nics);
+    // Twice: a PCI driver can reveal the network device itself on a bus of
+    // its own (virtio_pci registers a virtio device that virtio_net takes),
+    // registered before its probe returns.
+    for _ in 0..2 {
+        let new: BTreeSet<String> =
+            modaliases(&opts.root).into_iter().filter(|a| is_nic(a) && !done.contains(a)).collect();
+        if new.is_empty() {
+            break;
+        }
+        load_aliases(&db, &opts.root, new, &mut done, &mut nics);
+    }
     nics.unsupported_nics = unsupported_nics(&opts.root);
     let root = opts.root.clone();
     let rest = std::thread::spawn(move || {
@@ -124,9 +132,10 @@ impl Rest {
     }
 }
 
-/// A PCI device of class 0x02 (network controller): `bc02` in its modalias.
-fn is_pci_nic(alias: &str) -> bool {
-    alias.starts_with("pci:") && alias.contains("bc02")
+/// A network device: PCI class 0x02 (`bc02` in its modalias), or a virtio
+/// device of id 1 (a virtio-net behind virtio_pci).
+fn is_nic(alias: &str) -> bool {
+    (alias.starts_with("pci:") && alias.contains("bc02")) || alias.starts_with("virtio:d00000001v")
 }
 
 /// The kernel's device events until they stop for [`QUIET`], loading what
