@@ -63,20 +63,18 @@ const QUIET: Duration = Duration::from_millis(150);
 /// (a flapping USB port) still reaches the network.
 const SETTLE_LIMIT: Duration = Duration::from_secs(4);
 
-/// Loads drivers for every device: one pass over sysfs, the modules of each
-/// device loaded in parallel with the others' (a slow probe, such as e1000's
-/// or an ATA port's reset, overlaps the rest), then whatever the kernel
-/// announces on the uevent socket until it stays quiet for [`QUIET`]. A
+/// Loads drivers for every device, in two parts. The network devices'
+/// first, alone: an old PC has one CPU, and e1000's probe took 0.45 s alone
+/// but 0.59-0.85 s beside ata_piix's and sr_mod's (TCG, issue 17). The rest
+/// goes on in [`Rest`] while the network comes up: one pass over sysfs, the
+/// modules of each device loaded in parallel with the others' (a slow probe,
+/// such as an ATA port's reset, overlaps the rest), then whatever the kernel
+/// announces on the uevent socket until it stays quiet for [`QUIET`]; a
 /// thread then keeps loading drivers for devices that come later (USB
-/// devices enumerate for seconds; a stick plugged in later); the wait for
-/// disks is [`DiskWatch`]'s, later, so it overlaps DHCP.
-/// Coldplug in two parts. The drivers of the PCI network controllers are
-/// loaded first, alone: an old PC has one CPU, and e1000's probe took 0.45 s
-/// alone but 0.59-0.85 s beside ata_piix's and sr_mod's (TCG, issue 17).
-/// The rest (one sysfs pass, then the device events until they stop) goes
-/// on in [`Rest`] while the network comes up; whoever needs the disks
-/// waits for it. A PC with no PCI network driver waits for the rest
-/// before its network step (a USB NIC appears only with its host's driver).
+/// devices enumerate for seconds; a stick plugged in later). Whoever needs
+/// the disks waits for the rest ([`DiskWatch`] after it); a PC with no
+/// network driver waits for it before its network step (a USB NIC appears
+/// only with its host's driver).
 pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
     let db = Arc::new(ModuleDb::load(opts)?);
     let events = Uevents::open();
@@ -107,29 +105,22 @@ pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
         }
         report
     });
-    Ok((nics, Rest(RestState::Running(rest))))
+    Ok((nics, Rest(Some(rest))))
 }
 
-/// The part of coldplug after the network drivers: running, or over.
-pub struct Rest(RestState);
-
-enum RestState {
-    Running(std::thread::JoinHandle<Report>),
-    Done(Report),
-}
+/// The part of coldplug after the network drivers: running, or (`None`)
+/// already waited for and reported.
+pub struct Rest(Option<std::thread::JoinHandle<Report>>);
 
 impl Rest {
     /// One already waited for (and reported): nothing more to say.
     pub fn done() -> Rest {
-        Rest(RestState::Done(Report::default()))
+        Rest(None)
     }
 
     /// Waits for it; a panicked thread loaded what it loaded, said nothing.
     pub fn wait(self) -> Report {
-        match self.0 {
-            RestState::Running(h) => h.join().unwrap_or_default(),
-            RestState::Done(r) => r,
-        }
+        self.0.map_or_else(Report::default, |h| h.join().unwrap_or_default())
     }
 }
 

@@ -233,14 +233,12 @@ fn fetch_engine(
     let ask = setup.tracker.strip_suffix("/announce").map(|b| format!("{b}{ENGINE_SOURCE_PATH}"));
     let asked = Instant::now();
     while let Some(url) = &ask {
-        let answer = fetch.get(url, 0).ok().and_then(|(_, body)| {
-            let mut text = String::new();
-            body.take(256).read_to_string(&mut text).ok()?;
-            EngineSource::parse(&text)
-        });
+        let once = Retry { tries: 1, ..retry };
+        let answer = fetch_small(fetch, url, 256, "the tracker's answer", once, progress)
+            .ok()
+            .and_then(|b| EngineSource::parse(&String::from_utf8_lossy(&b)));
         match answer {
             Some(EngineSource::Peer(addr)) => {
-                let once = Retry { tries: 1, ..retry };
                 let url = EngineSource::peer_url(addr);
                 let got = fetch_small(fetch, &url, pin.size, WHAT, once, progress)
                     .map_err(|(_, last)| last)
