@@ -10,6 +10,7 @@ use lazare::initramfs::{
     read_initramfs, resolve_modules, write_initramfs, CpioEntry, ExtraFile, InitramfsError,
     InitramfsSpec,
 };
+use lazare_cd::modpack;
 
 const RELEASE: &str = "6.1.0-test-amd64";
 
@@ -160,12 +161,41 @@ fn archive_holds_modules_indexes_and_skeleton() {
     let entries = read_initramfs(&image).unwrap();
     let base = format!("/lib/modules/{RELEASE}");
 
-    // Compressed modules are stored plain, byte-identical to the original.
-    let ne2k = entry(&entries, &format!("{base}/kernel/drivers/net/ne2k-pci.ko"));
-    assert_eq!(ne2k.data, module_bytes("kernel/drivers/net/ne2k-pci.ko.xz"));
-    let n8390 = entry(&entries, &format!("{base}/kernel/drivers/net/8390.ko"));
-    assert_eq!(n8390.data, module_bytes("kernel/drivers/net/8390.ko.zst"));
-    assert!(!entries.iter().any(|e| e.path.contains("unused")));
+    // The modules are in the two packs (lazare_cd::modpack): the network
+    // drivers and what they load with, then the rest. Compressed modules
+    // are stored plain, byte-identical to the original.
+    let pack = |i: usize| entry(&entries, &format!("{base}/{}", modpack::PACKS[i])).data.clone();
+    let first = modpack::unpack(0, &pack(0), &[]).unwrap();
+    let rest = modpack::unpack(1, &pack(1), &first).unwrap();
+    let members = |i: usize, archive: &[u8]| {
+        let all = modpack::members(i, archive, |n| n.ends_with(".ko")).unwrap();
+        all.into_iter().collect::<std::collections::BTreeMap<String, Vec<u8>>>()
+    };
+    let (net, other) = (members(0, &first), members(1, &rest));
+    assert_eq!(
+        net.keys().collect::<Vec<_>>(),
+        [
+            "kernel/drivers/net/8390.ko",
+            "kernel/drivers/net/e1000.ko",
+            "kernel/drivers/net/ne2k-pci.ko"
+        ]
+    );
+    assert_eq!(
+        other.keys().collect::<Vec<_>>(),
+        [
+            "kernel/crypto/crc32c_generic.ko",
+            "kernel/fs/ext4/ext4.ko",
+            "kernel/fs/jbd2/jbd2.ko",
+            "kernel/fs/mbcache.ko"
+        ]
+    );
+    assert_eq!(
+        net["kernel/drivers/net/ne2k-pci.ko"],
+        module_bytes("kernel/drivers/net/ne2k-pci.ko.xz")
+    );
+    assert_eq!(net["kernel/drivers/net/8390.ko"], module_bytes("kernel/drivers/net/8390.ko.zst"));
+    assert_eq!(other["kernel/fs/ext4/ext4.ko"], module_bytes("kernel/fs/ext4/ext4.ko"));
+    assert!(!entries.iter().any(|e| e.path.contains("unused") || e.path.ends_with(".ko")));
 
     let text = |name: &str| {
         String::from_utf8(entry(&entries, &format!("{base}/{name}")).data.clone()).unwrap()
@@ -234,8 +264,8 @@ fn gnu_cpio_reads_the_archive() {
     assert!(line("init").starts_with("-rwxr-xr-x   1 root     root"), "{}", line("init"));
     assert!(line("dev/console").starts_with("crw-------   1 root     root       5,   1"));
     assert!(line("etc/mtab -> /proc/self/mounts").starts_with("lrwxrwxrwx"));
-    let ext4 = format!("lib/modules/{RELEASE}/kernel/fs/ext4/ext4.ko");
-    assert!(line(&ext4).starts_with("-rw-r--r--"), "{}", line(&ext4));
+    let pack = format!("lib/modules/{RELEASE}/{}", modpack::PACKS[1]);
+    assert!(line(&pack).starts_with("-rw-r--r--"), "{}", line(&pack));
     // Sorted within each part, so every directory comes before what it
     // holds, in its own part or an earlier one.
     let names: Vec<&str> =

@@ -10,6 +10,7 @@ use std::time::Instant;
 use lazare::initramfs::{
     kernel_release_of, read_initramfs, write_initramfs, CpioEntry, InitramfsSpec, DEFAULT_MODULES,
 };
+use lazare_cd::modpack;
 
 /// The kernel the tests use: the first release under /lib/modules.
 fn modules_dir() -> PathBuf {
@@ -96,14 +97,49 @@ fn default_set_on_the_real_kernel_is_closed_under_modules_dep() {
         report.missing_modules,
         alias.len()
     );
-    // Modules are copied as they are: the appended signature stays.
-    let ko = find(
-        &entries,
-        &format!("/lib/modules/{release}/kernel/drivers/net/ethernet/intel/e1000/e1000.ko"),
+    // Modules are copied as they are (the appended signature stays), in
+    // two packs: the network drivers with what they load with, then the
+    // rest, which needs the first as its dictionary.
+    let pack = |i: usize| {
+        let file = find(&entries, &format!("/lib/modules/{release}/{}", modpack::PACKS[i]));
+        file.data.clone()
+    };
+    let first = modpack::unpack(0, &pack(0), &[]).unwrap();
+    let rest = modpack::unpack(1, &pack(1), &first).unwrap();
+    let names = |archive: &[u8], i: usize| -> BTreeSet<String> {
+        let members = modpack::members(i, archive, |n| n.ends_with(".ko")).unwrap();
+        members.into_iter().map(|(n, _)| normalize(n.rsplit('/').next().unwrap())).collect()
+    };
+    let (net, other) = (names(&first, 0), names(&rest, 1));
+    let net: BTreeSet<String> = net.into_iter().map(|n| n.trim_end_matches(".ko").into()).collect();
+    let other: BTreeSet<String> =
+        other.into_iter().map(|n| n.trim_end_matches(".ko").into()).collect();
+    assert!(net.is_disjoint(&other));
+    let both: BTreeSet<&str> = net.iter().chain(&other).map(String::as_str).collect();
+    assert_eq!(both, carried, "every carried module in one pack");
+    for m in ["e1000", "r8169", "virtio_net", "mii", "virtio_pci"] {
+        assert!(net.contains(m), "{m} not in the network pack: {net:?}");
+    }
+    for m in ["ext4", "ata_piix", "libata", "usb_storage"] {
+        assert!(other.contains(m), "{m} not in the second pack");
+    }
+    for (archive, i, path) in [
+        (&first, 0, "kernel/drivers/net/ethernet/intel/e1000/e1000.ko"),
+        (&rest, 1, "kernel/fs/ext4/ext4.ko"),
+    ] {
+        let got = modpack::members(i, archive, |n| n == path).unwrap();
+        let host = std::fs::read(spec.modules_dir.join(path)).unwrap();
+        assert_eq!(got, vec![(path.to_string(), host)]);
+    }
+    // No plain module file is left for the kernel to unpack.
+    assert!(!entries.iter().any(|e| e.path.ends_with(".ko")));
+    println!(
+        "packs: network {} modules, {} B; rest {} modules, {} B",
+        net.len(),
+        pack(0).len(),
+        other.len(),
+        pack(1).len()
     );
-    let host =
-        std::fs::read(spec.modules_dir.join("kernel/drivers/net/ethernet/intel/e1000/e1000.ko"));
-    assert_eq!(ko.data, host.unwrap());
 }
 
 fn find<'a>(entries: &'a [CpioEntry], path: &str) -> &'a CpioEntry {

@@ -148,15 +148,6 @@ pub fn run(
     layout: &Layout,
     source: &Source,
 ) -> Result<(), Failure> {
-    // The disks are known (and the network up, or given up for an offline
-    // bundle): the drivers this PC does not use (or has loaded already)
-    // leave RAM before the install needs it.
-    let opts =
-        crate::hw::modules::ProbeOpts { root: "/".into(), kver: crate::sys::kernel_release() };
-    match crate::hw::coldplug::drop_unneeded(&opts) {
-        Ok(freed) => screen.note(&format!("module files dropped from RAM: {} KiB", freed / 1024)),
-        Err(e) => screen.note(&format!("module files kept: {e}")),
-    }
     let _ = std::fs::create_dir_all(TARGET);
     let ctx = InstallCtx {
         plan,

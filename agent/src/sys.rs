@@ -51,12 +51,11 @@ pub fn restart() -> io::Error {
     }
 }
 
-/// Loads a kernel module from an open `.ko` file. `EEXIST` (already loaded)
-/// is success.
-pub fn finit_module(file: &File, params: &str) -> io::Result<()> {
+/// Loads a kernel module from the bytes of its `.ko` file (signature
+/// included). `EEXIST` (already loaded) is success.
+pub fn init_module(image: &[u8], params: &str) -> io::Result<()> {
     let params = CString::new(params).map_err(io::Error::other)?;
-    let flags = nix::kmod::ModuleInitFlags::empty();
-    match nix::kmod::finit_module(file, &params, flags) {
+    match nix::kmod::init_module(image, &params) {
         Ok(()) | Err(Errno::EEXIST) => Ok(()),
         Err(e) => Err(io::Error::from(e)),
     }

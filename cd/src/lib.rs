@@ -12,6 +12,8 @@
 //! - [`kmod`]: one parser for the kernel's module indexes (modules.dep,
 //!   modules.alias, modules.softdep, modules.builtin), used by the builder
 //!   to choose modules and by the agent to load them.
+//! - [`modpack`]: the two zstd packs the modules travel in, written by the
+//!   builder, read by the agent.
 //! - [`kernel`]: which installed kernel is the newest (the builder's
 //!   default, and the one the tests boot).
 
@@ -19,6 +21,7 @@ mod baked;
 pub mod console;
 pub mod kernel;
 pub mod kmod;
+pub mod modpack;
 pub mod paths;
 
 pub use baked::{BakedConfig, BakedError};

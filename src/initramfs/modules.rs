@@ -112,15 +112,21 @@ pub fn resolve_modules(
     Ok(selection)
 }
 
-/// Adds the chosen `.ko` files and the trimmed indexes under
-/// `/lib/modules/<release>/`, where `<release>` is the directory's name,
-/// and the firmware they ask for that the host has.
+/// The chosen `.ko` files, as the two packs' trees ([`lazare_cd::modpack`]:
+/// the network drivers with what they load with, then the rest), their
+/// paths as modules.dep writes them (`/kernel/...` in the tree, `kernel/...`
+/// in the archive).
+pub(crate) type Packs = [Tree; 2];
+
+/// Adds the trimmed indexes under `/lib/modules/<release>/`, where
+/// `<release>` is the directory's name, and the firmware the chosen modules
+/// ask for that the host has; returns the modules themselves as [`Packs`].
 pub(crate) fn add_to_tree(
     tree: &mut Tree,
     modules_dir: &Path,
     selection: &ModuleSelection,
     progress: &mut dyn FnMut(Progress),
-) -> Result<FirmwareFound, InitramfsError> {
+) -> Result<(FirmwareFound, Packs), InitramfsError> {
     let release = modules_dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         InitramfsError::BadPath {
             path: modules_dir.display().to_string(),
@@ -129,12 +135,22 @@ pub(crate) fn add_to_tree(
     })?;
     let base = lazare_cd::paths::modules_dir(release);
     tree.add_dir(&base)?;
+    let index = load_index(modules_dir)?;
+    let network: std::collections::BTreeSet<String> = selection
+        .modules
+        .iter()
+        .filter(|(_, path)| lazare_cd::modpack::is_network_driver(kmod::plain_path(path)))
+        .flat_map(|(name, _)| index.closure(name))
+        .filter_map(kmod::name_of)
+        .collect();
+    let mut packs: Packs = [Tree::new(), Tree::new()];
     let total = selection.modules.len() as u64;
     let mut firmware = Vec::new();
     for (done, (name, path)) in selection.modules.iter().enumerate() {
         let data = module_data(&modules_dir.join(path))?;
         firmware.extend(modinfo_firmware(&data).into_iter().map(|f| (f, name.clone())));
-        tree.add_file(&format!("{base}/{}", kmod::plain_path(path)), data, 0o644)?;
+        let pack = &mut packs[usize::from(!network.contains(name))];
+        pack.add_file(&format!("/{}", kmod::plain_path(path)), data, 0o644)?;
         progress(Progress { phase: Phase::Modules, done: done as u64 + 1, total });
     }
     for (name, text) in trimmed_indexes(modules_dir, selection)? {
@@ -146,7 +162,8 @@ pub(crate) fn add_to_tree(
             tree.add_file(&format!("{base}/{name}"), read_file(&path)?, 0o644)?;
         }
     }
-    add_firmware(tree, firmware_dir(modules_dir).as_deref(), firmware)
+    let found = add_firmware(tree, firmware_dir(modules_dir).as_deref(), firmware)?;
+    Ok((found, packs))
 }
 
 /// A module file's contents, decompressed if it is `.ko.{xz,zst,gz}`.

@@ -33,12 +33,13 @@ const CACHE_TAG: &[u8] = b"lazare initramfs part, zstd 19, one thread, checksum"
 /// kernel checks) to `out`; returns the compressed size.
 pub(crate) fn compress(
     data: &[u8],
+    dict: &[u8],
     out: &mut dyn Write,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<u64, InitramfsError> {
     let mut counted = Counted { inner: out, bytes: 0 };
-    let mut encoder =
-        zstd::stream::Encoder::new(&mut counted, LEVEL).map_err(InitramfsError::Write)?;
+    let mut encoder = zstd::stream::Encoder::with_dictionary(&mut counted, LEVEL, dict)
+        .map_err(InitramfsError::Write)?;
     encoder.include_checksum(true).map_err(InitramfsError::Write)?;
     encoder.set_pledged_src_size(Some(data.len() as u64)).map_err(InitramfsError::Write)?;
     let mut done = 0u64;
@@ -57,28 +58,42 @@ pub(crate) fn compress(
 /// time, never a wrong CD. A cache that cannot be written is skipped.
 pub(crate) fn compress_cached(
     data: &[u8],
+    dict: &[u8],
     cache: Option<&Path>,
     out: &mut dyn Write,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<u64, InitramfsError> {
     let Some(dir) = cache else {
-        return compress(data, out, progress);
+        return compress(data, dict, out, progress);
     };
     let mut key = Sha256::new();
     key.update(CACHE_TAG);
     key.update(data);
+    if !dict.is_empty() {
+        key.update(b"dictionary");
+        key.update(dict);
+    }
     let path = dir.join(format!("{}.zst", lazare_proto::hex(&key.finalize())));
     if let Ok(frame) = std::fs::read(&path) {
-        if zstd::decode_all(&frame[..]).is_ok_and(|d| d == data) {
+        if decode(&frame, dict).is_ok_and(|d| d == data) {
             out.write_all(&frame).map_err(InitramfsError::Write)?;
             return Ok(frame.len() as u64);
         }
     }
     let mut frame = Vec::new();
-    let size = compress(data, &mut frame, progress)?;
+    let size = compress(data, dict, &mut frame, progress)?;
     store(dir, &path, &frame);
     out.write_all(&frame).map_err(InitramfsError::Write)?;
     Ok(size)
+}
+
+fn decode(frame: &[u8], dict: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(
+        &mut zstd::stream::read::Decoder::with_dictionary(frame, dict)?,
+        &mut out,
+    )?;
+    Ok(out)
 }
 
 /// Writes a cache file whole or not at all (temp file, then rename).
@@ -124,8 +139,8 @@ mod tests {
         for len in [0, 1, STEP + 1, 3 * STEP + 12345] {
             let data = sample(len);
             let (mut a, mut b) = (Vec::new(), Vec::new());
-            let size = compress(&data, &mut a, &mut |_| {}).unwrap();
-            compress(&data, &mut b, &mut |_| {}).unwrap();
+            let size = compress(&data, &[], &mut a, &mut |_| {}).unwrap();
+            compress(&data, &[], &mut b, &mut |_| {}).unwrap();
             assert_eq!(size, a.len() as u64);
             assert_eq!(a, b, "length {len}: two builds differ");
             assert_eq!(zstd::decode_all(&a[..]).unwrap(), data, "length {len}");
@@ -136,7 +151,7 @@ mod tests {
     fn progress_reaches_the_total_in_order() {
         let data = sample(3 * STEP + 7);
         let mut seen = Vec::new();
-        compress(&data, &mut Vec::new(), &mut |p| seen.push(p.done)).unwrap();
+        compress(&data, &[], &mut Vec::new(), &mut |p| seen.push(p.done)).unwrap();
         assert_eq!(seen.len(), 4);
         assert!(seen.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(*seen.last().unwrap(), data.len() as u64);
@@ -147,11 +162,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = sample(2 * STEP + 99);
         let mut direct = Vec::new();
-        compress(&data, &mut direct, &mut |_| {}).unwrap();
+        compress(&data, &[], &mut direct, &mut |_| {}).unwrap();
 
         let mut calls = 0;
         let mut first = Vec::new();
-        compress_cached(&data, Some(dir.path()), &mut first, &mut |_| calls += 1).unwrap();
+        compress_cached(&data, &[], Some(dir.path()), &mut first, &mut |_| calls += 1).unwrap();
         assert_eq!(first, direct);
         assert!(calls > 0, "a miss compresses");
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
@@ -159,14 +174,14 @@ mod tests {
 
         calls = 0;
         let mut second = Vec::new();
-        compress_cached(&data, Some(dir.path()), &mut second, &mut |_| calls += 1).unwrap();
+        compress_cached(&data, &[], Some(dir.path()), &mut second, &mut |_| calls += 1).unwrap();
         assert_eq!((second, calls), (direct.clone(), 0), "a hit compresses nothing");
 
         // A cache file with other content (damaged, or a hash collision)
         // is not trusted: the part is compressed again.
         std::fs::write(files[0].path(), b"not a zstd frame").unwrap();
         let mut third = Vec::new();
-        compress_cached(&data, Some(dir.path()), &mut third, &mut |_| calls += 1).unwrap();
+        compress_cached(&data, &[], Some(dir.path()), &mut third, &mut |_| calls += 1).unwrap();
         assert_eq!(third, direct);
         assert!(calls > 0);
         assert_eq!(std::fs::read(files[0].path()).unwrap(), direct, "the entry is mended");

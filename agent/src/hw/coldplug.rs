@@ -6,7 +6,6 @@
 //! `crypto-crc32c`).
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,30 +24,31 @@ pub struct Report {
     pub rounds: u32,
 }
 
-/// Loads one module file; errors carry the file name.
-fn insmod(path: &Path) -> Result<(), String> {
-    let f = File::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    crate::sys::finit_module(&f, "").map_err(|e| format!("loading {}: {e}", path.display()))
-}
-
-fn module_of(path: &Path) -> String {
-    lazare_cd::kmod::name_of(&path.to_string_lossy()).unwrap_or_default()
+fn module_of(path: &str) -> String {
+    lazare_cd::kmod::name_of(path).unwrap_or_default()
 }
 
 /// Loads a module with its closure unless it is loaded already.
 pub fn load(db: &ModuleDb, root: &Path, name: &str, report: &mut Report) {
-    for file in db.closure(name) {
-        let m = module_of(&file);
-        if root.join("sys/module").join(&m).exists() {
-            continue;
+    let loaded = |file: &String| root.join("sys/module").join(module_of(file)).exists();
+    let files: Vec<String> = db.closure(name).into_iter().filter(|f| !loaded(f)).collect();
+    if files.is_empty() {
+        return;
+    }
+    let mut fail = |m: String, e: String| {
+        if !report.failed.iter().any(|(f, _)| *f == m) {
+            report.failed.push((m, e));
         }
-        match insmod(&file) {
+    };
+    let images = match db.images(&files) {
+        Ok(images) => images,
+        Err(e) => return fail(lazare_cd::kmod::normalize(name), e.to_string()),
+    };
+    for (file, image) in files.iter().zip(images) {
+        let m = module_of(file);
+        match crate::sys::init_module(&image, "") {
             Ok(()) => report.loaded.push(m),
-            Err(e) => {
-                if !report.failed.iter().any(|(f, _)| *f == m) {
-                    report.failed.push((m, e));
-                }
-            }
+            Err(e) => fail(m, format!("loading {file}: {e}")),
         }
     }
 }
@@ -77,6 +77,10 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(4);
 /// only with its host's driver).
 pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
     let db = Arc::new(ModuleDb::load(opts)?);
+    // Coldplug loads dozens of modules: the packs stay decompressed until
+    // it ends (the network drivers' pack first, alone, the second one in
+    // the rest's thread while the network comes up).
+    db.hold(true);
     let events = Uevents::open();
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut nics = Report::default();
@@ -98,6 +102,9 @@ pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
         let mut report = Report::default();
         scan_and_load(&db, &root, &mut done, &mut report);
         settle_events(events.as_ref().ok(), &db, &root, &mut done, &mut report);
+        // Later devices are few: their modules come out of the packs one
+        // load at a time, and the 17 MB leave RAM before the install.
+        db.hold(false);
         report.loaded.sort();
         report.loaded.dedup();
         if let Ok(events) = events {
@@ -182,7 +189,7 @@ fn scan_and_load(db: &ModuleDb, root: &Path, done: &mut BTreeSet<String>, report
 
 /// The modules of `new` (modaliases not in `done`), each device on its own
 /// thread. Two devices sharing a dependency may race to load it:
-/// finit_module makes the second wait for the first and answer EEXIST,
+/// init_module makes the second wait for the first and answer EEXIST,
 /// which counts as loaded. The modules of ONE device stay in their order,
 /// so the preferred driver of a device still binds it first.
 fn load_aliases(
@@ -263,50 +270,6 @@ fn kmsg(line: &str) {
     }
 }
 
-/// What the kernel or a late device may still ask for once the install
-/// starts: the filesystems the agent mounts (ext4 for the target, vfat and
-/// its code pages for the ESP, isofs for the CD), a USB stick or disk
-/// plugged in later, a keyboard for the rescue shell, the CRC the kernel
-/// requests for ext4.
-const KEEP: &[&str] = &[
-    "ext4",
-    "vfat",
-    "nls_cp437",
-    "nls_ascii",
-    "nls_iso8859_1",
-    "nls_utf8",
-    "isofs",
-    "usb_storage",
-    "uas",
-    "sd_mod",
-    "sr_mod",
-    "usbhid",
-    "hid_generic",
-    "crc32c_intel",
-    "crc32c_generic",
-];
-
-/// Deletes the module files the rest of the install cannot need, once the
-/// network is up and the disks are known: drivers already loaded (their
-/// code is in the kernel now) and drivers for hardware this PC does not
-/// have. They are in the initramfs, i.e. in RAM, for the whole install:
-/// about 12 MB of a 128 MB PC. Returns the bytes freed.
-pub fn drop_unneeded(opts: &ProbeOpts) -> Result<u64, ModuleError> {
-    let db = ModuleDb::load(opts)?;
-    let keep: BTreeSet<PathBuf> = KEEP.iter().flat_map(|m| db.closure(m)).collect();
-    let mut freed = 0;
-    for (_, file) in db.files() {
-        if keep.contains(&file) {
-            continue;
-        }
-        let size = std::fs::metadata(&file).map_or(0, |m| m.len());
-        if std::fs::remove_file(&file).is_ok() {
-            freed += size;
-        }
-    }
-    Ok(freed)
-}
-
 fn block_devices(root: &Path) -> BTreeSet<PathBuf> {
     entries(&root.join("sys/block"))
 }
@@ -321,7 +284,7 @@ fn entries(dir: &Path) -> BTreeSet<PathBuf> {
 /// (namespaces are scanned in a work queue after the controller reset),
 /// MMC/SD readers (card detection in a work queue), PC Cards (the socket
 /// thread finds them) and FireWire. A disk on any other controller (ATA,
-/// SCSI, virtio) is there when coldplug ends: finit_module returns only
+/// SCSI, virtio) is there when coldplug ends: init_module returns only
 /// once the asynchronous probes and scans are done (the kernel's
 /// async_synchronize_full after a module's init).
 const LATE_BUSES: &[&str] = &[

@@ -1,15 +1,19 @@
 //! Kernel modules for the hardware present: every `modalias` under
 //! `/sys/devices` is matched against `modules.alias` (shell globs), and the
 //! matching modules are loaded with their `modules.dep` closure (and
-//! `modules.softdep` pre/post modules) through finit_module. The indexes are
-//! parsed by `lazare_cd::kmod`, the parser the builder wrote them with;
-//! resolution is a function of a root directory, so tests run it on a fake
+//! `modules.softdep` pre/post modules) through init_module. The indexes are
+//! parsed by `lazare_cd::kmod`, the parser the builder wrote them with; the
+//! module files come out of the CD's two packs (`lazare_cd::modpack`).
+//! Resolution is a function of a root directory, so tests run it on a fake
 //! tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use lazare_cd::kmod::{LoadError, ModuleIndex};
+use lazare_cd::modpack::{self, PackError, PACKS};
 
 /// Where to look: `root` is `/` on the CD, a temp dir in tests.
 #[derive(Debug, Clone)]
@@ -36,13 +40,23 @@ pub enum ModuleError {
     Unknown(String),
     #[error("this CD's module index is damaged: {0}")]
     Index(String),
+    #[error("this CD's module packs are damaged: {0}")]
+    Pack(#[from] PackError),
+    #[error("module file {0} is in none of this CD's packs")]
+    NotInPacks(String),
 }
 
-/// The parsed module indexes of the running kernel on the CD.
+/// The parsed module indexes of the running kernel on the CD, and its
+/// module packs.
 #[derive(Debug)]
 pub struct ModuleDb {
     dir: PathBuf,
     index: ModuleIndex,
+    /// The packs' archives decompressed so far (by [`PACKS`] index): kept
+    /// between calls while [`ModuleDb::hold`] is on (coldplug loads dozens
+    /// of modules from them, 17 MB decompressed), else dropped after each.
+    archives: Mutex<Vec<Vec<u8>>>,
+    hold: AtomicBool,
 }
 
 impl ModuleDb {
@@ -72,7 +86,57 @@ impl ModuleDb {
             LoadError::Read(e) => e,
             e => ModuleError::Index(e.to_string()),
         })?;
-        Ok(ModuleDb { dir, index })
+        Ok(ModuleDb { dir, index, archives: Mutex::new(Vec::new()), hold: AtomicBool::new(false) })
+    }
+
+    /// Keeps the packs decompressed between [`ModuleDb::images`] calls
+    /// (`true`), or drops them now and after each call (`false`).
+    pub fn hold(&self, on: bool) {
+        self.hold.store(on, Ordering::SeqCst);
+        if !on {
+            self.archives.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// The bytes of the module files `paths` (as [`ModuleDb::closure`]
+    /// gives them), in order: each is looked for in the first pack, then
+    /// in the second. The first is read only as far as needed, unless it
+    /// is held already; the second needs all of the first (its dictionary).
+    pub fn images(&self, paths: &[String]) -> Result<Vec<Vec<u8>>, ModuleError> {
+        let mut archives = self.archives.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for i in 0..PACKS.len() {
+            let missing: Vec<String> =
+                paths.iter().filter(|p| !found.contains_key(*p)).cloned().collect();
+            if missing.is_empty() {
+                break;
+            }
+            if i == 0 && archives.is_empty() {
+                found.extend(modpack::find(0, &self.pack(0)?, &[], &missing)?);
+                continue;
+            }
+            while archives.len() <= i {
+                let j = archives.len();
+                let first = archives.first().map_or(&[][..], Vec::as_slice);
+                let archive = modpack::unpack(j, &self.pack(j)?, first)?;
+                archives.push(archive);
+            }
+            found.extend(modpack::members(i, &archives[i], |n| missing.iter().any(|m| m == n))?);
+        }
+        if !self.hold.load(Ordering::SeqCst) {
+            archives.clear();
+        }
+        paths
+            .iter()
+            .map(|p| found.remove(p).ok_or_else(|| ModuleError::NotInPacks(p.clone())))
+            .collect()
+    }
+
+    /// The compressed bytes of pack `i`.
+    fn pack(&self, i: usize) -> Result<Vec<u8>, ModuleError> {
+        let file = self.dir.join(PACKS[i]);
+        std::fs::read(&file)
+            .map_err(|source| ModuleError::Read { path: file.display().to_string(), source })
     }
 
     /// Modules whose alias glob matches `modalias` (deduplicated, file order).
@@ -89,15 +153,10 @@ impl ModuleDb {
         self.index.is_builtin(name)
     }
 
-    /// Every loadable module with its file.
-    pub fn files(&self) -> Vec<(String, PathBuf)> {
-        let path = |n: &str| Some(self.dir.join(self.index.path(n)?));
-        self.index.names().filter_map(|n| Some((n.to_string(), path(n)?))).collect()
-    }
-
-    /// Files to load for `module`, in load order (see [`ModuleIndex::closure`]).
-    pub fn closure(&self, module: &str) -> Vec<PathBuf> {
-        self.index.closure(module).into_iter().map(|p| self.dir.join(p)).collect()
+    /// Module files to load for `module`, in load order (see
+    /// [`ModuleIndex::closure`]), as modules.dep names them.
+    pub fn closure(&self, module: &str) -> Vec<String> {
+        self.index.closure(module).into_iter().map(str::to_string).collect()
     }
 }
 

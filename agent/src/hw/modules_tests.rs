@@ -56,17 +56,11 @@ fn alias_matching_on_fake_tree() {
 fn dep_closure_orders_dependencies_first_with_softdeps() {
     let (_dir, opts) = fake_tree();
     let db = ModuleDb::load(&opts).unwrap();
-    let names: Vec<String> = db
-        .closure("ata-piix")
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<String> =
+        db.closure("ata-piix").iter().map(|p| p.rsplit('/').next().unwrap().to_string()).collect();
     assert_eq!(names, vec!["scsi_mod.ko", "libata.ko", "ata_piix.ko"]);
-    let ext4: Vec<String> = db
-        .closure("ext4")
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let ext4: Vec<String> =
+        db.closure("ext4").iter().map(|p| p.rsplit('/').next().unwrap().to_string()).collect();
     assert_eq!(ext4.first().map(String::as_str), Some("crc32c_generic.ko"), "{ext4:?}");
     assert_eq!(ext4.last().map(String::as_str), Some("ext4.ko"));
     assert_eq!(ext4.len(), 4);
@@ -120,28 +114,43 @@ fn unsupported_nic_is_named_by_pci_id() {
     assert_eq!(unsupported_nics(&opts.root), vec!["8086:10d3"]);
 }
 
+/// The packs `lazare build`'s initramfs writer makes from this host's
+/// modules, unpacked as the kernel does, read by the agent's [`ModuleDb`]:
+/// the bytes it loads are the host's `.ko` files, signature and all.
 #[test]
-fn dropping_unneeded_modules_keeps_what_the_install_may_still_load() {
-    let (_dir, opts) = fake_tree();
-    let m = opts.modules_dir();
-    let db = ModuleDb::load(&opts).unwrap();
-    for (_, file) in db.files() {
-        fs::create_dir_all(file.parent().unwrap()).unwrap();
-        fs::write(&file, vec![0u8; 1000]).unwrap();
+fn modules_come_out_of_the_packs_the_builder_wrote() {
+    let mut releases: Vec<PathBuf> =
+        fs::read_dir("/lib/modules").unwrap().map(|e| e.unwrap().path()).collect();
+    releases.sort();
+    let host = releases.into_iter().next().expect("no kernel under /lib/modules");
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = tmp.path().join("agent");
+    fs::write(&agent, b"stand-in").unwrap();
+    let spec = lazare::initramfs::InitramfsSpec::new(&agent, &host, 1_700_000_000);
+    let mut image = Vec::new();
+    lazare::initramfs::write_initramfs(&spec, &mut image, &mut |_| {}).unwrap();
+    let root = tmp.path().join("root");
+    for e in lazare::initramfs::read_initramfs(&image).unwrap() {
+        let path = root.join(e.path.trim_start_matches('/'));
+        if e.mode & 0o170000 == 0o100000 {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, e.data).unwrap();
+        }
     }
-    let freed = crate::hw::coldplug::drop_unneeded(&opts).unwrap();
-    let left: Vec<String> = walkdir::WalkDir::new(&m)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "ko"))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // ext4 and what it loads stay; the NIC and disk drivers go.
-    assert_eq!(left, ["crc32c_generic.ko", "ext4.ko", "jbd2.ko", "mbcache.ko"]);
-    assert_eq!(freed, 5 * 1000);
-    // The index still answers the kernel's own requests.
-    let db = ModuleDb::load(&opts).unwrap();
-    assert!(db.closure("ext4").iter().all(|f| f.is_file()));
+    let kver = host.file_name().unwrap().to_string_lossy().into_owned();
+    let db = ModuleDb::load(&ProbeOpts { root, kver }).unwrap();
+    for hold in [false, true] {
+        db.hold(hold);
+        for module in ["e1000", "ext4", "ata_piix"] {
+            let files = db.closure(module);
+            assert!(files.last().is_some_and(|f| f.contains(module)), "{files:?}");
+            let images = db.images(&files).unwrap();
+            for (file, image) in files.iter().zip(images) {
+                assert_eq!(image, fs::read(host.join(file)).unwrap(), "{file}");
+            }
+        }
+    }
+    db.hold(false);
+    let err = db.images(&["kernel/none.ko".to_string()]).unwrap_err();
+    assert!(matches!(err, ModuleError::NotInPacks(_)), "{err}");
 }
