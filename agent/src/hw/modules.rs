@@ -94,7 +94,7 @@ impl ModuleDb {
     pub fn hold(&self, on: bool) {
         self.hold.store(on, Ordering::SeqCst);
         if !on {
-            self.archives.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            release(&mut self.archives.lock().unwrap_or_else(|e| e.into_inner()));
         }
     }
 
@@ -124,7 +124,7 @@ impl ModuleDb {
             found.extend(modpack::members(i, &archives[i], |n| missing.iter().any(|m| m == n))?);
         }
         if !self.hold.load(Ordering::SeqCst) {
-            archives.clear();
+            release(&mut archives);
         }
         paths
             .iter()
@@ -158,6 +158,17 @@ impl ModuleDb {
     pub fn closure(&self, module: &str) -> Vec<String> {
         self.index.closure(module).into_iter().map(str::to_string).collect()
     }
+}
+
+/// Drops the decompressed packs and gives their pages back to the kernel:
+/// freed, they stayed in the allocator's arenas (the coldplug threads'
+/// own), 10-12 MiB less MemAvailable for the whole install at 192 MB.
+fn release(archives: &mut Vec<Vec<u8>>) {
+    if archives.is_empty() {
+        return;
+    }
+    *archives = Vec::new();
+    crate::sys::trim_heap();
 }
 
 /// Every device's modalias under `<root>/sys/devices`.
