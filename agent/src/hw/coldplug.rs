@@ -102,6 +102,9 @@ pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
         let mut report = Report::default();
         scan_and_load(&db, &root, &mut done, &mut report);
         settle_events(events.as_ref().ok(), &db, &root, &mut done, &mut report);
+        for m in PRELOAD {
+            load(&db, &root, m, &mut report);
+        }
         // Later devices are few: their modules come out of the packs one
         // load at a time, and the 17 MB leave RAM before the install.
         db.hold(false);
@@ -114,6 +117,14 @@ pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
     });
     Ok((nics, Rest(Some(rest))))
 }
+
+/// What the install makes the kernel ask for (mounting the target's ext4
+/// and its ESP, an offline bundle's CD), loaded while coldplug has the
+/// packs decompressed: asked for later, the kernel's modprobe (this agent)
+/// would decompress both packs again (~20 MB) beside an install, and at
+/// 128 MB the OOM killer took it (issue 17, `make bench`).
+const PRELOAD: &[&str] =
+    &["ext4", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859-1", "nls_utf8", "isofs"];
 
 /// The part of coldplug after the network drivers: running, or (`None`)
 /// already waited for and reported.

@@ -39,8 +39,8 @@ pub fn swap_off(on: &[PathBuf], r: &dyn Reporter) {
     }
 }
 
-/// `memory: agent peak 9.1 MB (VmHWM), RAM 120.4 MB (MemTotal), swap used 3.2 MB`
-/// from `/proc/self/status` and `/proc/meminfo`: `make bench` reads it from
+/// `memory: agent peak 9.1 MB (VmHWM), now 6.0 MB (VmRSS), RAM 120.4 MB
+/// (MemTotal), swap used 3.2 MB` from `/proc/self/status` and `/proc/meminfo`: `make bench` reads it from
 /// the uploaded log.
 pub fn report(status: &Path, meminfo: &Path) -> String {
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
@@ -49,8 +49,9 @@ pub fn report(status: &Path, meminfo: &Path) -> String {
         |kb: Option<u64>| kb.map_or("?".to_string(), |k| format!("{:.1} MB", k as f64 / 1024.0));
     let swap = crate::procfs::swap_used_kib(&meminfo);
     format!(
-        "memory: agent peak {} (VmHWM), RAM {} (MemTotal), swap used {}",
+        "memory: agent peak {} (VmHWM), now {} (VmRSS), RAM {} (MemTotal), swap used {}",
         mb(kb(&status, "VmHWM")),
+        mb(kb(&status, "VmRSS")),
         mb(kb(&meminfo, "MemTotal")),
         mb(swap)
     )
@@ -67,12 +68,14 @@ mod tests {
     fn figures_come_from_proc_files() {
         let d = tempfile::tempdir().unwrap();
         let (status, meminfo) = (d.path().join("status"), d.path().join("meminfo"));
-        std::fs::write(&status, "VmPeak:\t 20000 kB\nVmHWM:\t    9216 kB\n").unwrap();
+        std::fs::write(&status, "VmPeak:\t 20000 kB\nVmHWM:\t    9216 kB\nVmRSS:\t 6144 kB\n")
+            .unwrap();
         std::fs::write(&meminfo, "MemTotal: 122880 kB\nSwapTotal: 4096 kB\nSwapFree: 1024 kB\n")
             .unwrap();
         assert_eq!(
             report(&status, &meminfo),
-            "memory: agent peak 9.0 MB (VmHWM), RAM 120.0 MB (MemTotal), swap used 3.0 MB"
+            "memory: agent peak 9.0 MB (VmHWM), now 6.0 MB (VmRSS), RAM 120.0 MB (MemTotal), \
+             swap used 3.0 MB"
         );
         let real = report(Path::new("/proc/self/status"), Path::new("/proc/meminfo"));
         assert!(!real.contains('?'), "{real}");
