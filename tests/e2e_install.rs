@@ -181,7 +181,7 @@ fn tampered_image_on_the_server_fails_and_leaves_home_untouched() {
     let (f, _one, work, data, server) = start();
     let served = data.join("images").join(f.image.file_name().unwrap());
     let mut bytes = std::fs::read(&served).unwrap();
-    let chunk = lazare_proto::CHUNK_SIZE as usize;
+    let chunk = lazare_proto::chunk_size_for(bytes.len() as u64) as usize;
     let at = (bytes.len() / chunk / 2) * chunk + 4321;
     bytes[at] ^= 0x5a;
     std::fs::write(&served, &bytes).unwrap();

@@ -36,6 +36,7 @@ enum Cmd {
 }
 
 fn main() {
+    lazare_agent::sys::fix_malloc_thresholds();
     // The kernel runs /sbin/modprobe (a link to us) for its module requests.
     let args: Vec<String> = std::env::args().collect();
     if args.first().is_some_and(|a| a.rsplit('/').next() == Some("modprobe")) {

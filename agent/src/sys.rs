@@ -61,6 +61,18 @@ pub fn init_module(image: &[u8], params: &str) -> io::Result<()> {
     }
 }
 
+/// Fixes glibc's mmap threshold at 1 MiB (allocations from there on get
+/// their own mapping, unmapped when freed), which also stops it moving:
+/// by default each freed mapping raises it to that size (and the heap's
+/// trim threshold to twice that), so after coldplug freed the module
+/// packs (6 and 10.6 MB) every later buffer under 10 MB stayed in the
+/// heap once freed. At 128 MB the install's lowest MemAvailable was
+/// 15 MiB instead of 25 MiB (`make bench`, issue 17).
+pub fn fix_malloc_thresholds() {
+    // SAFETY: mallopt only sets the allocator's parameters.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+}
+
 /// Gives the allocator's free pages back to the kernel (glibc's
 /// malloc_trim, all arenas).
 pub fn trim_heap() {

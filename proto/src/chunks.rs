@@ -25,8 +25,27 @@ use sha2::{Digest, Sha256};
 
 use crate::hex;
 
-/// Chunk size of the indexes lazare makes.
+/// Chunk size of the indexes lazare makes for images of 128 MiB and more
+/// (see [`chunk_size_for`]).
 pub const CHUNK_SIZE: u32 = 1 << 20;
+/// The fewest chunks [`chunk_size_for`] aims at.
+const MIN_CHUNKS: u64 = 128;
+/// The smallest chunk [`chunk_size_for`] picks.
+const SMALLEST: u32 = 64 << 10;
+
+/// The chunk size (and the room torrent's piece length) for an image of
+/// `size` bytes: [`CHUNK_SIZE`], halved until the image has at least
+/// [`MIN_CHUNKS`] of them, down to 64 KiB. In a room the PCs can only give
+/// each other whole, checked pieces: 40 PCs on a 16 MiB image of 16
+/// pieces all waited on the few the leader had (`make bench-room`, issue
+/// 15); the real images (light 353 MiB, standard 665 MiB) keep 1 MiB.
+pub fn chunk_size_for(size: u64) -> u32 {
+    let mut chunk = CHUNK_SIZE;
+    while chunk > SMALLEST && size.div_ceil(u64::from(chunk)) < MIN_CHUNKS {
+        chunk /= 2;
+    }
+    chunk
+}
 /// The index of `DIR/images/<file>` is `DIR/images/<file>.chunks`, served
 /// at the image URL plus this suffix.
 pub const INDEX_SUFFIX: &str = ".chunks";
@@ -266,6 +285,16 @@ pub fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_images_get_smaller_chunks_down_to_64_kib() {
+        assert_eq!(chunk_size_for(665 << 20), CHUNK_SIZE);
+        assert_eq!(chunk_size_for(128 << 20), CHUNK_SIZE);
+        assert_eq!(chunk_size_for(127 << 20), CHUNK_SIZE / 2);
+        assert_eq!(chunk_size_for(16 << 20), 128 << 10);
+        assert_eq!(chunk_size_for(1 << 20), 64 << 10);
+        assert_eq!(chunk_size_for(0), 64 << 10);
+    }
 
     fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 + i / 251) as u8).collect()

@@ -14,7 +14,8 @@ mod sign;
 pub mod testing;
 
 pub use chunks::{
-    encoded_len, read_full, ChunkCheck, ChunkError, ChunkIndex, Indexed, CHUNK_SIZE, INDEX_SUFFIX,
+    chunk_size_for, encoded_len, read_full, ChunkCheck, ChunkError, ChunkIndex, Indexed,
+    CHUNK_SIZE, INDEX_SUFFIX,
 };
 pub use enroll::{
     machine_auth, parse_machine_auth, valid_token_hex, CHALLENGE_BYTES, CHALLENGE_HEADER,

@@ -9,7 +9,7 @@ use super::chunks::{index_path, write_index};
 use super::tools::tools_path;
 use super::torrent::{self, torrent_path, PieceHasher};
 use anyhow::{Context, Result};
-use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE};
+use lazare_proto::{chunk_size_for, ChunkIndex, ImageManifest};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -57,8 +57,8 @@ pub fn add(data: &Path, image: &Path) -> Result<ImageManifest> {
     write_index(&index, &index_path(&dst))?;
     let mut manifest = manifest;
     manifest.chunks = Some(index.hash());
-    manifest.torrent =
-        Some(torrent::write(&torrent_path(&dst), &manifest.file, manifest.size, pieces)?);
+    let (file, size, chunk) = (&manifest.file, manifest.size, index.chunk_size());
+    manifest.torrent = Some(torrent::write(&torrent_path(&dst), file, size, chunk, pieces)?);
     write_manifest(&manifest, &dir.join(format!("{}.json", manifest.file)))?;
     Ok(manifest)
 }
@@ -85,8 +85,9 @@ fn copy_verified(src: &Path, dst: &Path, m: &ImageManifest) -> Result<(ChunkInde
         .prefix(".adding-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let mut tee = PieceHasher::new(Tee { inner: input, out: tmp.as_file_mut() });
-    let made = ChunkIndex::build(&mut tee, CHUNK_SIZE)
+    let chunk = chunk_size_for(m.size);
+    let mut tee = PieceHasher::new(Tee { inner: input, out: tmp.as_file_mut() }, chunk);
+    let made = ChunkIndex::build(&mut tee, chunk)
         .with_context(|| format!("copying {} to {}", src.display(), dir.display()))?;
     let pieces = tee.finish();
     let (got, len) = (made.sha256, made.index.size());

@@ -9,7 +9,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lazare_proto::{ChunkIndex, ImageManifest, CHUNK_SIZE, INDEX_SUFFIX};
+use lazare_proto::{chunk_size_for, ChunkIndex, ImageManifest, INDEX_SUFFIX};
 
 use super::build::{write_manifest, write_readable};
 use super::torrent::{self, torrent_path, PieceHasher};
@@ -25,11 +25,13 @@ pub fn index_file(tarball: &Path, m: &ImageManifest) -> Result<ChunkIndex> {
     Ok(index_and_pieces(tarball, m)?.0)
 }
 
-/// [`index_file`], and the torrent's piece hashes made on the same pass.
+/// [`index_file`], and the torrent's piece hashes made on the same pass
+/// (pieces and chunks of [`chunk_size_for`] the image's size).
 fn index_and_pieces(tarball: &Path, m: &ImageManifest) -> Result<(ChunkIndex, Vec<u8>)> {
     let f = File::open(tarball).with_context(|| format!("opening {}", tarball.display()))?;
-    let mut pieces = PieceHasher::new(BufReader::with_capacity(1 << 20, f));
-    let made = ChunkIndex::build(&mut pieces, CHUNK_SIZE)
+    let chunk = chunk_size_for(m.size);
+    let mut pieces = PieceHasher::new(BufReader::with_capacity(1 << 20, f), chunk);
+    let made = ChunkIndex::build(&mut pieces, chunk)
         .with_context(|| format!("reading {}", tarball.display()))?;
     if !made.sha256.eq_ignore_ascii_case(&m.sha256) || made.index.size() != m.size {
         bail!(
@@ -74,7 +76,8 @@ pub fn ensure(manifest_path: &Path) -> Result<ImageManifest> {
     let (index, pieces) = index_and_pieces(&tarball, &m)?;
     write_index(&index, &path)?;
     m.chunks = Some(index.hash());
-    m.torrent = Some(torrent::write(&torrent_path(&tarball), &m.file, m.size, pieces)?);
+    let chunk = index.chunk_size();
+    m.torrent = Some(torrent::write(&torrent_path(&tarball), &m.file, m.size, chunk, pieces)?);
     write_manifest(&m, manifest_path)?;
     Ok(m)
 }
@@ -130,8 +133,10 @@ mod tests {
         let index_bytes = std::fs::read(dir.path().join("t.tar.zst.chunks")).unwrap();
         let index =
             ChunkIndex::parse_signed(&index_bytes, m.chunks.as_ref().unwrap(), m.size).unwrap();
-        assert_eq!(index.count(), 4);
-        index.check(3, &bytes[3 << 20..]).unwrap();
+        // A 3 MiB image: 64 KiB chunks (lazare_proto::chunk_size_for), 49.
+        assert_eq!(index.chunk_size(), 64 << 10);
+        assert_eq!(index.count(), 49);
+        index.check(48, &bytes[48 << 16..]).unwrap();
         // A second start finds it and leaves the file alone.
         let before = std::fs::metadata(dir.path().join("t.tar.zst.chunks")).unwrap().modified();
         assert_eq!(ensure(&manifest).unwrap(), m);

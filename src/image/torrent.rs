@@ -2,7 +2,8 @@
 //! PCs of a room share the image with BitTorrent (issue 15, the
 //! `lazare-share` engine), and this file is what they share it by.
 //!
-//! One file, pieces of [`CHUNK_SIZE`] — the chunk index's chunks, so a piece
+//! One file, pieces of the image's chunk size
+//! ([`lazare_proto::chunk_size_for`]) — the chunk index's chunks, so a piece
 //! and a chunk are the same bytes: the engine checks a piece's SHA-1, the
 //! agent then checks the same bytes' sha256 against the signed index. The
 //! torrent is private (BEP 27: no DHT, no peer exchange; peers come from
@@ -17,7 +18,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use lazare_proto::{hex, CHUNK_SIZE, TORRENT_SUFFIX};
+use lazare_proto::{hex, TORRENT_SUFFIX};
 use sha1::{Digest, Sha1};
 
 use crate::bencode::Value;
@@ -27,18 +28,24 @@ pub fn torrent_path(tarball: &Path) -> PathBuf {
     super::beside(tarball, TORRENT_SUFFIX)
 }
 
-/// A reader that SHA-1s what passes through it in [`CHUNK_SIZE`] pieces, so
-/// the torrent is made on the pass that copies or indexes the image.
+/// A reader that SHA-1s what passes through it in pieces of the image's
+/// chunk size, so the torrent is made on the pass that copies or indexes
+/// the image.
 pub struct PieceHasher<R> {
     inner: R,
+    piece_len: u32,
     piece: Sha1,
     in_piece: u64,
     pieces: Vec<u8>,
 }
 
 impl<R: Read> PieceHasher<R> {
-    pub fn new(inner: R) -> Self {
-        PieceHasher { inner, piece: Sha1::new(), in_piece: 0, pieces: Vec::new() }
+    pub fn new(inner: R, piece_len: u32) -> Self {
+        PieceHasher { inner, piece_len, piece: Sha1::new(), in_piece: 0, pieces: Vec::new() }
+    }
+
+    pub fn piece_len(&self) -> u32 {
+        self.piece_len
     }
 
     /// The concatenated piece hashes, the last (short) piece included.
@@ -55,12 +62,12 @@ impl<R: Read> Read for PieceHasher<R> {
         let n = self.inner.read(buf)?;
         let mut rest = &buf[..n];
         while !rest.is_empty() {
-            let room = (u64::from(CHUNK_SIZE) - self.in_piece) as usize;
+            let room = (u64::from(self.piece_len) - self.in_piece) as usize;
             let take = room.min(rest.len());
             self.piece.update(&rest[..take]);
             self.in_piece += take as u64;
             rest = &rest[take..];
-            if self.in_piece == u64::from(CHUNK_SIZE) {
+            if self.in_piece == u64::from(self.piece_len) {
                 self.pieces.extend_from_slice(&self.piece.finalize_reset());
                 self.in_piece = 0;
             }
@@ -70,11 +77,11 @@ impl<R: Read> Read for PieceHasher<R> {
 }
 
 /// The info dictionary's bytes for a file `name` of `length` bytes.
-fn info(name: &str, length: u64, pieces: Vec<u8>) -> Vec<u8> {
+fn info(name: &str, length: u64, piece_len: u32, pieces: Vec<u8>) -> Vec<u8> {
     Value::dict([
         ("length", Value::Int(length as i64)),
         ("name", Value::bytes(name)),
-        ("piece length", Value::Int(i64::from(CHUNK_SIZE))),
+        ("piece length", Value::Int(i64::from(piece_len))),
         ("pieces", Value::Bytes(pieces)),
         ("private", Value::Int(1)),
     ])
@@ -83,8 +90,14 @@ fn info(name: &str, length: u64, pieces: Vec<u8>) -> Vec<u8> {
 
 /// Writes `path` atomically (readable by all) and returns the info hash,
 /// lowercase hex.
-pub fn write(path: &Path, name: &str, length: u64, pieces: Vec<u8>) -> Result<String> {
-    let info = info(name, length, pieces);
+pub fn write(
+    path: &Path,
+    name: &str,
+    length: u64,
+    piece_len: u32,
+    pieces: Vec<u8>,
+) -> Result<String> {
+    let info = info(name, length, piece_len, pieces);
     let mut bytes = b"d4:info".to_vec();
     bytes.extend_from_slice(&info);
     bytes.push(b'e');
@@ -104,13 +117,14 @@ pub fn check(path: &Path, want: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lazare_proto::CHUNK_SIZE;
 
     #[test]
     fn pieces_are_the_chunks_and_the_hash_is_the_info_dicts() {
         let len = (2 * CHUNK_SIZE + 7) as usize;
         let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         // Odd read sizes cross piece boundaries.
-        let mut h = PieceHasher::new(&data[..]);
+        let mut h = PieceHasher::new(&data[..], CHUNK_SIZE);
         let mut buf = vec![0; 333_333];
         while h.read(&mut buf).unwrap() > 0 {}
         let pieces = h.finish();
@@ -121,9 +135,9 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.tar.zst.torrent");
-        let ih = write(&path, "t.tar.zst", len as u64, pieces.clone()).unwrap();
+        let ih = write(&path, "t.tar.zst", len as u64, CHUNK_SIZE, pieces.clone()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        let info = info("t.tar.zst", len as u64, pieces);
+        let info = info("t.tar.zst", len as u64, CHUNK_SIZE, pieces);
         assert_eq!(bytes, [&b"d4:info"[..], &info, b"e"].concat());
         assert!(info.starts_with(
             b"d6:lengthi2097159e4:name9:t.tar.zst12:piece lengthi1048576e6:pieces60:"
