@@ -148,6 +148,23 @@ pub fn run(
     layout: &Layout,
     source: &Source,
 ) -> Result<(), Failure> {
+    // The filesystems the install mounts, loaded now: asked for later, the
+    // kernel's modprobe would decompress the module packs beside the
+    // install (coldplug.rs PRELOAD).
+    let opts =
+        crate::hw::modules::ProbeOpts { root: "/".into(), kver: crate::sys::kernel_release() };
+    match crate::hw::coldplug::preload(&opts) {
+        Ok(r) if r.failed.is_empty() => screen.note(&format!("loaded {}", r.loaded.join(" "))),
+        Ok(r) => {
+            let failed: Vec<String> = r.failed.iter().map(|(m, e)| format!("{m}: {e}")).collect();
+            screen.note(&format!(
+                "loaded {}; not loaded: {}",
+                r.loaded.join(" "),
+                failed.join("; ")
+            ))
+        }
+        Err(e) => screen.note(&format!("filesystem modules not loaded: {e}")),
+    }
     let _ = std::fs::create_dir_all(TARGET);
     let ctx = InstallCtx {
         plan,

@@ -102,9 +102,6 @@ pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
         let mut report = Report::default();
         scan_and_load(&db, &root, &mut done, &mut report);
         settle_events(events.as_ref().ok(), &db, &root, &mut done, &mut report);
-        for m in PRELOAD {
-            load(&db, &root, m, &mut report);
-        }
         // Later devices are few: their modules come out of the packs one
         // load at a time, and the 17 MB leave RAM before the install.
         db.hold(false);
@@ -119,12 +116,26 @@ pub fn start(opts: &ProbeOpts) -> Result<(Report, Rest), ModuleError> {
 }
 
 /// What the install makes the kernel ask for (mounting the target's ext4
-/// and its ESP, an offline bundle's CD), loaded while coldplug has the
-/// packs decompressed: asked for later, the kernel's modprobe (this agent)
-/// would decompress both packs again (~20 MB) beside an install, and at
-/// 128 MB the OOM killer took it (issue 17, `make bench`).
+/// and its ESP, an offline bundle's CD). Asked for by the kernel during the
+/// install, its modprobe (this agent, another process) would decompress
+/// both packs beside the install: at 128 MB the OOM killer took it (issue
+/// 17, `make bench`). Loaded by [`preload`] when the install starts, not
+/// in coldplug: there they held the PC's inventory back 0.47 s.
 const PRELOAD: &[&str] =
     &["ext4", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859-1", "nls_utf8", "isofs"];
+
+/// Loads [`PRELOAD`], the packs decompressed once for all of it and let go
+/// after.
+pub fn preload(opts: &ProbeOpts) -> Result<Report, ModuleError> {
+    let db = ModuleDb::load(opts)?;
+    let mut report = Report::default();
+    db.hold(true);
+    for m in PRELOAD {
+        load(&db, &opts.root, m, &mut report);
+    }
+    db.hold(false);
+    Ok(report)
+}
 
 /// The part of coldplug after the network drivers: running, or (`None`)
 /// already waited for and reported.
