@@ -160,9 +160,10 @@ impl ModuleDb {
     }
 }
 
-/// Drops the decompressed packs and gives their pages back to the kernel:
-/// freed, they stayed in the allocator's arenas (the coldplug threads'
-/// own), 10-12 MiB less MemAvailable for the whole install at 192 MB.
+/// Drops the decompressed packs and gives the allocator's free pages back
+/// to the kernel: the coldplug threads' arenas keep what they freed (what
+/// kept the most was glibc's moving mmap threshold, which
+/// `sys::fix_malloc_thresholds` pins).
 fn release(archives: &mut Vec<Vec<u8>>) {
     if archives.is_empty() {
         return;
