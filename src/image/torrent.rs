@@ -44,10 +44,6 @@ impl<R: Read> PieceHasher<R> {
         PieceHasher { inner, piece_len, piece: Sha1::new(), in_piece: 0, pieces: Vec::new() }
     }
 
-    pub fn piece_len(&self) -> u32 {
-        self.piece_len
-    }
-
     /// The concatenated piece hashes, the last (short) piece included.
     pub fn finish(mut self) -> Vec<u8> {
         if self.in_piece > 0 {

@@ -199,21 +199,9 @@ pub fn write_initramfs(
     let mut system = tree::Tree::new();
     tree::add_skeleton(&mut system)?;
     let selection = modules::resolve_modules(&spec.modules_dir, &spec.modules)?;
-    let (firmware, packs) =
-        modules::add_to_tree(&mut system, &spec.modules_dir, &selection, progress)?;
-    // The modules go in as two compressed packs (lazare_cd::modpack): the
-    // kernel copies them, the agent decompresses what it loads.
-    let base = system_modules_base(&spec.modules_dir);
-    let mut first = Vec::new();
-    for (i, pack) in packs.iter().enumerate() {
-        let (archive, _) = pack.to_cpio(spec.mtime, 1, &[])?;
-        let mut frame = Vec::new();
-        zstd::compress_cached(&archive, &first, spec.cache.as_deref(), &mut frame, progress)?;
-        system.add_file(&format!("{base}/{}", lazare_cd::modpack::PACKS[i]), frame, 0o644)?;
-        if i == 0 {
-            first = archive;
-        }
-    }
+    let (mtime, cache) = (spec.mtime, spec.cache.as_deref());
+    let firmware =
+        modules::add_to_tree(&mut system, &spec.modules_dir, &selection, mtime, cache, progress)?;
     let mut agent = tree::Tree::new();
     agent.add_file("/init", read_file(&spec.agent)?, 0o755)?;
     let mut own = tree::Tree::new();
@@ -242,12 +230,6 @@ pub fn write_initramfs(
         uncompressed_bytes,
         compressed_bytes,
     })
-}
-
-/// `/lib/modules/<release>` for the modules directory `dir` (named after
-/// its release; [`modules::add_to_tree`] has checked that).
-fn system_modules_base(dir: &Path) -> String {
-    lazare_cd::paths::modules_dir(&dir.file_name().unwrap_or_default().to_string_lossy())
 }
 
 /// Reads an initramfs (raw newc segments one after the other as the kernel

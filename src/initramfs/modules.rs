@@ -112,21 +112,20 @@ pub fn resolve_modules(
     Ok(selection)
 }
 
-/// The chosen `.ko` files, as the two packs' trees ([`lazare_cd::modpack`]:
-/// the network drivers with what they load with, then the rest), their
-/// paths as modules.dep writes them (`/kernel/...` in the tree, `kernel/...`
-/// in the archive).
-pub(crate) type Packs = [Tree; 2];
-
-/// Adds the trimmed indexes under `/lib/modules/<release>/`, where
-/// `<release>` is the directory's name, and the firmware the chosen modules
-/// ask for that the host has; returns the modules themselves as [`Packs`].
+/// Adds the chosen `.ko` files as the two packs ([`lazare_cd::modpack`]:
+/// the network drivers with what they load with, then the rest, compressed
+/// with the first's archive as its dictionary; frames cached in `cache`),
+/// the trimmed indexes under `/lib/modules/<release>/`, where `<release>`
+/// is the directory's name, and the firmware the chosen modules ask for
+/// that the host has.
 pub(crate) fn add_to_tree(
     tree: &mut Tree,
     modules_dir: &Path,
     selection: &ModuleSelection,
+    mtime: u64,
+    cache: Option<&Path>,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(FirmwareFound, Packs), InitramfsError> {
+) -> Result<FirmwareFound, InitramfsError> {
     let release = modules_dir.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
         InitramfsError::BadPath {
             path: modules_dir.display().to_string(),
@@ -143,7 +142,8 @@ pub(crate) fn add_to_tree(
         .flat_map(|(name, _)| index.closure(name))
         .filter_map(kmod::name_of)
         .collect();
-    let mut packs: Packs = [Tree::new(), Tree::new()];
+    // In each pack the paths are as modules.dep writes them (`kernel/...`).
+    let mut packs = [Tree::new(), Tree::new()];
     let total = selection.modules.len() as u64;
     let mut firmware = Vec::new();
     for (done, (name, path)) in selection.modules.iter().enumerate() {
@@ -162,8 +162,18 @@ pub(crate) fn add_to_tree(
             tree.add_file(&format!("{base}/{name}"), read_file(&path)?, 0o644)?;
         }
     }
-    let found = add_firmware(tree, firmware_dir(modules_dir).as_deref(), firmware)?;
-    Ok((found, packs))
+    // The kernel copies the packs; the agent decompresses what it loads.
+    let mut first = Vec::new();
+    for (i, pack) in packs.iter().enumerate() {
+        let (archive, _) = pack.to_cpio(mtime, 1, &[])?;
+        let mut frame = Vec::new();
+        super::zstd::compress_cached(&archive, &first, cache, &mut frame, progress)?;
+        tree.add_file(&format!("{base}/{}", lazare_cd::modpack::PACKS[i]), frame, 0o644)?;
+        if i == 0 {
+            first = archive;
+        }
+    }
+    add_firmware(tree, firmware_dir(modules_dir).as_deref(), firmware)
 }
 
 /// A module file's contents, decompressed if it is `.ko.{xz,zst,gz}`.

@@ -40,8 +40,8 @@ pub fn swap_off(on: &[PathBuf], r: &dyn Reporter) {
 }
 
 /// `memory: agent peak 9.1 MB (VmHWM), now 6.0 MB (VmRSS), RAM 120.4 MB
-/// (MemTotal), swap used 3.2 MB` from `/proc/self/status` and `/proc/meminfo`: `make bench` reads it from
-/// the uploaded log.
+/// (MemTotal), swap used 3.2 MB` from `/proc/self/status` and
+/// `/proc/meminfo`: `make bench` reads it from the uploaded log.
 pub fn report(status: &Path, meminfo: &Path) -> String {
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     let (status, meminfo) = (read(status), read(meminfo));
