@@ -48,15 +48,27 @@ pub struct FetchArgs {
     /// (an install's configure step).
     #[arg(long, default_value_t = 0)]
     pub hold: u64,
+    /// Copy the engine's own log here before it stops (its pieces and
+    /// log are removed with it).
+    #[arg(long, requires = "torrent")]
+    pub engine_log: Option<PathBuf>,
 }
 
+/// Warnings only, each with the seconds since the process started (a
+/// room's logs are read side by side).
 struct Quiet;
 
 impl Progress for Quiet {
     fn percent(&self, _pct: u8) {}
     fn warn(&self, line: &str) {
-        eprintln!("lazare-agent fetch: {line}");
+        say(line);
     }
+}
+
+fn say(line: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("lazare-agent fetch: [{t:6.2}] {line}");
 }
 
 pub fn run(a: &FetchArgs) -> Result<()> {
@@ -82,9 +94,10 @@ pub fn run(a: &FetchArgs) -> Result<()> {
         torrent: a.torrent.clone(),
     };
     let server = UreqFetch::default();
-    let log = |line: &str| eprintln!("lazare-agent fetch: {line}");
+    let log = |line: &str| say(line);
     // A PC's time counts from here: the engine's fetch is part of it.
     let start = Instant::now();
+    say("start");
     let engine = match (&a.tracker, &a.engine_sha256, a.engine_size) {
         (Some(tracker), Some(sha256), Some(size)) => {
             let room = Room { tracker_port: 0, engine: Pinned { sha256: sha256.clone(), size } };
@@ -114,10 +127,16 @@ pub fn run(a: &FetchArgs) -> Result<()> {
     let index = stream(fetch, &a.url, &image, &a.into, Retry::default(), &Quiet)
         .with_context(|| format!("streaming {} into {}", a.url, a.into.display()))?;
     let secs = start.elapsed().as_secs_f64();
+    say(&format!("the image is in ({secs:.2} s)"));
     println!("{} chunks checked against {}", index.count(), a.chunks);
     if let Some(engine) = engine {
         let from_peer = engine.from_peer.is_some();
         std::thread::sleep(Duration::from_secs(a.hold));
+        if let Some(to) = &a.engine_log {
+            if let Err(e) = engine.keep_log(to) {
+                say(&format!("keeping the engine's log in {}: {e}", to.display()));
+            }
+        }
         let s = engine.finish(&log).unwrap_or_default();
         log(&room::stats_line(&s, a.size));
         // One line for bench/room.

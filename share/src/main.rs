@@ -20,6 +20,7 @@ mod http;
 mod prefetch;
 mod roots;
 mod swarm;
+mod trace;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -148,6 +149,9 @@ async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
             let swarm = swarm::Swarm::start(&torrent, &store, peer_port, &peers, false).await;
             roots.remove();
             let swarm = swarm?;
+            if std::env::var_os("LAZARE_SHARE_TRACE").is_some() {
+                tokio::spawn(trace::run(swarm.handle.clone(), peers.tracker_ip()));
+            }
             let addr = listener.local_addr().context("http local address")?;
             let server = tokio::spawn(http::serve(listener, swarm.handle.clone()));
             tokio::spawn(prefetch::run(swarm.handle.clone()));

@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use librqbit::{
-    AddTorrent, AddTorrentOptions, ByteBufOwned, ListenerMode, ListenerOptions, ManagedTorrent,
-    Session, SessionOptions,
+    AddTorrent, AddTorrentOptions, ByteBufOwned, ConnectionOptions, ListenerMode, ListenerOptions,
+    ManagedTorrent, PeerConnectionOptions, Session, SessionOptions,
 };
 
 /// Piece length of the torrents `create` writes: the chunk index's chunk, so
 /// a piece the agent checks against the signed index is one torrent piece.
 pub const PIECE_LEN: u32 = 1024 * 1024;
+
+/// A keep-alive on every connection quiet for this long (see `start`).
+const KEEP_ALIVE: Duration = Duration::from_secs(3);
 
 #[derive(clap::Args)]
 pub struct PeerSources {
@@ -27,6 +30,15 @@ pub struct PeerSources {
     /// The info hash the torrent must have (hex; the signed plan's).
     #[arg(long)]
     info_hash: Option<String>,
+}
+
+impl PeerSources {
+    /// The tracker's host (the server, where its seed runs).
+    pub fn tracker_ip(&self) -> Option<IpAddr> {
+        let url = self.tracker.as_deref()?.strip_prefix("http://")?;
+        let authority = url.split('/').next()?;
+        authority.parse::<SocketAddr>().ok().map(|a| a.ip())
+    }
 }
 
 pub struct Swarm {
@@ -66,6 +78,22 @@ impl Swarm {
                 listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), peer_port),
                 enable_upnp_port_forwarding: false,
                 ipv4_only: true,
+                ..Default::default()
+            }),
+            // librqbit drops a connection on which nothing came for 10 s
+            // but sends its keep-alive only after 120 s idle, and calls a
+            // dropped peer back after 10 s, then 60 s, then 6 minutes. In
+            // a room a PC often has nothing new for the PCs it is told of
+            // for 10 s (they wait on the same piece): at 40 PCs most lost
+            // their few peers this way and sat for a minute with pieces
+            // next door (`make bench-room`). A keep-alive every 3 s keeps
+            // them; a peer that really went away still fails within 30 s.
+            connect: Some(ConnectionOptions {
+                peer_opts: Some(PeerConnectionOptions {
+                    keep_alive_interval: Some(KEEP_ALIVE),
+                    read_write_timeout: Some(Duration::from_secs(30)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             client_name_and_version: Some(

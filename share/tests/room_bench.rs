@@ -146,6 +146,7 @@ fn room(n: usize, sharing: bool, isolated: bool, work: &Path) -> Room {
             ]);
             cmd.args(["--engine-sha256", &format!("{:x}", Sha256::digest(engine))]);
             cmd.args(["--engine-size", &engine.len().to_string(), "--hold", &HOLD.to_string()]);
+            cmd.arg("--engine-log").arg(work.join(format!("pc-{n}-{sharing}-{i}-engine.log")));
         }
         let start = Instant::now();
         // Its warnings (stalls, retries) stay in the work dir for a look.
@@ -198,8 +199,12 @@ fn room_bench() {
         .split_whitespace()
         .map(|s| s.parse().expect("ROOM_SIZES: numbers"))
         .collect();
-    let work = tempfile::tempdir().unwrap();
-    let image = make_image(work.path());
+    // ROOM_WORK=DIR keeps the PCs' logs there for a look afterwards.
+    let kept = std::env::var_os("ROOM_WORK").map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let work = kept.as_deref().unwrap_or(temp.path());
+    std::fs::create_dir_all(work).unwrap();
+    let image = make_image(work);
     println!(
         "room bench: a {:.1} MiB image, server uplink {UPLINK}, PCs {PC_LINK}, starts over {:.1} s, \
          hold {HOLD} s (time {TIME_SCALE}x the real room's)",
@@ -220,7 +225,7 @@ fn room_bench() {
     let mut slowest_one = [None, None];
     for &n in &sizes {
         for &sharing in &modes {
-            let r = room(n, sharing, false, work.path());
+            let r = room(n, sharing, false, work);
             let slowest = r.pcs.iter().map(|p| p.secs).fold(0.0, f64::max);
             let mean = r.pcs.iter().map(|p| p.secs).sum::<f64>() / n as f64;
             let via: u64 = r.pcs.iter().map(|p| p.from_peers).sum();

@@ -12,6 +12,10 @@
 //! each PC sees it). Only the torrents of the images this server serves
 //! are tracked; a PC that stops announcing is forgotten after [`EXPIRE`].
 //!
+//! A PC is not told of every other PC, only of a few ahead of it in a tree
+//! rooted at the leader ([`Swarm::neighbours`]): the torrents are private
+//! (no peer exchange), so these are all the peers it meets.
+//!
 //! It also says where a PC gets the sharing engine itself (`GET /engine`,
 //! [`super::handout`]): from a PC announcing now, so the server's link
 //! carries the engine about once for the room. A rogue host can announce
@@ -119,15 +123,8 @@ struct Peer {
     addr: SocketAddr,
     left: Option<u64>,
     seen: Instant,
-    /// Its first announce: the older of two PCs as far along leads.
+    /// Its first announce: its place in the room's tree ([`Swarm::neighbours`]).
     first: Instant,
-}
-
-impl Peer {
-    /// Sorts the PCs that have most first, the older first among equals.
-    fn rank(&self) -> (u64, Instant) {
-        (self.left.unwrap_or(u64::MAX), self.first)
-    }
 }
 
 /// One image's PCs, by peer id, and the one the server's seed is listed to.
@@ -168,6 +165,34 @@ impl Swarm {
                 true
             }
         }
+    }
+
+    /// The PCs `id` is told of: its parent in a binary tree of the room
+    /// (the leader at its root, then the PCs in the order they first
+    /// announced) and the two PCs just before it. A PC streams the image
+    /// in order, so each wants the piece the leader just got from the
+    /// server; told of everyone (as before), all 39 others of a room of 40
+    /// asked the leader for it, its link gave each a 39th of its speed,
+    /// and half the image was still missing everywhere when the leader had
+    /// it all (`make bench-room`: 40 PCs 3.7x one PC). In the tree a piece
+    /// goes from a PC to at most 4 others (2 children, the next 2), less
+    /// than its link's 5 times the server's, then on from them; the PCs
+    /// before it are the ones that have more. Stable between announces:
+    /// the order changes only when a PC comes, goes or leads.
+    fn neighbours(&self, id: &[u8]) -> Vec<SocketAddr> {
+        let mut order: Vec<(&Vec<u8>, &Peer)> = self.peers.iter().collect();
+        order.sort_by_key(|(pid, p)| (self.leader.as_ref() != Some(*pid), p.first, *pid));
+        let Some(i) = order.iter().position(|(pid, _)| pid.as_slice() == id) else {
+            return Vec::new();
+        };
+        let mut at: Vec<usize> =
+            [i.checked_sub(1).map(|j| j / 2), i.checked_sub(1), i.checked_sub(2)]
+                .into_iter()
+                .flatten()
+                .collect();
+        at.sort_unstable();
+        at.dedup();
+        at.into_iter().map(|j| order[j].1.addr).collect()
     }
 }
 
@@ -233,11 +258,7 @@ impl Tracker {
         }
         let seed = self.seeds.get(&a.info_hash).map(|&port| SocketAddr::new(conn.local.ip(), port));
         let seed = seed.filter(|_| swarm.seed_to(&a.peer_id));
-        // The PCs furthest along first: with numwant short, those have pieces.
-        let mut others: Vec<&Peer> =
-            swarm.peers.iter().filter(|(id, _)| **id != a.peer_id).map(|(_, p)| p).collect();
-        others.sort_by_key(|p| p.rank());
-        let listed = seed.into_iter().chain(others.into_iter().map(|p| p.addr)).take(a.numwant);
+        let listed = seed.into_iter().chain(swarm.neighbours(&a.peer_id)).take(a.numwant);
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for addr in listed {
             let (list, ip) = match canonical(addr.ip()) {

@@ -51,7 +51,7 @@ fn parses_raw_bytes_and_refuses_what_is_missing() {
 }
 
 #[test]
-fn a_room_learns_of_each_other_and_one_leader_at_a_time_of_the_server_seed() {
+fn a_room_learns_of_the_pcs_ahead_and_one_leader_at_a_time_of_the_server_seed() {
     let dir = images();
     let t = Tracker::new(dir.path().to_path_buf(), HashMap::from([(HASH, 6999)]));
     let t0 = Instant::now();
@@ -72,17 +72,21 @@ fn a_room_learns_of_each_other_and_one_leader_at_a_time_of_the_server_seed() {
     // The leader keeps the seed; a PC that overtakes it on paper (PC 1's
     // figure is an announce old) is not given it: one PC holds the seed.
     assert_eq!(ann(2, 1, t0 + 2 * s), PC1);
-    assert_eq!(ann(1, 2, t0 + 3 * s), [SEED, PC2].concat());
+    // The leader is the root of the room's tree: told of the seed only
+    // (the others connect to it).
+    assert_eq!(ann(1, 2, t0 + 3 * s), SEED);
+    // A third PC: its parent (the leader) and the PC before it.
+    assert_eq!(ann(3, 3, t0 + 4 * s), [PC1, PC2].concat());
     // Once a PC has the whole image, nobody is given the server's seed.
-    assert_eq!(ann(3, 3, t0 + 4 * s), [PC2, PC1].concat());
-    assert_eq!(ann(1, 0, t0 + 5 * s), [PC2, PC3].concat());
-    assert_eq!(ann(2, 1, t0 + 6 * s), [PC1, PC3].concat());
+    assert!(ann(1, 0, t0 + 5 * s).is_empty());
+    assert_eq!(ann(2, 1, t0 + 6 * s), PC1);
     assert_eq!(t.peers_known(t0 + 6 * s), 3);
     // The complete leader stops (it reboots): the next PC that announces
-    // leads. Stopped: forgotten at once. Silent: after EXPIRE.
+    // leads, and is the new root. Stopped: forgotten at once. Silent:
+    // after EXPIRE.
     t.announce(&parse(&query(1, 6881, "&event=stopped")).unwrap(), conn("10.0.0.11:1"), t0)
         .unwrap();
-    assert_eq!(ann(3, 2, t0 + 7 * s), [SEED, PC2].concat());
+    assert_eq!(ann(3, 2, t0 + 7 * s), SEED);
     assert_eq!(ann(2, 1, t0 + 7 * s), PC3);
     assert_eq!(t.peers_known(t0 + 7 * s + EXPIRE), 0);
     // The leader went silent: PC 2 leads when it announces again.
@@ -91,10 +95,44 @@ fn a_room_learns_of_each_other_and_one_leader_at_a_time_of_the_server_seed() {
     let v6 = parse(&query(4, 7000, "&left=3")).unwrap();
     let v = t.announce(&v6, conn("[fd00::3]:5"), t0 + 9 * s + EXPIRE).unwrap();
     assert_eq!(peers(&v, "peers"), PC2);
-    let mapped = parse(&query(2, 6882, "&left=1")).unwrap();
-    let v = t.announce(&mapped, conn("[::ffff:10.0.0.12]:5"), t0 + 10 * s + EXPIRE).unwrap();
+    let mapped = parse(&query(5, 6885, "&left=1")).unwrap();
+    let v = t.announce(&mapped, conn("[::ffff:10.0.0.15]:5"), t0 + 10 * s + EXPIRE).unwrap();
     assert_eq!(peers(&v, "peers6").len(), 18);
-    assert_eq!(peers(&v, "peers"), SEED);
+    assert_eq!(peers(&v, "peers"), PC2);
+}
+
+#[test]
+fn each_pc_is_told_of_its_parent_and_the_two_before_it_and_feeds_at_most_four() {
+    let dir = images();
+    let t = Tracker::new(dir.path().to_path_buf(), HashMap::from([(HASH, 6999)]));
+    let t0 = Instant::now();
+    let n: u8 = 40;
+    // listed[i]: the PCs PC i is told of, by their join order.
+    let mut listed = Vec::new();
+    for i in 0..n {
+        let q = query(i + 1, 6881, "&left=5");
+        let v =
+            t.announce(&parse(&q).unwrap(), conn(&format!("10.0.1.{}:40000", i + 1)), t0).unwrap();
+        let got = peers(&v, "peers");
+        if i == 0 {
+            // The first is the leader: the server's seed, nobody else.
+            assert_eq!(got, [10, 0, 0, 1, 0x1b, 0x57]);
+        }
+        listed.push(got.chunks(6).map(|c| usize::from(c[3]) - 1).collect::<Vec<_>>());
+    }
+    for (i, got) in listed.iter().enumerate().skip(1) {
+        let mut want = vec![(i - 1) / 2, i - 1];
+        want.extend(i.checked_sub(2));
+        want.sort_unstable();
+        want.dedup();
+        assert_eq!(*got, want, "PC {i}");
+    }
+    // A piece goes from a PC to at most 4 others: its link is 5 times the
+    // server's in a room (`make bench-room`).
+    for j in 0..usize::from(n) {
+        let fed = listed.iter().skip(1).filter(|l| l.contains(&j)).count();
+        assert!(fed <= 4, "PC {j} feeds {fed}");
+    }
 }
 
 #[test]

@@ -308,6 +308,12 @@ impl Engine {
         format!("engine log: {}", tail.join(" | "))
     }
 
+    /// Copies the engine's own log to `to` (`lazare-agent fetch
+    /// --engine-log`: bench-room keeps it beside the PC's).
+    pub fn keep_log(&self, to: &Path) -> io::Result<u64> {
+        std::fs::copy(self.dir.join("engine.log"), to)
+    }
+
     /// The engine's figures now (`None` if it does not answer).
     pub fn stats(&self) -> Option<Stats> {
         engine_stats(&self.base)
