@@ -28,11 +28,15 @@ use crate::swarm::PIECE_LEN;
 /// file (every piece is then on disk) or the stream fails.
 pub async fn run(torrent: Arc<ManagedTorrent>) {
     let total = torrent.stats().total_bytes;
-    let pieces = total.div_ceil(u64::from(PIECE_LEN));
+    // The torrent's own: small images have pieces under 1 MiB
+    // (lazare_proto::chunk_size_for).
+    let piece = torrent.with_metadata(|m| m.lengths().default_piece_length());
+    let piece = u64::from(piece.unwrap_or(PIECE_LEN));
+    let pieces = total.div_ceil(piece);
     if pieces < 2 {
         return;
     }
-    let start = random_below(pieces) * u64::from(PIECE_LEN);
+    let start = random_below(pieces) * piece;
     let Ok(mut stream) = torrent.stream(0).await else { return };
     let mut buf = vec![0u8; 256 * 1024];
     for (from, to) in [(start, total), (0, start)] {
