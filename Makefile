@@ -155,12 +155,15 @@ e2e-desktop: deps build
 # the server's link sends fewer than 1.7 image sizes; each PC then boots its
 # own disk. Three TCG VMs at once: ~20 min on 2 shared cores. Then three
 # namespaced PCs that cannot reach each other (client isolation) get the
-# image from the server alone (share/tests/room_bench.rs, ~2 min).
+# image from the server alone (share/tests/room_bench.rs, ~2 min), and
+# engines on namespaced PCs finish when one PC is switched off mid-way and
+# beside a lying peer (share/tests/share_lan.rs).
 e2e-room: deps build
 	$(CARGO) test --locked --release --no-fail-fast -p lazare --test e2e_room \
 		-- --test-threads=1 --nocapture
 	$(CARGO) test --locked --release -p lazare-share --test room_bench \
 		-- --exact isolated_pcs_install_from_the_server_alone --nocapture
+	$(CARGO) test --locked --release -p lazare-share --test share_lan -- --nocapture
 
 # Figures against the peers (mkinitramfs + xorriso, Debian's initrd, curl|tar),
 # measured in the same run on this machine's kernel; printed, never asserted.

@@ -21,7 +21,9 @@
 //!
 //! Needs root, iproute2, zstd, tar, and `make build` (LAZARE, LAZARE_AGENT
 //! name other binaries). ROOM_SIZES="1 5" runs fewer rooms, ROOM_MODES="yes"
-//! only the rooms that share.
+//! only the rooms that share. ROOM_WORK=DIR keeps each PC's log there, and
+//! its engine's (`pc-N-MODE-I-engine.log`: with LAZARE_SHARE_TRACE=1, a
+//! line a second of what the engine has and from whom).
 
 mod lan;
 

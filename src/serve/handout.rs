@@ -1,11 +1,12 @@
 //! Who gives a PC of the room the sharing engine (the tracker's
 //! `GET /engine`, see [`lazare_proto::EngineSource`]). The server sends it
-//! while no PC of the room has it, to one PC at a time; a PC running it serves it to at most [`PER_PC`]
-//! others at once; the rest wait a moment. A PC that got it starts its
-//! engine and announces, and from then on it is a source too, so the
-//! sources double each round: 40 PCs take it in about six rounds of
-//! seconds, and the server's link carries it about once instead of 40
-//! times (the engine is a fifth of the `standard` image in a room of 40).
+//! while no PC of the room has it, to one PC at a time; a PC running it
+//! serves it to at most [`PER_PC`] others at once; the rest wait a moment.
+//! A PC that got it starts its engine and announces, and from then on it
+//! is a source too, so the sources double each round: 40 PCs take it in
+//! about six rounds of seconds, and the server's link carries it once
+//! instead of 40 times (the engine is a fifth of the `standard` image in a
+//! room of 40).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -144,10 +144,14 @@ impl Swarm {
     /// once told of the seed stays connected to it, and announces come
     /// every [`INTERVAL`], so "furthest along" read from them is stale and
     /// named a new PC at nearly every announce (the room then pulled each
-    /// piece from the server several times). Once a PC has the whole image
-    /// nobody is given the seed; a PC left with nobody to give it a piece
-    /// (peers that cannot reach each other) stalls and goes on over HTTP
-    /// (the agent's RoomFetch).
+    /// piece from the server several times). When the leader has the whole
+    /// image the next PC that announces and lacks some leads: the others
+    /// are close behind it by then (the tree), and a PC that says it has
+    /// everything is not believed enough to cut the room off the server (a
+    /// rogue host announcing `left=0` would have, when that stopped the
+    /// seed for all). A PC left with nobody to give it a piece (peers that
+    /// cannot reach each other) stalls and goes on over HTTP (the agent's
+    /// RoomFetch).
     fn seed_to(&mut self, id: &[u8]) -> bool {
         let done = |p: &Peer| p.left == Some(0);
         let gone = |leader: &Vec<u8>| self.peers.get(leader).is_none_or(done);
@@ -159,7 +163,6 @@ impl Swarm {
         }
         match &self.leader {
             Some(leader) => leader == id,
-            None if self.peers.values().any(done) => false,
             None => {
                 self.leader = Some(id.to_vec());
                 true

@@ -77,14 +77,17 @@ fn a_room_learns_of_the_pcs_ahead_and_one_leader_at_a_time_of_the_server_seed() 
     assert_eq!(ann(1, 2, t0 + 3 * s), SEED);
     // A third PC: its parent (the leader) and the PC before it.
     assert_eq!(ann(3, 3, t0 + 4 * s), [PC1, PC2].concat());
-    // Once a PC has the whole image, nobody is given the server's seed.
+    // The leader has the whole image: the next PC that lacks some leads and
+    // is the new root; the complete PC stays in the tree for the others.
     assert!(ann(1, 0, t0 + 5 * s).is_empty());
-    assert_eq!(ann(2, 1, t0 + 6 * s), PC1);
+    assert_eq!(ann(2, 1, t0 + 6 * s), SEED);
+    assert_eq!(ann(3, 3, t0 + 6 * s), [PC2, PC1].concat());
     assert_eq!(t.peers_known(t0 + 6 * s), 3);
-    // The complete leader stops (it reboots): the next PC that announces
-    // leads, and is the new root. Stopped: forgotten at once. Silent:
-    // after EXPIRE.
+    // A leader that stops (it reboots) is replaced by the next PC that
+    // announces. Stopped: forgotten at once. Silent: after EXPIRE.
     t.announce(&parse(&query(1, 6881, "&event=stopped")).unwrap(), conn("10.0.0.11:1"), t0)
+        .unwrap();
+    t.announce(&parse(&query(2, 6882, "&event=stopped")).unwrap(), conn("10.0.0.12:1"), t0)
         .unwrap();
     assert_eq!(ann(3, 2, t0 + 7 * s), SEED);
     assert_eq!(ann(2, 1, t0 + 7 * s), PC3);
