@@ -141,8 +141,8 @@ pub fn run(a: &FetchArgs) -> Result<()> {
         log(&room::stats_line(&s, a.size));
         // One line for bench/room.
         println!(
-            "room {{\"secs\":{secs:.2},\"from_peers\":{},\"uploaded\":{},\"dropped\":{},\"engine_from_peer\":{}}}",
-            s.from_peers, s.uploaded, s.dropped, from_peer
+            "room {{\"secs\":{secs:.2},\"from_peers\":{},\"from_server\":{},\"uploaded\":{},\"dropped\":{},\"engine_from_peer\":{}}}",
+            s.from_peers, s.from_server, s.uploaded, s.dropped, from_peer
         );
     }
     Ok(())

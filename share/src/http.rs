@@ -9,6 +9,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::SeekFrom;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -41,7 +42,7 @@ const FRAME: usize = 256 * 1024;
 /// again, which read on at once (`make bench-room`, issue 15).
 pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub async fn serve(listener: TcpListener, torrent: Arc<ManagedTorrent>) {
+pub async fn serve(listener: TcpListener, torrent: Arc<ManagedTorrent>, server: Option<IpAddr>) {
     let streams = Arc::new(Semaphore::new(MAX_STREAMS));
     loop {
         let (conn, _) = match listener.accept().await {
@@ -58,7 +59,7 @@ pub async fn serve(listener: TcpListener, torrent: Arc<ManagedTorrent>) {
             let svc = hyper::service::service_fn(move |req| {
                 let torrent = torrent.clone();
                 let streams = streams.clone();
-                async move { Ok::<_, Infallible>(answer(req, &torrent, &streams).await) }
+                async move { Ok::<_, Infallible>(answer(req, &torrent, &streams, server).await) }
             });
             // A reader that goes away mid-body is not an error of ours.
             let _ = hyper::server::conn::http1::Builder::new()
@@ -72,13 +73,14 @@ async fn answer(
     req: Request<Incoming>,
     torrent: &Arc<ManagedTorrent>,
     streams: &Arc<Semaphore>,
+    server: Option<IpAddr>,
 ) -> Resp {
     if req.method() != Method::GET {
         return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }
     match req.uri().path() {
         "/image" => image(&req, torrent, streams).await,
-        "/stats" => stats(torrent),
+        "/stats" => stats(torrent, server),
         _ => text(StatusCode::NOT_FOUND, "no such path\n"),
     }
 }
@@ -269,18 +271,21 @@ impl Body for ReadBody {
     }
 }
 
-/// Byte counts from librqbit's torrent stats: `from_peers` is what was
-/// downloaded and hash-checked in this run (every byte of it came from a
-/// peer, the server's seed being one), `uploaded` what peers took from us,
-/// `peers` the live peer connections, `have` the bytes in good pieces.
-fn stats(torrent: &Arc<ManagedTorrent>) -> Resp {
+/// Byte counts from librqbit's torrent stats: `from_server` is what came
+/// from the server's seed (`server`, the tracker's host), `from_peers` the
+/// rest of what was downloaded and hash-checked in this run (from the
+/// room's other PCs), `uploaded` what peers took from us, `peers` the live
+/// peer connections, `have` the bytes in good pieces.
+fn stats(torrent: &Arc<ManagedTorrent>, server: Option<IpAddr>) -> Resp {
     let s = torrent.stats();
-    let (from_peers, peers) = s
+    let (checked, peers) = s
         .live
         .as_ref()
         .map_or((0, 0), |l| (l.snapshot.downloaded_and_checked_bytes, l.snapshot.peer_stats.live));
+    let from_server = crate::swarm::fetched_from(torrent, server);
     let json = serde_json::json!({
-        "from_peers": from_peers,
+        "from_peers": checked.saturating_sub(from_server),
+        "from_server": from_server,
         "uploaded": s.uploaded_bytes,
         "peers": peers,
         "have": s.progress_bytes,

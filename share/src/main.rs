@@ -153,7 +153,8 @@ async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
                 tokio::spawn(trace::run(swarm.handle.clone(), peers.tracker_ip()));
             }
             let addr = listener.local_addr().context("http local address")?;
-            let server = tokio::spawn(http::serve(listener, swarm.handle.clone()));
+            let server =
+                tokio::spawn(http::serve(listener, swarm.handle.clone(), peers.tracker_ip()));
             tokio::spawn(prefetch::run(swarm.handle.clone()));
             tokio::spawn(prefetch::reconnect(swarm.handle.clone()));
             println!("ready http://{addr}");

@@ -156,6 +156,20 @@ impl Swarm {
     }
 }
 
+/// Bytes fetched from the peers at `host` (the server's seed), counted
+/// over every peer librqbit knows, connected or not.
+pub fn fetched_from(torrent: &ManagedTorrent, host: Option<IpAddr>) -> u64 {
+    let (Some(host), Some(live)) = (host, torrent.live()) else { return 0 };
+    // librqbit's filter type is not exported; "all" is its JSON form.
+    let all = serde_json::from_value(serde_json::json!({ "state": "all" })).unwrap_or_default();
+    let snap = live.per_peer_stats_snapshot(all);
+    snap.peers
+        .iter()
+        .filter(|(addr, _)| addr.parse::<SocketAddr>().is_ok_and(|a| a.ip() == host))
+        .map(|(_, p)| p.counters.fetched_bytes)
+        .sum()
+}
+
 /// No DNS on the PC: the tracker must be an http:// URL with an IP literal.
 fn check_tracker(url: &str) -> anyhow::Result<String> {
     let rest = url

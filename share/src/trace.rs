@@ -12,8 +12,6 @@ use librqbit::ManagedTorrent;
 /// One line a second, for as long as the engine runs; `server` is the
 /// tracker's host (the server's seed runs there). Peers as `HOST:PORT`
 /// with the last octet only, `state:KiB from/KiB to:st stolen/stolen from`.
-/// The seed is counted while connected (librqbit forgets a peer's figures
-/// when it goes).
 pub async fn run(torrent: Arc<ManagedTorrent>, server: Option<std::net::IpAddr>) {
     let start = std::time::Instant::now();
     for tick in 1u64.. {
@@ -21,14 +19,13 @@ pub async fn run(torrent: Arc<ManagedTorrent>, server: Option<std::net::IpAddr>)
         let s = torrent.stats();
         let Some(live) = torrent.live() else { continue };
         let snap = live.per_peer_stats_snapshot(Default::default());
-        let (mut seed, mut seed_peers, mut pcs) = (0u64, 0, 0);
-        for (addr, p) in &snap.peers {
+        let seed = crate::swarm::fetched_from(&torrent, server);
+        let (mut seed_peers, mut pcs) = (0, 0);
+        for addr in snap.peers.keys() {
             let ip = addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
-            if ip.is_some() && ip == server {
-                seed += p.counters.fetched_bytes;
-                seed_peers += 1;
-            } else {
-                pcs += 1;
+            match ip.is_some() && ip == server {
+                true => seed_peers += 1,
+                false => pcs += 1,
             }
         }
         let l = live.stats_snapshot();

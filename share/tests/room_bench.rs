@@ -88,7 +88,9 @@ fn serve(lan: &mut Lan, ns: &str, data: &Path, sharing: bool) {
 
 struct Pc {
     secs: f64,
+    /// Image bytes from the room's other PCs, and from the server's seed.
     from_peers: u64,
+    from_seed: u64,
     /// It gave up on the engine (stalls) and went on over HTTP.
     dropped: bool,
     /// It took the engine from the server, not from another PC.
@@ -168,10 +170,17 @@ fn room(n: usize, sharing: bool, isolated: bool, work: &Path) -> Room {
                 Some(r) => Pc {
                     secs: r["secs"].as_f64().unwrap(),
                     from_peers: r["from_peers"].as_u64().unwrap(),
+                    from_seed: r["from_server"].as_u64().unwrap(),
                     dropped: r["dropped"].as_bool().unwrap(),
                     engine_from_server: !r["engine_from_peer"].as_bool().unwrap(),
                 },
-                None => Pc { secs, from_peers: 0, dropped: false, engine_from_server: false },
+                None => Pc {
+                    secs,
+                    from_peers: 0,
+                    from_seed: 0,
+                    dropped: false,
+                    engine_from_server: false,
+                },
             }
         }));
         if i + 1 < n {
@@ -214,9 +223,9 @@ fn room_bench() {
         SPREAD.as_secs_f64()
     );
     println!(
-        "| PCs | sharing | slowest PC (s) | mean (s) | server link sent (image sizes) | of it the engines | through the engine | PCs that dropped the engine |"
+        "| PCs | sharing | slowest PC (s) | mean (s) | server link sent (image sizes) | of it the engines | PCs got from each other | from the server's seed | PCs that dropped the engine |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     // ROOM_MODES="yes" leaves out the rooms without sharing (40 of them
     // take 12 minutes), for a quick look at a change.
     let modes: Vec<bool> = std::env::var("ROOM_MODES")
@@ -231,6 +240,7 @@ fn room_bench() {
             let slowest = r.pcs.iter().map(|p| p.secs).fold(0.0, f64::max);
             let mean = r.pcs.iter().map(|p| p.secs).sum::<f64>() / n as f64;
             let via: u64 = r.pcs.iter().map(|p| p.from_peers).sum();
+            let seed: u64 = r.pcs.iter().map(|p| p.from_seed).sum();
             let s = usize::from(sharing);
             if n == 1 {
                 slowest_one[s] = Some(slowest);
@@ -238,11 +248,12 @@ fn room_bench() {
             let ratio = slowest_one[s]
                 .map_or(String::new(), |one| format!(" ({:.2}x one PC)", slowest / one));
             println!(
-                "| {n} | {} | {slowest:.1}{ratio} | {mean:.1} | {:.2} | {:.2} | {:.2} | {} |",
+                "| {n} | {} | {slowest:.1}{ratio} | {mean:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
                 if sharing { "yes" } else { "no" },
                 r.server_bytes as f64 / image as f64,
                 r.engine_bytes as f64 / image as f64,
                 via as f64 / image as f64,
+                seed as f64 / image as f64,
                 r.pcs.iter().filter(|p| p.dropped).count(),
             );
         }

@@ -111,8 +111,12 @@ pub struct Engine {
 /// What the engine says of the sharing (its `GET /stats`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub struct Stats {
+    /// From the room's other PCs.
     #[serde(default)]
     pub from_peers: u64,
+    /// From the server's seed.
+    #[serde(default)]
+    pub from_server: u64,
     #[serde(default)]
     pub uploaded: u64,
     /// Bytes in good pieces on disk.
@@ -380,10 +384,11 @@ fn engine_stats(base: &str) -> Option<Stats> {
 pub fn stats_line(s: &Stats, image_size: u64) -> String {
     let mib = |b: u64| b >> 20;
     format!(
-        "room: {} MiB of the {} MiB image came through the engine (from the other PCs and the \
-         server's seed), {} MiB sent to the others{}",
-        mib(s.from_peers),
+        "room: of the {} MiB image {} MiB came from the other PCs and {} MiB from the server's \
+         seed, {} MiB sent to the others{}",
         mib(image_size),
+        mib(s.from_peers),
+        mib(s.from_server),
         mib(s.uploaded),
         if s.dropped { "; the engine was dropped and the rest came from the server" } else { "" }
     )
