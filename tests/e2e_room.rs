@@ -254,7 +254,7 @@ fn three_pcs_share_the_image_and_the_server_sends_it_about_once() {
     }
 
     // What the server saw: three machines, each installed from a verified
-    // plan, each log saying what came through the engine.
+    // plan, each log saying what came from the other PCs and the seed.
     let list = room.api(&data, "/api/v1/machines");
     let machines = list.as_array().expect("machines is a list");
     assert_eq!(machines.len(), PCS, "{list:#}");
@@ -277,8 +277,10 @@ fn three_pcs_share_the_image_and_the_server_sends_it_about_once() {
             eprintln!("room: {host} log: {}", l.trim());
         }
         assert!(logs.last().is_some_and(|l| l.contains(DONE)), "{}", tail(&text, 20));
+        // The agent's line (room::stats_line): what came from the other
+        // PCs and what from the server's seed.
         assert!(
-            text.contains("came through the engine"),
+            text.contains("came from the other PCs and"),
             "{host} did not share: {}",
             tail(&text, 30)
         );
