@@ -179,7 +179,11 @@ async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     let now = handle.stats().uploaded_bytes;
                     if now != told {
-                        println!("uploaded {now}");
+                        // Not println!: it panics once nobody reads the
+                        // figures (the pipe closed), and the seed would
+                        // end with it; the seeding matters, the figure not.
+                        use std::io::Write;
+                        let _ = writeln!(std::io::stdout(), "uploaded {now}");
                         told = now;
                     }
                 }

@@ -40,7 +40,7 @@ pub trait Reporter {
     /// A line for the log only.
     fn log(&self, line: &str);
     /// What the room gave: `line` for the log, and the bytes that came
-    /// through the engine for the server's dashboard.
+    /// from the room's other PCs for the server's dashboard.
     fn room(&self, line: &str, _from_peers: u64) {
         self.log(line);
     }
