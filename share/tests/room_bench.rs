@@ -273,16 +273,19 @@ fn isolated_pcs_install_from_the_server_alone() {
     let r = room(n, true, true, work.path());
     let secs: Vec<String> = r.pcs.iter().map(|p| format!("{:.1}", p.secs)).collect();
     let via: u64 = r.pcs.iter().map(|p| p.from_peers).sum();
+    let seed: u64 = r.pcs.iter().map(|p| p.from_seed).sum();
     println!(
-        "isolated room of {n}: PCs took {} s; the server sent {:.2} image sizes, {:.2} through \
-         the engines; {} PCs dropped the engine",
+        "isolated room of {n}: PCs took {} s; the server sent {:.2} image sizes; the PCs got \
+         {:.2} from each other and {:.2} from the server's seed; {} PCs dropped the engine",
         secs.join(", "),
         r.server_bytes as f64 / image as f64,
         via as f64 / image as f64,
+        seed as f64 / image as f64,
         r.pcs.iter().filter(|p| p.dropped).count()
     );
     // Nobody could give another PC anything.
     assert!(r.pcs.iter().all(|p| p.engine_from_server), "a PC got the engine from a peer");
+    assert_eq!(via, 0, "a PC got image bytes from another PC");
     assert!(
         r.server_bytes as f64 >= n as f64 * image as f64,
         "the server sent less than {n} images"
