@@ -94,7 +94,7 @@ pub fn run(a: &FetchArgs) -> Result<()> {
         torrent: a.torrent.clone(),
     };
     let server = UreqFetch::default();
-    let log = |line: &str| say(line);
+    let log = say;
     // A PC's time counts from here: the engine's fetch is part of it.
     let start = Instant::now();
     say("start");

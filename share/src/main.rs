@@ -149,12 +149,13 @@ async fn run(cmd: Cmd, roots: roots::Roots) -> anyhow::Result<()> {
             let swarm = swarm::Swarm::start(&torrent, &store, peer_port, &peers, false).await;
             roots.remove();
             let swarm = swarm?;
+            // The server's seed runs on the tracker's host.
+            let seed_host = peers.tracker_ip();
             if std::env::var_os("LAZARE_SHARE_TRACE").is_some() {
-                tokio::spawn(trace::run(swarm.handle.clone(), peers.tracker_ip()));
+                tokio::spawn(trace::run(swarm.handle.clone(), seed_host));
             }
             let addr = listener.local_addr().context("http local address")?;
-            let server =
-                tokio::spawn(http::serve(listener, swarm.handle.clone(), peers.tracker_ip()));
+            let server = tokio::spawn(http::serve(listener, swarm.handle.clone(), seed_host));
             tokio::spawn(prefetch::run(swarm.handle.clone()));
             tokio::spawn(prefetch::reconnect(swarm.handle.clone()));
             println!("ready http://{addr}");

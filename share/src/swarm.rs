@@ -35,9 +35,7 @@ pub struct PeerSources {
 impl PeerSources {
     /// The tracker's host (the server, where its seed runs).
     pub fn tracker_ip(&self) -> Option<IpAddr> {
-        let url = self.tracker.as_deref()?.strip_prefix("http://")?;
-        let authority = url.split('/').next()?;
-        authority.parse::<SocketAddr>().ok().map(|a| a.ip())
+        self.tracker.as_deref().and_then(tracker_host)
     }
 }
 
@@ -172,18 +170,24 @@ pub fn fetched_from(torrent: &ManagedTorrent, host: Option<IpAddr>) -> u64 {
 
 /// No DNS on the PC: the tracker must be an http:// URL with an IP literal.
 fn check_tracker(url: &str) -> anyhow::Result<String> {
-    let rest = url
-        .strip_prefix("http://")
-        .with_context(|| format!("tracker {url}: only http:// trackers"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
+    if !url.starts_with("http://") {
+        bail!("tracker {url}: only http:// trackers");
+    }
+    if tracker_host(url).is_none() {
+        bail!("tracker {url}: the host must be an IP address (no DNS on the PC)");
+    }
+    Ok(url.to_string())
+}
+
+/// The host of an `http://HOST[:PORT]/...` tracker URL when it is an IP
+/// literal (`[...]` for IPv6).
+fn tracker_host(url: &str) -> Option<IpAddr> {
+    let authority = url.strip_prefix("http://")?.split('/').next().unwrap_or_default();
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
-    if host.parse::<IpAddr>().is_err() {
-        bail!("tracker {url}: the host must be an IP address (no DNS on the PC)");
-    }
-    Ok(url.to_string())
+    host.parse().ok()
 }
 
 /// The torrent, checked against `info_hash`, with `tracker` as its only
@@ -236,4 +240,22 @@ pub async fn create(file: &Path, out: &Path, tracker: Option<String>) -> anyhow:
     std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
     println!("{}", res.info_hash().as_string());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracker_urls_name_an_ip_or_are_refused() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(tracker_host("http://10.0.0.1:8471/announce"), ip("10.0.0.1"));
+        assert_eq!(tracker_host("http://10.0.0.1/announce"), ip("10.0.0.1"));
+        assert_eq!(tracker_host("http://[fd00::1]:8471/announce"), ip("fd00::1"));
+        assert_eq!(tracker_host("http://server.lan:8471/announce"), None);
+        assert_eq!(tracker_host("https://10.0.0.1:8471/announce"), None);
+        assert!(check_tracker("https://10.0.0.1/announce").is_err());
+        assert!(check_tracker("http://server.lan/announce").is_err());
+        assert!(check_tracker("http://10.0.0.1:8471/announce").is_ok());
+    }
 }
